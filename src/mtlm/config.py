@@ -1,0 +1,260 @@
+"""The experiment configuration: pydantic models of the YAML file, with errors that name the key.
+
+Unknown keys are rejected (a typo must not be ignored silently) and the message suggests the
+nearest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mtlm.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class DataSpec(_Strict):
+    """Where a task's rows come from.
+
+    Exactly one of: per-split files (`train`, `validation`, `test`), one file `path` split with
+    a seed, a Hugging Face dataset `hub` (with `hub_config` and `hub_kwargs`), or `bundled`
+    (a demo task shipped through a registry package).
+    """
+
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    path: str | None = None
+    hub: str | None = None
+    hub_config: str | None = None
+    hub_kwargs: dict[str, Any] = Field(default_factory=dict)
+    bundled: str | None = None
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    split_seed: int = 0
+    conll_token_column: int = 0
+    conll_tag_column: int = -1
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        chosen = [
+            name
+            for name, given in (
+                ("train/validation/test", self.train or self.validation or self.test),
+                ("path", self.path),
+                ("hub", self.hub),
+                ("bundled", self.bundled),
+            )
+            if given
+        ]
+        if len(chosen) != 1:
+            raise ValueError(
+                "give exactly one source: train/validation/test files, path, hub or bundled"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
+        if self.path and self.validation_fraction + self.test_fraction >= 1.0:
+            raise ValueError("validation_fraction + test_fraction must be below 1")
+        return self
+
+
+class TaskSpec(_Strict):
+    """One task: its kind, its data, how its columns map and how its head is built."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    kind: str
+    data: DataSpec
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    labels: list[str] | None = None
+    max_length: int = Field(128, gt=0)
+    pooling: Literal["cls", "mean"] = "cls"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    loss_weight: float = Field(1.0, ge=0.0)
+    primary_metric: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from mtlm.tasks import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown task kind {kind!r}{_suggest(kind, KINDS)}")
+        return kind
+
+
+class SamplerSpec(_Strict):
+    """How the next task is chosen in `sampled` step mode."""
+
+    kind: Literal["proportional", "uniform", "temperature"] = "proportional"
+    temperature: float = Field(2.0, gt=0.0)
+    size_cap: int | None = Field(None, gt=0)
+
+
+class TrainingSpec(_Strict):
+    """Optimisation, schedule, evaluation and checkpointing of one run."""
+
+    output_dir: str = "runs/mtlm"
+    overwrite_output_dir: bool = False
+    seed: int = 42
+    max_steps: int = Field(1000, gt=0)
+    batch_size: int = Field(16, gt=0)
+    eval_batch_size: int = Field(64, gt=0)
+    learning_rate: float = Field(5e-5, gt=0.0)
+    head_learning_rate: float | None = Field(None, gt=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    max_grad_norm: float | None = Field(1.0, gt=0.0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    step_mode: Literal["sampled"] = "sampled"
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    logging_steps: int = Field(10, gt=0)
+    eval_steps: int | None = Field(None, gt=0)
+    save_steps: int | None = Field(None, gt=0)
+    save_total_limit: int = Field(2, gt=0)
+    load_best_model_at_end: bool = True
+    length_group_chunk: int = Field(50, gt=0)
+    eval_split: str = "validation"
+    final_eval_split: str = "test"
+    progress_bar: bool = True
+
+
+class ModelSpec(_Strict):
+    """The pretrained backbone: a hub name, a local folder, or `bundled:<name>`."""
+
+    name_or_path: str
+    revision: str | None = None
+
+
+class ExperimentConfig(_Strict):
+    """One experiment: a backbone, its tasks and how to train them."""
+
+    model: ModelSpec
+    tasks: list[TaskSpec] = Field(min_length=1)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    cache_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _unique_task_names(self) -> ExperimentConfig:
+        names = [task.name for task in self.tasks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"task names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def task(self, name: str) -> TaskSpec:
+        """The spec of the task called `name`."""
+        for spec in self.tasks:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"no task named {name!r}{_suggest(name, [t.name for t in self.tasks])}")
+
+    def to_json(self) -> str:
+        """The config as JSON, stable enough to hash and to store next to a model."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def load_config(path: str | Path, base_dir: str | Path | None = None) -> ExperimentConfig:
+    """Read and validate a YAML config; relative data paths resolve against its folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    config = config_from_dict(raw, source=str(path))
+    _resolve_data_paths(config, Path(base_dir) if base_dir else path.parent)
+    return config
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a config given as a dict; errors name `source` and the key path."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, raw, source)) from None
+
+
+def _resolve_data_paths(config: ExperimentConfig, base: Path) -> None:
+    for task in config.tasks:
+        for field in ("train", "validation", "test", "path"):
+            value = getattr(task.data, field)
+            if value and not Path(value).is_absolute():
+                setattr(task.data, field, str((base / value).resolve()))
+
+
+def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
+    first = error.errors()[0]
+    location = list(first["loc"])
+    key_path = _key_path(location, raw)
+    if first["type"] == "extra_forbidden":
+        model = _model_at(location[:-1], raw)
+        valid = list(model.model_fields) if model else []
+        message = f"unknown key {location[-1]!r}{_suggest(str(location[-1]), valid)}"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+        if "input" in first and not isinstance(first["input"], dict | list):
+            message += f" (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    suffix = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
+    return f"{source}: {key_path or '(top level)'}: {message}{suffix}"
+
+
+def _key_path(location: list[Any], raw: dict[str, Any]) -> str:
+    """`tasks.0.kind` becomes `tasks[0].kind`, or `tasks[sentiment].kind` where a name is known."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in location:
+        if isinstance(item, int):
+            name = node[item].get("name") if isinstance(node, list) and item < len(node) else None
+            parts[-1] += f"[{name}]" if isinstance(name, str) else f"[{item}]"
+        else:
+            parts.append(str(item))
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts)
+
+
+def _model_at(location: list[Any], raw: dict[str, Any]) -> type[BaseModel] | None:
+    model: type[BaseModel] = ExperimentConfig
+    for item in location:
+        if isinstance(item, int):
+            continue
+        field = model.model_fields.get(str(item))
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = getattr(annotation, "__args__", (annotation,))
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (valid: {', '.join(sorted(choices))})"

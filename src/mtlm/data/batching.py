@@ -1,0 +1,78 @@
+"""How batches are formed inside one task: length-grouped order and dynamic padding.
+
+How much of each task is trained is the sampler's business (training/sampling.py), not this
+module's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+#: Value a padded position gets, by field; every other list field is padded with 0.
+_PAD_VALUES = {"labels": -100}
+
+
+def pad_features(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Stack features into tensors, padding list fields to the longest in the batch."""
+    batch: dict[str, torch.Tensor] = {}
+    for key in features[0]:
+        values = [feature[key] for feature in features]
+        if isinstance(values[0], list):
+            width = max(len(value) for value in values)
+            pad = pad_token_id if key == "input_ids" else _PAD_VALUES.get(key, 0)
+            padded = [value + [pad] * (width - len(value)) for value in values]
+            sample = next((value[0] for value in values if value), 0)
+            batch[key] = torch.tensor(padded, dtype=_dtype(sample))
+        else:
+            batch[key] = torch.tensor(values, dtype=_dtype(values[0]))
+    return batch
+
+
+def _dtype(sample: Any) -> torch.dtype:
+    return torch.float32 if isinstance(sample, float) else torch.long
+
+
+class LengthGroupedBatches:
+    """Batch order for one epoch: shuffled, then sorted by length inside chunks of batches.
+
+    Sorting inside chunks of `chunk_batches` batches keeps similar lengths together (little
+    padding) while the order of chunks and of batches stays random. With several processes,
+    each takes every `num_replicas`-th batch so all see the same number of batches.
+    """
+
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        seed: int,
+        chunk_batches: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.chunk_batches = chunk_batches
+        self.num_replicas = num_replicas
+        self.rank = rank
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        """This process's batches (lists of row indices) for epoch `epoch`, deterministically."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.lengths))
+        chunk = self.batch_size * self.chunk_batches
+        batches: list[list[int]] = []
+        for start in range(0, len(order), chunk):
+            part = order[start : start + chunk]
+            part = part[np.argsort(-self.lengths[part], kind="stable")]
+            batches.extend(
+                part[i : i + self.batch_size].tolist() for i in range(0, len(part), self.batch_size)
+            )
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        while len(batches) < self.num_replicas:
+            batches = batches + batches
+        usable = len(batches) - len(batches) % self.num_replicas
+        return batches[self.rank : usable : self.num_replicas]

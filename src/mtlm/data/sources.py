@@ -1,0 +1,252 @@
+"""Read a task's rows, split by split, from local files or a Hugging Face dataset.
+
+Every row keeps a locator (`line 12`, `row 3`) so that later validation can name the exact
+place of a bad value.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtlm.config import DataSpec, TaskSpec
+from mtlm.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+_SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".conll": "conll",
+    ".conllu": "conll",
+    ".bio": "conll",
+}
+_HUB_SPLIT_ALIASES = {"validation": ("validation", "valid", "dev"), "test": ("test",)}
+
+
+@dataclass
+class SplitRows:
+    """The rows of one split, where they came from, and a fingerprint of their content."""
+
+    rows: list[dict[str, Any]]
+    source: str
+    locators: list[str]
+    fingerprint: str
+
+    def where(self, index: int) -> str:
+        """`file, line N` for the row at `index`, for error messages."""
+        return f"{self.source}, {self.locators[index]}"
+
+    def select(self, indices: list[int], fingerprint: str) -> SplitRows:
+        """A subset of the rows, keeping their original locators."""
+        return SplitRows(
+            rows=[self.rows[i] for i in indices],
+            source=self.source,
+            locators=[self.locators[i] for i in indices],
+            fingerprint=fingerprint,
+        )
+
+
+def read_task_splits(spec: TaskSpec) -> tuple[dict[str, SplitRows], list[str]]:
+    """All available splits of a task, and notes about splits that were derived or are missing."""
+    data = spec.data
+    notes: list[str] = []
+    if data.bundled:
+        from mtlm.assets import demo_task_files
+
+        files = {split: str(path) for split, path in demo_task_files(data.bundled).items()}
+        splits = {split: read_file(path, data.format, spec) for split, path in files.items()}
+    elif data.hub:
+        splits = _read_hub(data, spec)
+    elif data.path:
+        splits = _seeded_split(read_file(data.path, data.format, spec), data)
+        notes.append(
+            f"{spec.name}: validation and test split from {data.path} with seed {data.split_seed}"
+        )
+    else:
+        splits = {
+            split: read_file(getattr(data, split), data.format, spec)
+            for split in SPLITS
+            if getattr(data, split)
+        }
+    if "train" not in splits:
+        raise DataError(f"task {spec.name}: no training data (give data.train or data.path)")
+    if data.hub and set(splits) == {"train"}:
+        splits = _seeded_split(splits["train"], data)
+        notes.append(f"{spec.name}: the dataset has only a train split; derived the others")
+    for split in SPLITS:
+        if split not in splits:
+            notes.append(f"{spec.name}: no {split} split; it is not evaluated on {split}")
+    for split, rows in splits.items():
+        if not rows.rows:
+            raise DataError(f"{rows.source}: the {split} split of task {spec.name} is empty")
+    return splits, notes
+
+
+def read_file(path: str, fmt: str = "auto", spec: TaskSpec | None = None) -> SplitRows:
+    """Rows of one local file; `fmt` "auto" takes the format from the file's suffix.
+
+    CoNLL files need the task's `spec` (which columns hold words and tags, and their names).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{path}: data file not found" + (f" (task {spec.name})" if spec else ""))
+    fmt = fmt if fmt != "auto" else _SUFFIX_FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        key = f"tasks[{spec.name}].data.format" if spec else "the format"
+        raise DataError(
+            f"{path}: cannot tell the format from the suffix {file.suffix!r}; "
+            f"set {key} to one of csv, tsv, jsonl, parquet, conll"
+        )
+    if fmt == "conll" and spec is None:
+        raise DataError(f"{path}: CoNLL files are read only as task data")
+    raw = file.read_bytes()
+    fingerprint = hashlib.sha256(raw).hexdigest()
+    if fmt == "parquet":
+        rows, locators = _parse_parquet(file)
+    else:
+        text = _decode(raw, path)
+        if fmt == "jsonl":
+            rows, locators = _parse_jsonl(text, path)
+        elif fmt == "conll":
+            rows, locators = _parse_conll(text, path, spec)
+        else:
+            rows, locators = _parse_delimited(text, "\t" if fmt == "tsv" else ",", path)
+    return SplitRows(rows, path, locators, fingerprint)
+
+
+def _decode(raw: bytes, path: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: text is not valid UTF-8 (byte {raw[error.start]:#04x})"
+        ) from None
+
+
+def _parse_jsonl(text: str, path: str) -> tuple[list[dict[str, Any]], list[str]]:
+    rows, locators = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}, line {number}: expected a JSON object per line")
+        rows.append(row)
+        locators.append(f"line {number}")
+    return rows, locators
+
+
+def _parse_delimited(
+    text: str, delimiter: str, path: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, locators = [], []
+    try:
+        for row in reader:
+            if None in row:
+                raise DataError(
+                    f"{path}, line {reader.line_num}: more fields than the header has columns"
+                )
+            rows.append(row)
+            locators.append(f"line {reader.line_num}")
+    except csv.Error as error:
+        raise DataError(f"{path}, line {reader.line_num}: {error}") from None
+    return rows, locators
+
+
+def _parse_parquet(file: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(file).to_pylist()
+    except Exception as error:  # pyarrow raises several types for a corrupt file
+        raise DataError(f"{file}: not a readable Parquet file ({error})") from None
+    return rows, [f"row {i + 1}" for i in range(len(rows))]
+
+
+def _parse_conll(text: str, path: str, spec: TaskSpec) -> tuple[list[dict[str, Any]], list[str]]:
+    rows: list[dict[str, Any]] = []
+    locators: list[str] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+
+    def flush() -> None:
+        if tokens:
+            rows.append({spec.tokens_column: list(tokens), spec.tags_column: list(tags)})
+            locators.append(f"line {start}")
+            tokens.clear()
+            tags.clear()
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            flush()
+            continue
+        if not tokens:
+            start = number
+        try:
+            if len(fields) < 2:
+                raise IndexError
+            tokens.append(fields[spec.data.conll_token_column])
+            tags.append(fields[spec.data.conll_tag_column])
+        except IndexError:
+            raise DataError(
+                f"{path}, line {number}: expected a token and a tag column, "
+                f"found {len(fields)} field(s)"
+            ) from None
+    flush()
+    return rows, locators
+
+
+def _read_hub(data: DataSpec, spec: TaskSpec) -> dict[str, SplitRows]:
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(data.hub, data.hub_config, **data.hub_kwargs)
+    except Exception as error:  # the hub client raises many types; the user needs the message
+        raise DataError(f"dataset {data.hub!r} (task {spec.name}): cannot load it ({error})")
+    splits: dict[str, SplitRows] = {}
+    for split in SPLITS:
+        for alias in _HUB_SPLIT_ALIASES.get(split, (split,)):
+            if alias in loaded:
+                part = loaded[alias]
+                splits[split] = SplitRows(
+                    rows=part.to_list(),
+                    source=f"{data.hub}[{alias}]",
+                    locators=[f"row {i + 1}" for i in range(len(part))],
+                    fingerprint=part._fingerprint,
+                )
+                break
+    return splits
+
+
+def _seeded_split(rows: SplitRows, data: DataSpec) -> dict[str, SplitRows]:
+    order = np.random.default_rng(data.split_seed).permutation(len(rows.rows)).tolist()
+    n_test = round(len(order) * data.test_fraction)
+    n_validation = round(len(order) * data.validation_fraction)
+    parts = {
+        "test": order[:n_test],
+        "validation": order[n_test : n_test + n_validation],
+        "train": order[n_test + n_validation :],
+    }
+    key = f"{rows.fingerprint}:{data.split_seed}:{data.validation_fraction}:{data.test_fraction}"
+    return {
+        split: rows.select(indices, hashlib.sha256(f"{key}:{split}".encode()).hexdigest())
+        for split, indices in parts.items()
+        if indices
+    }

@@ -1,0 +1,56 @@
+"""Per-task metrics on a split, and the aggregate score that ranks whole models."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mtlm.data.features import TaskData
+from mtlm.inference import predict_features
+from mtlm.modeling.multitask_model import MultiTaskModel
+from mtlm.tasks import TaskKind
+
+EvalResults = dict[str, Any]
+
+
+def evaluate(
+    model: MultiTaskModel, data: dict[str, TaskData], split: str, batch_size: int = 64
+) -> EvalResults:
+    """Metrics of every task that has `split`, keyed by task, with their aggregate."""
+    scores = {}
+    for name, task_data in data.items():
+        if split not in task_data.splits:
+            continue
+        features = task_data.splits[split].to_dict()
+        predictions = predict_features(model, [name], features, batch_size)[name]
+        scores[name] = task_data.task.score(predictions, task_data.task.references(features))
+    return results(scores, {name: d.task for name, d in data.items()}, split)
+
+
+def trivial_baseline(data: dict[str, TaskData], split: str) -> EvalResults:
+    """Scores of input-blind predictions (majority class, training mean) on `split`."""
+    scores = {}
+    for name, task_data in data.items():
+        if split not in task_data.splits:
+            continue
+        task = task_data.task
+        references = task.references(task_data.splits[split].to_dict())
+        train = task_data.splits["train"].to_dict()
+        scores[name] = task.score(task.trivial_predictions(train, references), references)
+    return results(scores, {name: d.task for name, d in data.items()}, split)
+
+
+def results(scores: dict[str, dict[str, Any]], tasks: dict[str, TaskKind], split: str) -> EvalResults:
+    """The `eval_results.json` structure."""
+    return {"tasks": scores, "aggregate": aggregate_score(scores, tasks), "split": split}
+
+
+def aggregate_score(scores: dict[str, dict[str, Any]], tasks: dict[str, TaskKind]) -> float | None:
+    """Mean of the tasks' primary metrics; a lower-is-better metric counts negated."""
+    values = []
+    for name, metrics in scores.items():
+        primary = metrics["primary"]
+        value = metrics[primary]
+        values.append(value if tasks[name].higher_is_better(primary) else -value)
+    finite = [value for value in values if math.isfinite(value)]
+    return sum(finite) / len(finite) if finite else None

@@ -1,0 +1,82 @@
+"""Prediction on new inputs: tasks that read the same inputs share one backbone pass."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mtlm.tasks import TaskKind
+from mtlm.tasks.token_classification import TokenClassification
+
+if TYPE_CHECKING:
+    from mtlm.modeling.multitask_model import MultiTaskModel
+
+
+def input_signature(task: TaskKind) -> tuple[Any, ...]:
+    """Tasks with equal signatures tokenize an input identically, so can share a pass."""
+    return (isinstance(task, TokenClassification), tuple(task.input_columns), task.spec.max_length)
+
+
+def as_rows(task: TaskKind, inputs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows from plain inputs: a text, a (text, pair) tuple, a list of words, or a row dict."""
+    columns = task.input_columns
+    rows = []
+    for item in inputs:
+        if isinstance(item, dict):
+            rows.append(item)
+        elif isinstance(item, str) or (isinstance(item, list) and len(columns) == 1):
+            rows.append({columns[0]: item})
+        else:
+            rows.append(dict(zip(columns, item, strict=True)))
+    return rows
+
+
+def predict_rows(
+    model: MultiTaskModel, task_names: list[str], inputs: Sequence[Any], batch_size: int = 32
+) -> dict[str, list[Any]]:
+    """Predictions of every named task for every input, in input order."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for name in task_names:
+        groups.setdefault(input_signature(model.tasks[name]), []).append(name)
+    results: dict[str, list[Any]] = {}
+    for names in groups.values():
+        lead = model.tasks[names[0]]
+        rows = as_rows(lead, inputs)
+        lead.check_inputs(rows, lambda index: f"input {index + 1}")
+        features = lead.encode_inputs(rows, model.tokenizer)
+        results.update(predict_features(model, names, features, batch_size))
+    return {name: results[name] for name in task_names}
+
+
+@torch.no_grad()
+def predict_features(
+    model: MultiTaskModel,
+    task_names: list[str],
+    features: dict[str, list[Any]],
+    batch_size: int,
+    device: torch.device | None = None,
+) -> dict[str, list[Any]]:
+    """Run the named heads over tokenized features, in length-sorted batches, in input order."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    pad_id = model.tokenizer.pad_token_id if model.tokenizer is not None else 0
+    pad_id = pad_id if pad_id is not None else 0
+    count = len(features["input_ids"])
+    order = sorted(range(count), key=lambda index: len(features["input_ids"][index]))
+    predictions: dict[str, list[Any]] = {name: [None] * count for name in task_names}
+    lead = model.tasks[task_names[0]]
+    for start in range(0, count, batch_size):
+        indices = order[start : start + batch_size]
+        rows = [{key: values[index] for key, values in features.items()} for index in indices]
+        batch = {key: value.to(device) for key, value in lead.collate(rows, pad_id).items()}
+        outputs = model.forward_heads(batch, task_names)
+        for name in task_names:
+            for index, prediction in zip(
+                indices, model.tasks[name].predict(outputs[name], batch), strict=True
+            ):
+                predictions[name][index] = prediction
+    model.train(was_training)
+    return predictions

@@ -1,0 +1,12 @@
+"""Task kinds, by the name a config uses for them."""
+
+from mtlm.tasks.base import TaskKind
+from mtlm.tasks.classification import Classification
+from mtlm.tasks.regression import Regression
+from mtlm.tasks.token_classification import TokenClassification
+
+KINDS: dict[str, type[TaskKind]] = {
+    kind.name: kind for kind in (Classification, Regression, TokenClassification)
+}
+
+__all__ = ["KINDS", "TaskKind"]

@@ -1,0 +1,198 @@
+"""The TaskKind protocol: what a kind of task must know, and nothing about the training loop.
+
+A kind turns validated rows into tokenized features, builds its head, computes its loss,
+decodes predictions and scores them. One instance serves one task (it holds the task's spec
+and label names).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from mtlm.config import TaskSpec
+from mtlm.data.batching import pad_features
+from mtlm.data.sources import SplitRows
+from mtlm.errors import DataError
+
+Features = dict[str, list[Any]]
+
+
+class TaskKind(ABC):
+    """One task of a given kind: its spec, its label names, and the kind's behaviour."""
+
+    name: ClassVar[str]
+    #: Which way the metrics improve; overridden for metrics where lower is better.
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, spec: TaskSpec, state: dict[str, Any] | None = None) -> None:
+        self.spec = spec
+        #: What the task learned from its training data (label names, target statistics);
+        #: saved with the model so that a reloaded task decodes exactly as before.
+        self.state: dict[str, Any] = dict(state or {})
+
+    # --- data -----------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def input_columns(self) -> list[str]:
+        """The row fields the task reads as model input."""
+
+    @abstractmethod
+    def fit(self, splits: dict[str, SplitRows]) -> None:
+        """Learn `state` (label vocabulary, target statistics) from the task's rows."""
+
+    @abstractmethod
+    def encode_inputs(self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase) -> Features:
+        """Tokenize the input fields of rows (no labels), batched."""
+
+    @abstractmethod
+    def encode_targets(self, rows: SplitRows) -> Features:
+        """Validate and encode the target fields of every row; errors name the row."""
+
+    def prepare(self, rows: SplitRows, tokenizer: PreTrainedTokenizerBase) -> Features:
+        """Validated, tokenized features of a split, with their targets."""
+        self.check_inputs(rows.rows, rows.where)
+        targets = self.encode_targets(rows)
+        features = self.encode_inputs(rows.rows, tokenizer)
+        features.update(targets)
+        return features
+
+    def check_inputs(self, rows: Sequence[dict[str, Any]], where: Callable[[int], str]) -> None:
+        """Every row has every input column, with a value; `where(index)` locates a row."""
+        for index, row in enumerate(rows):
+            for column in self.input_columns:
+                check_value(row, column, where(index))
+
+    def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+        """A padded batch of features."""
+        return pad_features(features, pad_token_id)
+
+    # --- model ----------------------------------------------------------------------------
+    @abstractmethod
+    def build_head(self, hidden_size: int) -> nn.Module:
+        """The task's head on top of the backbone's hidden states."""
+
+    @abstractmethod
+    def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The task's training loss on one batch."""
+
+    @abstractmethod
+    def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """Decoded predictions for a batch, with label names."""
+
+    # --- evaluation -----------------------------------------------------------------------
+    @abstractmethod
+    def references(self, features: Features) -> list[Any]:
+        """The gold answers of a split, in the form `predict` returns."""
+
+    @abstractmethod
+    def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
+        """Scores of predictions against references; `primary_metric` names the main one."""
+
+    @abstractmethod
+    def trivial_predictions(self, train: Features, references: list[Any]) -> list[Any]:
+        """What a model that ignores its input would answer (majority class, mean value)."""
+
+    @property
+    @abstractmethod
+    def default_primary_metric(self) -> str:
+        """The metric that ranks models unless the config names another."""
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric that ranks models for this task."""
+        return self.spec.primary_metric or self.default_primary_metric
+
+    def score(self, predictions: list[Any], references: list[Any]) -> dict[str, Any]:
+        """Metrics with the name of the primary one under `primary`."""
+        values = self.metrics(predictions, references)
+        if self.primary_metric not in values:
+            raise DataError(
+                f"tasks[{self.spec.name}].primary_metric: {self.primary_metric!r} is not a "
+                f"metric of {self.name} (available: {', '.join(values)})"
+            )
+        return {"primary": self.primary_metric, **values}
+
+    def higher_is_better(self, metric: str) -> bool:
+        """Whether a larger value of `metric` is better."""
+        return metric not in self.lower_is_better
+
+
+def sequence_inputs(
+    spec: TaskSpec, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
+) -> Features:
+    """Tokenize a text (or text pair) column for sequence-level tasks, without padding."""
+    texts = [str(row[spec.text_column]) for row in rows]
+    pairs = [str(row[spec.text_pair_column]) for row in rows] if spec.text_pair_column else None
+    encoded = tokenizer(
+        texts,
+        pairs,
+        truncation=True,
+        max_length=spec.max_length,
+        padding=False,
+        return_attention_mask=True,
+    )
+    return {key: list(value) for key, value in encoded.items()}
+
+
+class SequenceTask(TaskKind):
+    """A task with one answer per text or text pair; its head pools the hidden states."""
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The text column, and the pair column where the task has one."""
+        return [self.spec.text_column] + (
+            [self.spec.text_pair_column] if self.spec.text_pair_column else []
+        )
+
+    def encode_inputs(
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
+    ) -> Features:
+        """Tokenize the text (or text pair) column, without padding."""
+        return sequence_inputs(self.spec, rows, tokenizer)
+
+    @property
+    @abstractmethod
+    def num_outputs(self) -> int:
+        """Width of the head's output layer."""
+
+    def build_head(self, hidden_size: int) -> nn.Module:
+        """Pooling, dropout and a linear layer."""
+        from mtlm.modeling.heads import SequenceHead
+
+        return SequenceHead(hidden_size, self.num_outputs, self.spec.pooling, self.spec.dropout)
+
+
+def label_vocabulary(values: Sequence[Any], declared: list[str] | None) -> list[str]:
+    """Declared label names, or the distinct values seen, in natural order (2 before 10)."""
+    if declared is not None:
+        return list(declared)
+    names = {str(value) for value in values}
+    numeric = all(name.lstrip("-").isdigit() for name in names)
+    return sorted(names, key=int) if numeric else sorted(names)
+
+
+def label_id(value: Any, names: dict[str, int], where: str, task: TaskSpec) -> int:
+    """The id of a label value; a value outside the label set is a DataError naming the row."""
+    name = str(value)
+    if name not in names:
+        origin = f"declared in tasks[{task.name}].labels" if task.labels else "seen in the data"
+        shown = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")
+        raise DataError(f"{where}: label {name!r} is not among the labels ({origin}): {shown}")
+    return names[name]
+
+
+def check_value(row: dict[str, Any], column: str, where: str) -> None:
+    """A row has `column`, with a non-empty value; else a DataError naming the row."""
+    if column not in row:
+        raise DataError(
+            f"{where}: missing column {column!r} "
+            f"(the row has: {', '.join(map(str, row)) or 'nothing'})"
+        )
+    if row[column] is None or row[column] == "":
+        raise DataError(f"{where}: empty value in column {column!r}")

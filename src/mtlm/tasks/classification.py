@@ -1,0 +1,88 @@
+"""Single-text or text-pair classification into one of several named classes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from mtlm.data.sources import SplitRows
+from mtlm.tasks.base import Features, SequenceTask, check_value, label_id, label_vocabulary
+
+
+class Classification(SequenceTask):
+    """Multi-class classification; metrics accuracy, macro-F1 and MCC."""
+
+    name = "classification"
+    default_primary_metric = "accuracy"
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class names, in the order of the head's outputs."""
+        return self.state["label_names"]
+
+    @property
+    def num_outputs(self) -> int:
+        """One logit per class."""
+        return len(self.label_names)
+
+    def fit(self, splits: dict[str, SplitRows]) -> None:
+        """Class names from the config, else every label seen in any split."""
+        column = self.spec.label_column
+        values = [
+            row.get(column)
+            for rows in splits.values()
+            for row in rows.rows
+            if row.get(column) not in (None, "")
+        ]
+        self.state["label_names"] = label_vocabulary(values, self.spec.labels)
+
+    def encode_targets(self, rows: SplitRows) -> Features:
+        """Class ids; a missing or unknown label names its row."""
+        ids = {name: index for index, name in enumerate(self.label_names)}
+        column = self.spec.label_column
+        labels = []
+        for index, row in enumerate(rows.rows):
+            check_value(row, column, rows.where(index))
+            labels.append(label_id(row[column], ids, rows.where(index), self.spec))
+        return {"labels": labels}
+
+    def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy."""
+        return F.cross_entropy(head_output.float(), batch["labels"])
+
+    def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """The most likely class and every class's probability."""
+        probabilities = head_output.float().softmax(dim=-1).tolist()
+        names = self.label_names
+        return [
+            {
+                "label": names[max(range(len(row)), key=row.__getitem__)],
+                "probabilities": dict(zip(names, row, strict=True)),
+            }
+            for row in probabilities
+        ]
+
+    def references(self, features: Features) -> list[Any]:
+        """Gold class names."""
+        return [self.label_names[index] for index in features["labels"]]
+
+    def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
+        """Accuracy, macro-averaged F1 and Matthews correlation."""
+        predicted = [prediction["label"] for prediction in predictions]
+        return {
+            "accuracy": float(accuracy_score(references, predicted)),
+            "macro_f1": float(f1_score(references, predicted, average="macro", zero_division=0)),
+            "mcc": float(matthews_corrcoef(references, predicted)),
+        }
+
+    def trivial_predictions(self, train: Features, references: list[Any]) -> list[Any]:
+        """Always the most frequent training class."""
+        majority = Counter(train["labels"]).most_common(1)[0][0]
+        names = self.label_names
+        one_hot = {name: float(index == majority) for index, name in enumerate(names)}
+        return [{"label": names[majority], "probabilities": one_hot}] * len(references)
+

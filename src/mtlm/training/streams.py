@@ -1,0 +1,59 @@
+"""An endless, resumable stream of padded batches from one task's training features."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from datasets import Dataset
+
+from mtlm.data.batching import LengthGroupedBatches
+from mtlm.tasks import TaskKind
+
+
+class TaskBatchStream:
+    """Length-grouped batches of one task, epoch after epoch; its position is checkpointable."""
+
+    def __init__(
+        self,
+        task: TaskKind,
+        features: Dataset,
+        batch_size: int,
+        seed: int,
+        pad_token_id: int,
+        chunk_batches: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.task = task
+        self.features = features
+        self.pad_token_id = pad_token_id
+        lengths = [len(ids) for ids in features["input_ids"]]
+        self.order = LengthGroupedBatches(
+            lengths, batch_size, seed, chunk_batches, num_replicas, rank
+        )
+        self.epoch = 0
+        self.position = 0
+        self._batches = self.order.epoch(0)
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """The next padded batch; a new, reshuffled epoch starts when one ends."""
+        if self.position >= len(self._batches):
+            self.epoch += 1
+            self.position = 0
+            self._batches = self.order.epoch(self.epoch)
+        indices = self._batches[self.position]
+        self.position += 1
+        columns = self.features[indices]
+        rows = [{key: values[i] for key, values in columns.items()} for i in range(len(indices))]
+        return self.task.collate(rows, self.pad_token_id)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Epoch and position within it."""
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue at the saved epoch and position."""
+        self.epoch = state["epoch"]
+        self.position = state["position"]
+        self._batches = self.order.epoch(self.epoch)

