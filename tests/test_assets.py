@@ -37,7 +37,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp-"))
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
 # ---------------------------------------------------------------------------- unit tests

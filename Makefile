@@ -1,0 +1,28 @@
+# Two entry points: `make demo` (the main job) and `make test` (what CI runs).
+# Each creates or reuses the virtualenv in $(VENV) and installs what it needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch lies on this machine's disk; pip elsewhere picks the platform's build.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.mtlm-installed
+
+.PHONY: demo test lint install
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mtlm demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+test: lint
+	$(PY) -m pytest -q -p no:cacheprovider
