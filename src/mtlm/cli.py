@@ -19,8 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mtlm` command."""
     parser = _parser()
     args = parser.parse_args(argv)
-    _quiet_library_progress_bars()
     try:
+        _quiet_library_progress_bars()
         return args.handler(args)
     except MtlmError as error:
         print(f"mtlm: error: {error}", file=sys.stderr)

@@ -84,6 +84,14 @@ class TaskSpec(_Strict):
     loss_weight: float = Field(1.0, ge=0.0)
     primary_metric: str | None = None
 
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, labels: Any) -> Any:
+        """Labels may be written as numbers (`[0, 1]`); the data's labels are compared as text."""
+        if isinstance(labels, list):
+            return [str(label) if isinstance(label, int | float) else label for label in labels]
+        return labels
+
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
@@ -176,7 +184,8 @@ def load_config(path: str | Path, base_dir: str | Path | None = None) -> Experim
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})")
+        problem = getattr(error, "problem", error)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of keys to values")
     config = config_from_dict(raw, source=str(path))
@@ -196,8 +205,11 @@ def _resolve_data_paths(config: ExperimentConfig, base: Path) -> None:
     for task in config.tasks:
         for field in ("train", "validation", "test", "path"):
             value = getattr(task.data, field)
-            if value and not Path(value).is_absolute():
-                setattr(task.data, field, str((base / value).resolve()))
+            if value:
+                where = Path(value).expanduser()
+                if not where.is_absolute():
+                    where = (base / where).resolve()
+                setattr(task.data, field, str(where))
 
 
 def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
@@ -225,7 +237,8 @@ def _key_path(location: list[Any], raw: dict[str, Any]) -> str:
     node: Any = raw
     for item in location:
         if isinstance(item, int):
-            name = node[item].get("name") if isinstance(node, list) and item < len(node) else None
+            entry = node[item] if isinstance(node, list) and item < len(node) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
             parts[-1] += f"[{name}]" if isinstance(name, str) else f"[{item}]"
         else:
             parts.append(str(item))

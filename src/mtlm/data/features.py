@@ -31,6 +31,8 @@ _INPUT_SETTINGS = (
     "tags_column",
     "max_length",
 )
+#: Data settings that change how a file's bytes become rows (the file hash does not cover them).
+_PARSE_SETTINGS = ("format", "conll_token_column", "conll_tag_column")
 
 
 @dataclass
@@ -78,6 +80,7 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def _cache_key(data_fingerprint: str, task: TaskKind, tokenizer_hash: str) -> str:
     settings = {name: getattr(task.spec, name) for name in _INPUT_SETTINGS}
+    settings.update({name: getattr(task.spec.data, name) for name in _PARSE_SETTINGS})
     description = json.dumps(
         [FEATURES_VERSION, data_fingerprint, settings, task.state, tokenizer_hash],
         sort_keys=True,

@@ -128,9 +128,11 @@ def _decode(raw: bytes, path: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
+        # utf-8-sig reports the offset after a byte-order mark; count from the file's start.
+        start = error.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw[:start].count(b"\n") + 1
         raise DataError(
-            f"{path}, line {line}: text is not valid UTF-8 (byte {raw[error.start]:#04x})"
+            f"{path}, line {line}: text is not valid UTF-8 (byte {raw[start]:#04x})"
         ) from None
 
 
@@ -219,7 +221,9 @@ def _read_hub(data: DataSpec, spec: TaskSpec) -> dict[str, SplitRows]:
     try:
         loaded = datasets.load_dataset(data.hub, data.hub_config, **data.hub_kwargs)
     except Exception as error:  # the hub client raises many types; the user needs the message
-        raise DataError(f"dataset {data.hub!r} (task {spec.name}): cannot load it ({error})")
+        raise DataError(
+            f"dataset {data.hub!r} (task {spec.name}): cannot load it ({error})"
+        ) from None
     splits: dict[str, SplitRows] = {}
     for split in SPLITS:
         for alias in _HUB_SPLIT_ALIASES.get(split, (split,)):

@@ -40,7 +40,9 @@ def trivial_baseline(data: dict[str, TaskData], split: str) -> EvalResults:
     return results(scores, {name: d.task for name, d in data.items()}, split)
 
 
-def results(scores: dict[str, dict[str, Any]], tasks: dict[str, TaskKind], split: str) -> EvalResults:
+def results(
+    scores: dict[str, dict[str, Any]], tasks: dict[str, TaskKind], split: str
+) -> EvalResults:
     """The `eval_results.json` structure."""
     return {"tasks": scores, "aggregate": aggregate_score(scores, tasks), "split": split}
 

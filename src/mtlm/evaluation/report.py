@@ -13,14 +13,21 @@ def results_table(columns: dict[str, EvalResults]) -> str:
     rows: list[list[str]] = []
     first = next(iter(columns.values()))
     for task, metrics in first["tasks"].items():
-        names = [metrics["primary"]] + [m for m in metrics if m not in ("primary", metrics["primary"])]
+        names = [metrics["primary"]] + [
+            m for m in metrics if m not in ("primary", metrics["primary"])
+        ]
         for index, metric in enumerate(names):
             label = f"{metric} *" if index == 0 else metric
-            values = [_cell(results["tasks"].get(task, {}).get(metric)) for results in columns.values()]
+            values = [
+                _cell(results["tasks"].get(task, {}).get(metric)) for results in columns.values()
+            ]
             rows.append([task if index == 0 else "", label, *values])
     rows.append(["aggregate", "mean of *", *(_cell(r["aggregate"]) for r in columns.values())])
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [headers, *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [headers, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 

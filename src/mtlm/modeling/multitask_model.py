@@ -41,7 +41,9 @@ class MultiTaskModel(nn.Module):
         self.tasks = dict(tasks)
         self.tokenizer = tokenizer
         hidden_size = backbone.config.hidden_size
-        self.heads = nn.ModuleDict({name: task.build_head(hidden_size) for name, task in tasks.items()})
+        self.heads = nn.ModuleDict(
+            {name: task.build_head(hidden_size) for name, task in tasks.items()}
+        )
         accepted = inspect.signature(backbone.forward).parameters
         self._backbone_inputs = [
             key for key in ("input_ids", "attention_mask", "token_type_ids") if key in accepted
@@ -63,7 +65,9 @@ class MultiTaskModel(nn.Module):
         try:
             backbone = AutoModel.from_pretrained(location, revision=revision, dtype=torch.float32)
         except (OSError, ValueError) as error:
-            raise ConfigError(f"model.name_or_path: cannot load {name_or_path!r} ({error})") from None
+            raise ConfigError(
+                f"model.name_or_path: cannot load {name_or_path!r} ({error})"
+            ) from None
         return cls(backbone, tasks, tokenizer)
 
     # --- forward --------------------------------------------------------------------------
@@ -104,7 +108,9 @@ class MultiTaskModel(nn.Module):
             self.backbone.save_pretrained(staging)
             if self.tokenizer is not None:
                 self.tokenizer.save_pretrained(staging)
-            heads = {key: value.detach().contiguous() for key, value in self.heads.state_dict().items()}
+            heads = {
+                key: value.detach().contiguous() for key, value in self.heads.state_dict().items()
+            }
             save_file(heads, staging / HEADS_FILE)
             (staging / MTLM_CONFIG).write_text(json.dumps(self.describe(), indent=2))
 
@@ -146,4 +152,3 @@ def load_tokenizer(location: str, revision: str | None = None) -> PreTrainedToke
         return AutoTokenizer.from_pretrained(location, revision=revision)
     except (OSError, ValueError) as error:
         raise ConfigError(f"model.name_or_path: no tokenizer at {location!r} ({error})") from None
-

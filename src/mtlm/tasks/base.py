@@ -7,6 +7,7 @@ and label names).
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -47,7 +48,9 @@ class TaskKind(ABC):
         """Learn `state` (label vocabulary, target statistics) from the task's rows."""
 
     @abstractmethod
-    def encode_inputs(self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase) -> Features:
+    def encode_inputs(
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
+    ) -> Features:
         """Tokenize the input fields of rows (no labels), batched."""
 
     @abstractmethod
@@ -173,8 +176,9 @@ def label_vocabulary(values: Sequence[Any], declared: list[str] | None) -> list[
     if declared is not None:
         return list(declared)
     names = {str(value) for value in values}
-    numeric = all(name.lstrip("-").isdigit() for name in names)
-    return sorted(names, key=int) if numeric else sorted(names)
+    numeric = all(re.fullmatch(r"-?[0-9]+", name) for name in names)
+    # ties ("1", "01") break by text, so the order never depends on the set's hash order
+    return sorted(names, key=lambda name: (int(name), name)) if numeric else sorted(names)
 
 
 def label_id(value: Any, names: dict[str, int], where: str, task: TaskSpec) -> int:

@@ -85,4 +85,3 @@ class Classification(SequenceTask):
         names = self.label_names
         one_hot = {name: float(index == majority) for index, name in enumerate(names)}
         return [{"label": names[majority], "probabilities": one_hot}] * len(references)
-

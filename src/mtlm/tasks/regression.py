@@ -45,8 +45,7 @@ class Regression(SequenceTask):
                 value = math.nan
             if not math.isfinite(value) or isinstance(row[column], bool):
                 raise DataError(
-                    f"{rows.where(index)}: column {column!r} must be a number, "
-                    f"got {row[column]!r}"
+                    f"{rows.where(index)}: column {column!r} must be a number, got {row[column]!r}"
                 )
             values.append(value)
         return values

@@ -64,11 +64,13 @@ class TokenClassification(TaskKind):
         column = self.spec.tokens_column
         for index, row in enumerate(rows):
             words = row[column]
-            if not isinstance(words, list) or not all(
-                isinstance(word, str) and word.strip() for word in words
+            if (
+                not isinstance(words, list)
+                or not words
+                or not all(isinstance(word, str) and word.strip() for word in words)
             ):
                 raise DataError(
-                    f"{where(index)}: column {column!r} must be a list of non-empty words"
+                    f"{where(index)}: column {column!r} must be a non-empty list of non-empty words"
                 )
 
     def encode_inputs(
@@ -112,7 +114,8 @@ class TokenClassification(TaskKind):
         tag_ids = self.encode_targets(rows)["tag_ids"]
         features = self.encode_inputs(rows.rows, tokenizer)
         features["labels"] = [
-            _spread(starts, tags) for starts, tags in zip(features["word_starts"], tag_ids, strict=True)
+            _spread(starts, tags)
+            for starts, tags in zip(features["word_starts"], tag_ids, strict=True)
         ]
         return features
 
@@ -147,7 +150,8 @@ class TokenClassification(TaskKind):
         """Token accuracy; entity precision, recall and F1 (IOB2, strict) for BIO tags."""
         predicted = [prediction["tags"] for prediction in predictions]
         pairs = [
-            (p, g) for row_p, row_g in zip(predicted, references, strict=True)
+            (p, g)
+            for row_p, row_g in zip(predicted, references, strict=True)
             for p, g in zip(row_p, row_g, strict=True)
         ]
         scores = {"accuracy": sum(p == g for p, g in pairs) / max(len(pairs), 1)}

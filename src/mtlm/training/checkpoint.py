@@ -61,6 +61,19 @@ def list_checkpoints(checkpoints: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def discard_partial(checkpoints: Path) -> list[Path]:
+    """Remove what a killed save left behind (hidden staging folders); return what was removed."""
+    if not checkpoints.is_dir():
+        return []
+    partial = [path for path in checkpoints.iterdir() if path.name.startswith(".")]
+    for path in partial:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return partial
+
+
 def load_checkpoint(
     folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
 ) -> dict[str, Any]:

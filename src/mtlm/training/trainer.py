@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -25,10 +26,11 @@ from mtlm.assets import cache_dir, resolve_model_name
 from mtlm.config import ExperimentConfig
 from mtlm.data.features import TaskData, load_task_data
 from mtlm.errors import ConfigError
-from mtlm.files import write_json, write_text
 from mtlm.evaluation.evaluate import EvalResults, evaluate
+from mtlm.files import write_json, write_text
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
 from mtlm.training.checkpoint import (
+    discard_partial,
     list_checkpoints,
     load_checkpoint,
     load_weights,
@@ -54,15 +56,18 @@ class Trainer:
         self.output_dir = Path(output_dir or self.args.output_dir)
         self.accelerator = Accelerator(
             mixed_precision=self.args.mixed_precision,
+            cpu=_multi_process_cpu_launch(),
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         set_seed(self.args.seed)
         location = resolve_model_name(config.model.name_or_path)
         tokenizer = load_tokenizer(location, config.model.revision)
         features_cache = Path(config.cache_dir) if config.cache_dir else cache_dir() / "features"
-        self.data: dict[str, TaskData] = {
-            spec.name: load_task_data(spec, tokenizer, features_cache) for spec in config.tasks
-        }
+        # The main process fills the features cache; the others then read it, not race to write.
+        with self.accelerator.main_process_first():
+            self.data: dict[str, TaskData] = {
+                spec.name: load_task_data(spec, tokenizer, features_cache) for spec in config.tasks
+            }
         for task_data in self.data.values():
             for note in task_data.notes:
                 self._print(f"note: {note}")
@@ -158,7 +163,9 @@ class Trainer:
             if evaluate_now or step == args.max_steps:
                 self._validate(step, model, state, writer)
             if args.save_steps is not None and step % args.save_steps == 0:
-                self._checkpoint(checkpoints, step, model, optimizer, scheduler, sampler, streams, state)
+                self._checkpoint(
+                    checkpoints, step, model, optimizer, scheduler, sampler, streams, state
+                )
         progress.close()
         elapsed = time.perf_counter() - started
         final = self._finish(model, state, elapsed, step - steps_at_start, examples_at_start)
@@ -218,7 +225,15 @@ class Trainer:
         for name, stream_state in state.pop("streams").items():
             streams[name].load_state_dict(stream_state)
         step = state.pop("step")
+        best_info = checkpoints / "best" / "info.json"
+        if best_info.is_file():
+            # A killed run may have kept a newer best after this checkpoint; its weights are on
+            # disk, so the record follows them rather than pointing at overwritten weights.
+            best = json.loads(best_info.read_text())
+            if best["step"] > step:
+                state["best_score"], state["best_step"] = best["aggregate"], best["step"]
         if self._is_main:
+            discard_partial(checkpoints)
             _truncate_metrics(self.output_dir / "metrics.jsonl", step)
         self._print(f"resumed from {folder} at step {step}")
         return step, state
@@ -325,7 +340,9 @@ class _LogWindow:
     def add_loss(self, task: str, loss: torch.Tensor) -> None:
         self.losses[task].append(loss)
 
-    def flush(self, step: int, learning_rate: float, probabilities: dict[str, float]) -> dict[str, Any]:
+    def flush(
+        self, step: int, learning_rate: float, probabilities: dict[str, float]
+    ) -> dict[str, Any]:
         seconds = max(time.perf_counter() - self.started, 1e-9)
         per_task = {task: torch.stack(values).mean().item() for task, values in self.losses.items()}
         row = {
@@ -340,6 +357,18 @@ class _LogWindow:
         }
         self._reset()
         return row
+
+
+def _multi_process_cpu_launch() -> bool:
+    """Whether a launcher (torchrun) started several processes on a machine with no accelerator.
+
+    Accelerate joins such processes over gloo only when told `cpu=True` (as `accelerate launch
+    --cpu` does); otherwise each process would train alone, all writing to one output folder.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    backend = getattr(torch, "accelerator", None)  # torch >= 2.6: any accelerator at all
+    return not (backend.is_available() if backend is not None else torch.cuda.is_available())
 
 
 def _maybe_no_sync(accelerator: Accelerator, model, skip_sync: bool):
@@ -373,4 +402,3 @@ def _truncate_metrics(path: Path, step: int) -> None:
         if row.get("step", 0) <= step:
             kept.append(line)
     write_text(path, "".join(f"{line}\n" for line in kept))
-

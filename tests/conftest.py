@@ -1,0 +1,149 @@
+"""Shared fixtures: a tiny BERT built from a config, its tokenizer, and small task files."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from mtlm.config import ExperimentConfig, config_from_dict
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
+FILLER = ["the", "a", "movie", "film", "plot", "was", "is", "very", "and", "it"]
+TAGS = {
+    "the": "DT",
+    "a": "DT",
+    "movie": "NN",
+    "film": "NN",
+    "plot": "NN",
+    "was": "VB",
+    "is": "VB",
+    "very": "RB",
+    "and": "CC",
+    "it": "PRP",
+}
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER, "##s"]
+
+
+def tiny_tokenizer() -> BertTokenizer:
+    """A WordPiece tokenizer over the few words the test data uses."""
+    return BertTokenizer(vocab={word: index for index, word in enumerate(VOCAB)})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models train several times faster on one thread than on two on this machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT with hidden size 32, saved with its tokenizer."""
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(directory)
+    tiny_tokenizer().save_pretrained(directory)
+    return directory
+
+
+def sentiment_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Short texts whose label is decided by one positive or negative word."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        positive = rng.random() < 0.5
+        words = rng.sample(FILLER, 3) + [rng.choice(POSITIVE if positive else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append(
+            {
+                "text": " ".join(words),
+                "label": "pos" if positive else "neg",
+                "score": (1.0 if positive else -1.0) + rng.uniform(-0.2, 0.2),
+            }
+        )
+    return rows
+
+
+def tagging_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Word lists with a tag per word (a word's tag is fixed, so tags are learnable)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        words = [rng.choice(FILLER + POSITIVE) for _ in range(rng.randint(2, 6))]
+        rows.append({"tokens": words, "tags": [TAGS.get(word, "JJ") for word in words]})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write rows as JSON lines and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def task_files(tmp_path: Path) -> dict[str, dict[str, Path]]:
+    """Train/validation/test JSONL files for a sentiment task and a tagging task."""
+    files: dict[str, dict[str, Path]] = {"sentiment": {}, "tagging": {}}
+    for split, count, seed in (("train", 64, 0), ("validation", 24, 1), ("test", 24, 2)):
+        files["sentiment"][split] = write_jsonl(
+            tmp_path / "data" / f"sentiment_{split}.jsonl", sentiment_rows(count, seed)
+        )
+        files["tagging"][split] = write_jsonl(
+            tmp_path / "data" / f"tagging_{split}.jsonl", tagging_rows(count, seed)
+        )
+    return files
+
+
+@pytest.fixture
+def make_config(
+    tiny_model_dir: Path, task_files: dict[str, dict[str, Path]], tmp_path: Path
+) -> Callable[..., ExperimentConfig]:
+    """A three-task config (classification, regression, tagging) on the tiny model.
+
+    Keyword arguments override `training` keys.
+    """
+
+    def build(**training: Any) -> ExperimentConfig:
+        sentiment = {split: str(path) for split, path in task_files["sentiment"].items()}
+        tagging = {split: str(path) for split, path in task_files["tagging"].items()}
+        raw = {
+            "model": {"name_or_path": str(tiny_model_dir)},
+            "cache_dir": str(tmp_path / "features"),
+            "tasks": [
+                {"name": "sentiment", "kind": "classification", "data": sentiment},
+                {"name": "score", "kind": "regression", "data": sentiment, "label_column": "score"},
+                {"name": "tagging", "kind": "token_classification", "data": tagging},
+            ],
+            "training": {
+                "output_dir": str(tmp_path / "run"),
+                "max_steps": 30,
+                "batch_size": 8,
+                "learning_rate": 1e-3,
+                "logging_steps": 5,
+                "eval_steps": 15,
+                "progress_bar": False,
+                **training,
+            },
+        }
+        return config_from_dict(raw)
+
+    return build

@@ -1,0 +1,135 @@
+"""The feature cache: same inputs skip tokenization, any change re-tokenizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import sentiment_rows, tiny_tokenizer, write_jsonl
+
+from mtlm.config import TaskSpec
+from mtlm.data.features import load_task_data
+from mtlm.tasks.classification import Classification
+
+
+@pytest.fixture
+def prepare_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the source of every split that Classification.prepare tokenizes."""
+    calls: list[str] = []
+    original = Classification.prepare
+
+    def spy(self: Classification, rows: Any, tokenizer: Any) -> Any:
+        calls.append(rows.source)
+        return original(self, rows, tokenizer)
+
+    monkeypatch.setattr(Classification, "prepare", spy)
+    return calls
+
+
+def sentiment_spec(tmp_path: Path, **fields: Any) -> TaskSpec:
+    files = {
+        split: str(write_jsonl(tmp_path / f"{split}.jsonl", sentiment_rows(count, seed)))
+        for split, count, seed in (("train", 20, 0), ("validation", 6, 1))
+    }
+    return TaskSpec.model_validate(
+        {"name": "sentiment", "kind": "classification", "data": files, **fields}
+    )
+
+
+def test_second_load_reuses_the_cache(tmp_path: Path, prepare_calls: list[str]) -> None:
+    spec = sentiment_spec(tmp_path)
+    cache = tmp_path / "cache"
+    first = load_task_data(spec, tiny_tokenizer(), cache)
+    assert sorted(prepare_calls) == sorted([spec.data.train, spec.data.validation])
+    prepare_calls.clear()
+    second = load_task_data(spec, tiny_tokenizer(), cache)
+    assert prepare_calls == []
+    assert set(second.splits) == {"train", "validation"}
+    for split in first.splits:
+        assert second.splits[split].to_dict() == first.splits[split].to_dict()
+    assert second.task.label_names == first.task.label_names == ["neg", "pos"]
+
+
+def test_cached_features_equal_uncached_ones(tmp_path: Path) -> None:
+    spec = sentiment_spec(tmp_path)
+    cached = load_task_data(spec, tiny_tokenizer(), tmp_path / "cache")
+    fresh = load_task_data(spec, tiny_tokenizer(), None)
+    assert cached.splits["train"].to_dict() == fresh.splits["train"].to_dict()
+
+
+def test_a_changed_data_file_is_tokenized_again(tmp_path: Path, prepare_calls: list[str]) -> None:
+    spec = sentiment_spec(tmp_path)
+    cache = tmp_path / "cache"
+    load_task_data(spec, tiny_tokenizer(), cache)
+    write_jsonl(Path(spec.data.validation), sentiment_rows(9, seed=7))
+    prepare_calls.clear()
+    again = load_task_data(spec, tiny_tokenizer(), cache)
+    assert prepare_calls == [spec.data.validation]
+    assert len(again.splits["validation"]) == 9
+    assert again.splits["validation"]["labels"] == [
+        ["neg", "pos"].index(row["label"]) for row in sentiment_rows(9, seed=7)
+    ]
+
+
+def test_a_changed_input_setting_is_tokenized_again(
+    tmp_path: Path, prepare_calls: list[str]
+) -> None:
+    cache = tmp_path / "cache"
+    load_task_data(sentiment_spec(tmp_path), tiny_tokenizer(), cache)
+    prepare_calls.clear()
+    short = load_task_data(sentiment_spec(tmp_path, max_length=4), tiny_tokenizer(), cache)
+    assert len(prepare_calls) == 2
+    assert max(len(ids) for ids in short.splits["train"]["input_ids"]) == 4
+
+
+def test_a_new_label_elsewhere_changes_the_label_ids(
+    tmp_path: Path, prepare_calls: list[str]
+) -> None:
+    spec = sentiment_spec(tmp_path)
+    cache = tmp_path / "cache"
+    load_task_data(spec, tiny_tokenizer(), cache)
+    rows = sentiment_rows(6, seed=1)
+    rows[0]["label"] = "mixed"
+    write_jsonl(Path(spec.data.validation), rows)
+    prepare_calls.clear()
+    again = load_task_data(spec, tiny_tokenizer(), cache)
+    # the train file is unchanged, but its label ids moved: it must be re-encoded too
+    assert sorted(prepare_calls) == sorted([spec.data.train, spec.data.validation])
+    assert again.task.label_names == ["mixed", "neg", "pos"]
+    train_rows = sentiment_rows(20, seed=0)
+    expected = [again.task.label_names.index(row["label"]) for row in train_rows]
+    assert again.splits["train"]["labels"] == expected
+
+
+def test_changed_conll_columns_are_tokenized_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mtlm.tasks.token_classification import TokenClassification
+
+    calls: list[str] = []
+    original = TokenClassification.prepare
+
+    def spy(self: TokenClassification, rows: Any, tokenizer: Any) -> Any:
+        calls.append(rows.source)
+        return original(self, rows, tokenizer)
+
+    monkeypatch.setattr(TokenClassification, "prepare", spy)
+    path = tmp_path / "train.conll"
+    path.write_text("1 the DT\n2 film NN\n\n1 a DT\n2 movie NN\n", encoding="utf-8")
+
+    def load(token_column: int) -> list[list[str]]:
+        spec = TaskSpec.model_validate(
+            {
+                "name": "pos",
+                "kind": "token_classification",
+                "data": {"train": str(path), "conll_token_column": token_column},
+            }
+        )
+        data = load_task_data(spec, tiny_tokenizer(), tmp_path / "cache")
+        tokenizer = tiny_tokenizer()
+        return [tokenizer.decode(ids[1:-1]).split() for ids in data.splits["train"]["input_ids"]]
+
+    assert load(0) == [["[UNK]", "[UNK]"], ["[UNK]", "[UNK]"]]  # the index column, by mistake
+    assert load(1) == [["the", "film"], ["a", "movie"]]  # fixed: the words, tokenized again
+    assert len(calls) == 2

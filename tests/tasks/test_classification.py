@@ -1,0 +1,176 @@
+"""Classification: label vocabulary, validation naming the row, metrics, trivial baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from conftest import tiny_tokenizer
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from mtlm import DataError
+from mtlm.config import TaskSpec
+from mtlm.data.sources import SplitRows
+from mtlm.tasks.base import label_vocabulary
+from mtlm.tasks.classification import Classification
+
+
+def split_rows(rows: list[dict[str, Any]], source: str = "train.jsonl") -> SplitRows:
+    return SplitRows(rows, source, [f"line {i + 1}" for i in range(len(rows))], "fingerprint")
+
+
+def make_task(rows: list[dict[str, Any]], **fields: Any) -> Classification:
+    spec = TaskSpec.model_validate(
+        {"name": "sentiment", "kind": "classification", "data": {"train": "x"}, **fields}
+    )
+    task = Classification(spec)
+    task.fit({"train": split_rows(rows)})
+    return task
+
+
+ROWS = [
+    {"text": "good film", "label": "pos"},
+    {"text": "bad plot", "label": "neg"},
+    {"text": "the movie was great", "label": "pos"},
+]
+
+
+def test_prepare_tokenizes_text_and_maps_labels() -> None:
+    task = make_task(ROWS)
+    tokenizer = tiny_tokenizer()
+    features = task.prepare(split_rows(ROWS), tokenizer)
+    assert task.label_names == ["neg", "pos"]
+    assert features["labels"] == [1, 0, 1]
+    assert features["input_ids"] == [tokenizer(row["text"])["input_ids"] for row in ROWS]
+    assert features["attention_mask"][2] == [1] * 6
+    assert task.references(features) == ["pos", "neg", "pos"]
+
+
+def test_prepare_text_pairs_and_truncation() -> None:
+    rows = [{"a": "good film", "b": "the plot was dull", "y": "1"}]
+    task = make_task(rows, text_column="a", text_pair_column="b", label_column="y", max_length=5)
+    features = task.prepare(split_rows(rows), tiny_tokenizer())
+    assert len(features["input_ids"][0]) == 5
+    assert features["token_type_ids"][0].count(1) >= 1
+    assert task.input_columns == ["a", "b"]
+
+
+def test_label_outside_the_declared_set_names_the_row() -> None:
+    rows = [*ROWS, {"text": "fine", "label": "neutral"}]
+    task = make_task(rows, labels=["neg", "pos"])
+    with pytest.raises(DataError) as caught:
+        task.prepare(split_rows(rows), tiny_tokenizer())
+    message = str(caught.value)
+    assert message.startswith("train.jsonl, line 4: label 'neutral'")
+    assert "tasks[sentiment].labels" in message
+
+
+def test_declared_labels_keep_their_order() -> None:
+    task = make_task(ROWS, labels=["pos", "neg", "neutral"])
+    assert task.label_names == ["pos", "neg", "neutral"]
+    assert task.num_outputs == 3
+    assert task.prepare(split_rows(ROWS), tiny_tokenizer())["labels"] == [0, 1, 0]
+
+
+def test_missing_label_column_names_the_row() -> None:
+    rows = [*ROWS[:2], {"text": "good"}]
+    task = make_task(rows)
+    with pytest.raises(DataError, match=r"^train\.jsonl, line 3: missing column 'label'"):
+        task.prepare(split_rows(rows), tiny_tokenizer())
+
+
+@pytest.mark.parametrize("value", ["", None])
+def test_empty_label_names_the_row(value: Any) -> None:
+    rows = [*ROWS, {"text": "good", "label": value}]
+    task = make_task(rows)
+    with pytest.raises(DataError, match=r"line 4: empty value in column 'label'"):
+        task.prepare(split_rows(rows), tiny_tokenizer())
+
+
+def test_missing_text_column_names_the_row() -> None:
+    rows = [ROWS[0], {"label": "pos", "sentence": "good"}]
+    task = make_task(rows)
+    with pytest.raises(DataError, match=r"line 2: missing column 'text'.*sentence"):
+        task.prepare(split_rows(rows), tiny_tokenizer())
+
+
+def test_label_vocabulary_is_seen_over_every_split() -> None:
+    spec = TaskSpec.model_validate({"name": "s", "kind": "classification", "data": {"train": "x"}})
+    task = Classification(spec)
+    task.fit({"train": split_rows(ROWS), "test": split_rows([{"text": "a", "label": "mixed"}])})
+    assert task.label_names == ["mixed", "neg", "pos"]
+
+
+def test_numeric_labels_in_natural_order() -> None:
+    rows = [{"text": "a", "label": value} for value in ("10", "2", "1", 2, "-3")]
+    task = make_task(rows)
+    assert task.label_names == ["-3", "1", "2", "10"]
+    assert task.prepare(split_rows(rows), tiny_tokenizer())["labels"] == [3, 2, 1, 2, 0]
+
+
+def test_label_vocabulary_order_is_fully_determined() -> None:
+    # "1", "01" and "001" are equal as numbers: the order must not depend on set hashing,
+    # or two processes (two ranks, or training and evaluation) would number labels differently
+    values = ["1", "01", "2", "10", "001"]
+    assert label_vocabulary(values, None) == ["001", "01", "1", "2", "10"]
+    assert label_vocabulary(values[::-1], None) == ["001", "01", "1", "2", "10"]
+    assert label_vocabulary(["b", "a", "C"], None) == ["C", "a", "b"]
+
+
+@pytest.mark.parametrize("odd", ["--1", "\u00b2", "1.5", "-"])
+def test_label_vocabulary_with_number_like_names_sorts_as_text(odd: str) -> None:
+    assert label_vocabulary(["2", odd, "10"], None) == sorted(["2", odd, "10"])
+
+
+def prediction(label: str, names: list[str]) -> dict[str, Any]:
+    return {"label": label, "probabilities": {name: float(name == label) for name in names}}
+
+
+def test_metrics_match_sklearn() -> None:
+    names = ["a", "b", "c"]
+    task = make_task([{"text": "x", "label": name} for name in names])
+    gold = ["a", "a", "b", "c", "c", "c", "b", "a"]
+    guess = ["a", "b", "b", "c", "a", "c", "c", "a"]
+    scores = task.score([prediction(label, names) for label in guess], gold)
+    assert scores["primary"] == "accuracy"
+    assert scores["accuracy"] == pytest.approx(5 / 8)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(gold, guess))
+    assert scores["macro_f1"] == pytest.approx(f1_score(gold, guess, average="macro"))
+    assert scores["mcc"] == pytest.approx(matthews_corrcoef(gold, guess))
+    assert 0 < scores["macro_f1"] < 1
+
+
+def test_predict_decodes_the_most_likely_class() -> None:
+    task = make_task(ROWS)
+    logits = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
+    predicted = task.predict(logits, {})
+    assert [p["label"] for p in predicted] == ["neg", "pos"]
+    assert sum(predicted[0]["probabilities"].values()) == pytest.approx(1.0)
+    assert predicted[0]["probabilities"]["neg"] == pytest.approx(torch.softmax(logits[0], 0)[0])
+    loss = task.loss(logits, {"labels": torch.tensor([0, 1])})
+    assert loss.item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])).item()
+    )
+
+
+def test_trivial_predictions_are_the_majority_class() -> None:
+    rows = [{"text": "x", "label": label} for label in ("a", "b", "b", "c", "b", "a")]
+    task = make_task(rows)
+    train = task.prepare(split_rows(rows), tiny_tokenizer())
+    references = ["a", "c", "b"]
+    trivial = task.trivial_predictions(train, references)
+    assert [p["label"] for p in trivial] == ["b", "b", "b"]
+    assert trivial[0]["probabilities"] == {"a": 0.0, "b": 1.0, "c": 0.0}
+    assert task.score(trivial, references)["accuracy"] == pytest.approx(1 / 3)
+
+
+def test_unknown_primary_metric_is_named() -> None:
+    task = make_task(ROWS, primary_metric="f2")
+    with pytest.raises(DataError, match=r"tasks\[sentiment\]\.primary_metric: 'f2'"):
+        task.score([prediction("pos", ["neg", "pos"])], ["pos"])
+
+
+def test_configured_primary_metric() -> None:
+    task = make_task(ROWS, primary_metric="mcc")
+    assert task.score([prediction("pos", ["neg", "pos"])], ["pos"])["primary"] == "mcc"

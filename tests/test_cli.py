@@ -1,0 +1,151 @@
+"""The `mtlm` command: sub-commands, one-line errors with exit status 2, evaluate and predict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtlm import Trainer
+from mtlm.cli import main
+
+TASKS = {"sentiment", "score", "tagging"}
+
+
+def write_yaml(raw: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def one_line_error(stderr: str) -> str:
+    """The single line the CLI printed for a user mistake, checked to be only that."""
+    assert stderr.count("\n") == 1 and stderr.startswith("mtlm: error: "), stderr
+    assert "Traceback" not in stderr
+    return stderr
+
+
+@pytest.fixture
+def run(make_config, tmp_path) -> Path:
+    """A run directory trained for a few steps."""
+    config = make_config(max_steps=4, eval_steps=None, output_dir=str(tmp_path / "trained"))
+    Trainer(config).train()
+    return tmp_path / "trained"
+
+
+@pytest.fixture
+def rows_file(tmp_path) -> Path:
+    """Rows to predict that have only a `text` field."""
+    rows = [{"text": "the movie was great"}, {"text": "a dull plot"}, {"text": "lovely"}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    for command in ("train", "evaluate", "predict", "demo"):
+        assert f"    {command} " in listed
+
+
+def test_unknown_config_key_exits_2_with_one_line_naming_the_key(make_config, tmp_path):
+    raw = make_config().model_dump(mode="json")
+    raw["training"]["learning_rat"] = 0.1
+    config_file = write_yaml(raw, tmp_path / "typo.yaml")
+    # The installed console script, in a process of its own: the real exit status.
+    mtlm = Path(sys.executable).with_name("mtlm")
+    process = subprocess.run(
+        [str(mtlm), "train", str(config_file)], capture_output=True, text=True, timeout=300
+    )
+    assert process.returncode == 2
+    error = one_line_error(process.stderr)
+    assert str(config_file) in error and "training.learning_rat" in error
+    assert "did you mean 'learning_rate'" in error
+    assert process.stdout == ""
+    assert not Path(raw["training"]["output_dir"]).exists()
+
+
+def test_bad_data_exits_2_naming_file_and_line(make_config, task_files, tmp_path, capsys):
+    train_file = task_files["sentiment"]["train"]
+    lines = train_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    row = json.loads(lines[2])
+    row["score"] = "abc"
+    lines[2] = json.dumps(row) + "\n"
+    train_file.write_text("".join(lines), encoding="utf-8")
+    raw = make_config().model_dump(mode="json")
+    config_file = write_yaml(raw, tmp_path / "config.yaml")
+
+    assert main(["train", str(config_file)]) == 2
+    error = one_line_error(capsys.readouterr().err)
+    assert f"{train_file}, line 3" in error and "'abc'" in error
+    assert not Path(raw["training"]["output_dir"]).exists()
+
+
+def test_evaluate_prints_a_table_and_writes_the_fixed_schema(run, capsys):
+    from_training = json.loads((run / "eval_results.json").read_text())
+    (run / "eval_results.json").unlink()
+
+    assert main(["evaluate", "--model", str(run), "--split", "test"]) == 0
+    printed = capsys.readouterr().out
+    assert "scores on the test split" in printed
+    table = printed.splitlines()
+    assert any(line.startswith("aggregate") for line in table)
+    assert all(any(line.startswith(task) for line in table) for task in TASKS)
+
+    results = json.loads((run / "eval_results.json").read_text())
+    assert set(results) == {"tasks", "aggregate", "split"}
+    assert results["split"] == "test" and isinstance(results["aggregate"], float)
+    assert set(results["tasks"]) == TASKS
+    for metrics in results["tasks"].values():
+        assert isinstance(metrics[metrics["primary"]], float)
+    # The saved model scores exactly as the trained one did at the end of training.
+    assert results == from_training
+
+
+def test_evaluate_on_a_split_no_task_has_exits_2(run, capsys):
+    assert main(["evaluate", "--model", str(run), "--split", "nosuch"]) == 2
+    assert "--split" in one_line_error(capsys.readouterr().err)
+
+
+def test_predict_one_task_writes_a_line_per_row(run, rows_file, tmp_path):
+    output = tmp_path / "out.jsonl"
+    arguments = ["--model", str(run), "--input", str(rows_file), "--output", str(output)]
+    assert main(["predict", "--task", "sentiment", *arguments]) == 0
+    lines = read_jsonl(output)
+    assert len(lines) == 3
+    for line in lines:
+        assert set(line) == {"sentiment"}
+        prediction = line["sentiment"]
+        assert prediction["label"] in ("neg", "pos")
+        assert set(prediction["probabilities"]) == {"neg", "pos"}
+        assert (
+            max(prediction["probabilities"], key=prediction["probabilities"].get)
+            == (prediction["label"])
+        )
+
+
+def test_predict_all_runs_every_task_whose_inputs_the_rows_have(run, rows_file, capsys):
+    assert main(["predict", "--model", str(run), "--task", "all", "--input", str(rows_file)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 3
+    assert all(set(line) == {"sentiment", "score"} for line in lines)
+    assert all(isinstance(line["score"]["score"], float) for line in lines)
+
+
+def test_predict_unknown_task_exits_2(run, rows_file, tmp_path, capsys):
+    output = tmp_path / "out.jsonl"
+    arguments = ["--input", str(rows_file), "--output", str(output)]
+    assert main(["predict", "--model", str(run), "--task", "sentimnet", *arguments]) == 2
+    error = one_line_error(capsys.readouterr().err)
+    assert "'sentimnet'" in error and "sentiment" in error
+    assert not output.exists()

@@ -1,0 +1,266 @@
+"""Config validation: every error is a ConfigError that names the file and the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mtlm import ConfigError
+from mtlm.config import config_from_dict, load_config
+
+
+def minimal(**overrides: Any) -> dict[str, Any]:
+    """A valid config dict with one classification task; keyword arguments replace top keys."""
+    raw: dict[str, Any] = {
+        "model": {"name_or_path": "some/model"},
+        "tasks": [{"name": "sentiment", "kind": "classification", "data": {"train": "t.jsonl"}}],
+    }
+    raw.update(overrides)
+    return raw
+
+
+def task(**fields: Any) -> dict[str, Any]:
+    """One task entry; keyword arguments replace its fields."""
+    return {"name": "sentiment", "kind": "classification", "data": {"train": "t.jsonl"}, **fields}
+
+
+def error_of(raw: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(raw, source="exp.yaml")
+    message = str(caught.value)
+    assert message.startswith("exp.yaml: ")
+    assert "\n" not in message
+    return message
+
+
+def test_minimal_config_is_valid_with_defaults() -> None:
+    config = config_from_dict(minimal())
+    assert config.tasks[0].name == "sentiment"
+    assert config.training.sampler.kind == "proportional"
+
+
+def test_unknown_top_level_key_is_named_with_a_suggestion() -> None:
+    message = error_of(minimal(trainig={"max_steps": 5}))
+    assert "trainig" in message
+    assert "did you mean 'training'" in message
+
+
+def test_unknown_nested_key_names_its_path_and_suggests() -> None:
+    message = error_of(minimal(training={"learning_rat": 1e-4}))
+    assert "training.learning_rat" in message
+    assert "did you mean 'learning_rate'" in message
+
+
+def test_unknown_key_inside_a_task_names_the_task() -> None:
+    message = error_of(minimal(tasks=[task(data={"train": "t.jsonl", "formt": "csv"})]))
+    assert "tasks[sentiment].data.formt" in message
+    assert "did you mean 'format'" in message
+
+
+def test_unknown_key_two_levels_deep() -> None:
+    message = error_of(minimal(training={"sampler": {"kind": "temperature", "temprature": 3}}))
+    assert "training.sampler.temprature" in message
+    assert "did you mean 'temperature'" in message
+
+
+@pytest.mark.parametrize("value", ["many", 2.5, [1]])
+def test_wrong_type_names_the_key_path(value: Any) -> None:
+    message = error_of(minimal(training={"max_steps": value}))
+    assert "training.max_steps" in message
+    assert "integer" in message
+
+
+def test_out_of_range_value_names_the_key_and_the_value() -> None:
+    message = error_of(minimal(training={"batch_size": 0}))
+    assert "training.batch_size" in message
+    assert "(got 0)" in message
+
+
+def test_unknown_task_kind_names_the_task_and_suggests_the_closest_kind() -> None:
+    message = error_of(minimal(tasks=[task(kind="token_clasification")]))
+    assert "tasks[sentiment].kind" in message
+    assert "did you mean 'token_classification'" in message
+
+
+def test_unknown_task_kind_without_a_close_match_lists_the_kinds() -> None:
+    message = error_of(minimal(tasks=[task(kind="zzz")]))
+    assert "tasks[sentiment].kind" in message
+    for kind in ("classification", "regression", "token_classification"):
+        assert kind in message
+
+
+def test_numeric_labels_are_read_as_text() -> None:
+    config = config_from_dict(minimal(tasks=[task(labels=[0, 1, 2])]))
+    assert config.tasks[0].labels == ["0", "1", "2"]
+
+
+def test_task_without_a_name_is_located_by_index() -> None:
+    entry = task()
+    del entry["name"]
+    message = error_of(minimal(tasks=[task(name="first"), entry]))
+    assert "tasks[1].name" in message
+    assert "required key is missing" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        (minimal(tasks=[task(labels=[{"a": 1}, "b"])]), "tasks[sentiment].labels[0]"),
+        (minimal(tasks=[task(), "oops"]), "tasks[1]"),
+    ],
+)
+def test_list_items_that_are_not_mappings_are_located_by_index(
+    raw: dict[str, Any], path: str
+) -> None:
+    assert f"exp.yaml: {path}: " in error_of(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ({"tasks": [task()]}, "model"),
+        (minimal(model={}), "model.name_or_path"),
+        (minimal(tasks=[{"name": "sentiment", "kind": "classification"}]), "tasks[sentiment].data"),
+    ],
+)
+def test_missing_required_key_is_named(raw: dict[str, Any], path: str) -> None:
+    message = error_of(raw)
+    assert f"exp.yaml: {path}: required key is missing" in message
+
+
+def test_duplicate_task_names_are_rejected() -> None:
+    message = error_of(minimal(tasks=[task(), task(kind="regression"), task(name="other")]))
+    assert "unique" in message
+    assert "sentiment" in message
+    assert "other" not in message
+
+
+def test_no_tasks_is_rejected() -> None:
+    assert "tasks" in error_of(minimal(tasks=[]))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"train": "t.jsonl", "path": "all.jsonl"},
+        {"path": "all.jsonl", "hub": "glue"},
+        {"validation": "v.jsonl", "bundled": "demo"},
+    ],
+)
+def test_exactly_one_data_source(data: dict[str, Any]) -> None:
+    message = error_of(minimal(tasks=[task(data=data)]))
+    assert "tasks[sentiment].data" in message
+    assert "exactly one source" in message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"train": "t.jsonl"},
+        {"train": "t.jsonl", "validation": "v.jsonl", "test": "x.jsonl"},
+        {"path": "all.jsonl"},
+        {"hub": "glue", "hub_config": "sst2"},
+        {"bundled": "demo"},
+    ],
+)
+def test_each_single_data_source_is_accepted(data: dict[str, Any]) -> None:
+    config = config_from_dict(minimal(tasks=[task(data=data)]))
+    assert config.tasks[0].data.model_dump(exclude_defaults=True) == data
+
+
+def test_split_fractions_must_leave_training_rows() -> None:
+    data = {"path": "all.jsonl", "validation_fraction": 0.5, "test_fraction": 0.5}
+    message = error_of(minimal(tasks=[task(data=data)]))
+    assert "tasks[sentiment].data" in message
+    assert "below 1" in message
+
+
+def write_yaml(path: Path, raw: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "exp.yaml", minimal(training={"max_stepz": 3}))
+    with pytest.raises(ConfigError, match=r"exp\.yaml: training\.max_stepz: unknown key"):
+        load_config(path)
+
+
+def test_yaml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(
+        "model:\n  name_or_path: x\ntasks:\n  - name: a\n    kind: : classification\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "line 5" in message
+    assert "not valid YAML" in message
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_that_is_not_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(path)
+
+
+def test_relative_data_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absolute = str(tmp_path / "elsewhere" / "test.jsonl")
+    tasks = [
+        task(data={"train": "data/train.jsonl", "validation": "../v.jsonl", "test": absolute}),
+        task(name="whole", data={"path": "all.csv"}),
+        task(name="hub", data={"hub": "some/dataset"}),
+    ]
+    path = write_yaml(tmp_path / "configs" / "exp.yaml", minimal(tasks=tasks))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    config = load_config(path)
+    folder = (tmp_path / "configs").resolve()
+    data = config.task("sentiment").data
+    assert data.train == str(folder / "data" / "train.jsonl")
+    assert data.validation == str(tmp_path.resolve() / "v.jsonl")
+    assert data.test == absolute
+    assert config.task("whole").data.path == str(folder / "all.csv")
+    assert config.task("hub").data.hub == "some/dataset"
+
+
+def test_home_relative_data_paths_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = write_yaml(
+        tmp_path / "configs" / "exp.yaml", minimal(tasks=[task(data={"path": "~/all.csv"})])
+    )
+    assert load_config(path).tasks[0].data.path == str(tmp_path / "home" / "all.csv")
+
+
+def test_base_dir_overrides_the_config_folder(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "configs" / "exp.yaml", minimal())
+    config = load_config(path, base_dir=tmp_path / "root")
+    assert config.tasks[0].data.train == str((tmp_path / "root" / "t.jsonl").resolve())
+
+
+def test_unknown_task_lookup_suggests_a_name() -> None:
+    config = config_from_dict(minimal())
+    with pytest.raises(ConfigError, match="did you mean 'sentiment'"):
+        config.task("sentimnt")
+
+
+def test_to_json_is_stable() -> None:
+    first = config_from_dict(minimal(training={"max_steps": 7})).to_json()
+    second = config_from_dict(minimal(training={"max_steps": 7})).to_json()
+    assert first == second
+    assert first != config_from_dict(minimal(training={"max_steps": 8})).to_json()

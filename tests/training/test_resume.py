@@ -1,0 +1,130 @@
+"""Resuming a run killed with SIGKILL ends with exactly the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from mtlm.cli import main
+
+#: Timing fields of a log row; every other field must match between the two runs.
+_TIMING = ("examples_per_second", "tokens_per_second")
+
+
+def write_config(config, path: Path) -> Path:
+    """The config as the YAML file a user would write."""
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+#: Runs `mtlm train CONFIG` and SIGKILLs itself while the third checkpoint is half written:
+#: its model, optimizer and scheduler files are in the staging folder, its RNG file is not.
+_KILLED_TRAINING = """
+import os, signal, sys
+import mtlm.training.checkpoint as checkpoint
+from mtlm.cli import main
+
+saves = []
+real_save_file = checkpoint.save_file
+
+def save_file_or_die(*args, **kwargs):
+    saves.append(args)
+    if len(saves) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save_file(*args, **kwargs)
+
+checkpoint.save_file = save_file_or_die
+sys.exit(main(["train", sys.argv[1]]))
+"""
+
+
+def train_until_killed(config_file: Path) -> subprocess.CompletedProcess:
+    """`mtlm train` in a new process that is killed with SIGKILL in its third checkpoint."""
+    return subprocess.run(
+        [sys.executable, "-c", _KILLED_TRAINING, str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def weights(run: Path, file: str) -> dict[str, torch.Tensor]:
+    return load_file(run / file)
+
+
+def assert_same_tensors(left: dict[str, torch.Tensor], right: dict[str, torch.Tensor]) -> None:
+    assert left.keys() == right.keys()
+    different = [key for key in left if not torch.equal(left[key], right[key])]
+    assert not different, f"tensors differ: {different[:5]}"
+
+
+def log_rows(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{key: value for key, value in row.items() if key not in _TIMING} for row in rows]
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(make_config, tmp_path):
+    # The killed child runs with OMP_NUM_THREADS=1, like this process (conftest's one_torch_thread):
+    # the thread count changes float sums, and a resume is exact only with the same count.
+    settings = {
+        "max_steps": 40,
+        "save_steps": 5,
+        "eval_steps": 10,
+        "save_total_limit": 2,
+        # Keep the last weights, so that the comparison covers every step after the resume.
+        "load_best_model_at_end": False,
+    }
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    killed_config = write_config(
+        make_config(output_dir=str(killed), **settings), tmp_path / "killed.yaml"
+    )
+    reference_config = write_config(
+        make_config(output_dir=str(reference), **settings), tmp_path / "reference.yaml"
+    )
+
+    process = train_until_killed(killed_config)
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    assert not (killed / "model").exists()
+    staging, *complete = sorted(path.name for path in (killed / "checkpoints").iterdir())
+    assert staging.startswith(".step-15-") and complete == ["best", "step-10", "step-5"]
+
+    assert main(["train", str(killed_config), "--resume"]) == 0
+    assert main(["train", str(reference_config)]) == 0
+
+    for file in ("model/model.safetensors", "model/heads.safetensors"):
+        assert_same_tensors(weights(killed, file), weights(reference, file))
+    assert_same_tensors(
+        weights(killed, "checkpoints/best/model.safetensors"),
+        weights(reference, "checkpoints/best/model.safetensors"),
+    )
+    assert sorted(path.name for path in (killed / "checkpoints").iterdir()) == [
+        "best",
+        "step-35",
+        "step-40",
+    ]
+    assert log_rows(killed) == log_rows(reference)
+    summaries = [
+        json.loads((run / "train_summary.json").read_text()) for run in (killed, reference)
+    ]
+    assert summaries[0]["best_step"] == summaries[1]["best_step"]
+    assert summaries[0]["steps_this_session"] < summaries[1]["steps_this_session"] == 40
+    assert not [path for path in killed.rglob(".*")], "staging files were left behind"
+
+
+def test_resume_without_a_checkpoint_exits_2_with_one_line(make_config, tmp_path, capsys):
+    config_file = write_config(make_config(), tmp_path / "config.yaml")
+    assert main(["train", str(config_file), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("mtlm: error: --resume: no checkpoint in ")
+    assert "Traceback" not in error
+    assert not (tmp_path / "run").exists()
