@@ -83,6 +83,10 @@ class TaskSpec(_Strict):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     loss_weight: float = Field(1.0, ge=0.0)
     primary_metric: str | None = None
+    max_examples: int | None = Field(None, gt=0)
+    oversample: int = Field(1, ge=1)
+    class_weights: Literal["balanced"] | dict[str, float] | None = None
+    resample: Literal["balanced"] | None = None
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -91,6 +95,17 @@ class TaskSpec(_Strict):
         if isinstance(labels, list):
             return [str(label) if isinstance(label, int | float) else label for label in labels]
         return labels
+
+    @model_validator(mode="after")
+    def _imbalance_options_fit_the_kind(self) -> TaskSpec:
+        if self.kind == "regression" and (self.class_weights or self.resample):
+            raise ValueError("class_weights and resample need classes; regression has none")
+        if self.kind == "token_classification" and self.resample:
+            raise ValueError(
+                "resample: balanced works for classification only (a sentence has many tags); "
+                "use class_weights for token classification"
+            )
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -102,12 +117,64 @@ class TaskSpec(_Strict):
         return kind
 
 
+SAMPLERS = ("proportional", "uniform", "temperature", "annealed", "round_robin", "dynamic")
+SCALARIZERS = (
+    "static",
+    "uncertainty",
+    "dwa",
+    "random",
+    "famo",
+    "imtl_l",
+    "geometric_mean",
+    "stch",
+    "gradnorm",
+)
+AGGREGATORS = (
+    "pcgrad",
+    "upgrad",
+    "mgda",
+    "cagrad",
+    "nash_mtl",
+    "imtl_g",
+    "aligned_mtl",
+    "dualproj",
+    "graddrop",
+    "gradvac",
+    "config",
+)
+#: Aggregators whose weights still mean something when computed from gradients with respect to
+#: the shared representation: with one batch per task those gradients are orthogonal, so only
+#: methods that weigh tasks by gradient norms (not by conflicts) differ from a plain sum.
+REPRESENTATION_AGGREGATORS = ("mgda", "imtl_g", "aligned_mtl", "nash_mtl", "cagrad")
+
+
 class SamplerSpec(_Strict):
     """How the next task is chosen in `sampled` step mode."""
 
-    kind: Literal["proportional", "uniform", "temperature"] = "proportional"
+    kind: Literal[SAMPLERS] = "proportional"
     temperature: float = Field(2.0, gt=0.0)
     size_cap: int | None = Field(None, gt=0)
+    alpha_floor: float = Field(0.2, ge=0.0, le=1.0)
+    floor: float = Field(0.05, ge=0.0, lt=1.0)
+    targets: dict[str, float] = Field(default_factory=dict)
+
+
+class BalancerSpec(_Strict):
+    """How the per-task losses of a `joint` step become one update."""
+
+    kind: Literal[SCALARIZERS + AGGREGATORS] = "static"
+    on: Literal["parameters", "representation"] = "parameters"
+    options: dict[str, Any] = Field(default_factory=dict)
+    learning_rate: float = Field(0.025, gt=0.0)
+
+    @model_validator(mode="after")
+    def _representation_needs_weighting(self) -> BalancerSpec:
+        if self.on == "representation" and self.kind not in REPRESENTATION_AGGREGATORS:
+            raise ValueError(
+                f"on: representation works with {', '.join(REPRESENTATION_AGGREGATORS)}; "
+                f"for {self.kind!r} use on: parameters"
+            )
+        return self
 
 
 class TrainingSpec(_Strict):
@@ -116,7 +183,8 @@ class TrainingSpec(_Strict):
     output_dir: str = "runs/mtlm"
     overwrite_output_dir: bool = False
     seed: int = 42
-    max_steps: int = Field(1000, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    num_epochs: float | None = Field(None, gt=0.0)
     batch_size: int = Field(16, gt=0)
     eval_batch_size: int = Field(64, gt=0)
     learning_rate: float = Field(5e-5, gt=0.0)
@@ -125,8 +193,10 @@ class TrainingSpec(_Strict):
     warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
     max_grad_norm: float | None = Field(1.0, gt=0.0)
     gradient_accumulation_steps: int = Field(1, gt=0)
-    step_mode: Literal["sampled"] = "sampled"
+    step_mode: Literal["sampled", "joint"] = "sampled"
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    balancer: BalancerSpec = Field(default_factory=BalancerSpec)
+    joint_groups: list[list[str]] | None = None
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     logging_steps: int = Field(10, gt=0)
     eval_steps: int | None = Field(None, gt=0)
@@ -155,11 +225,28 @@ class ExperimentConfig(_Strict):
     cache_dir: str | None = None
 
     @model_validator(mode="after")
-    def _unique_task_names(self) -> ExperimentConfig:
+    def _consistent(self) -> ExperimentConfig:
         names = [task.name for task in self.tasks]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"task names must be unique; repeated: {', '.join(duplicates)}")
+        training = self.training
+        if training.step_mode == "sampled" and training.balancer.kind not in ("static",):
+            raise ValueError(
+                f"training.balancer.kind {training.balancer.kind!r} needs training.step_mode: "
+                "joint (it weighs the losses of all tasks in one step)"
+            )
+        if training.sampler.kind == "dynamic" and training.sampler.floor * len(names) > 1:
+            raise ValueError("training.sampler.floor times the number of tasks must be at most 1")
+        for key, mentioned in (
+            ("training.sampler.targets", list(training.sampler.targets)),
+            ("training.joint_groups", [n for group in training.joint_groups or [] for n in group]),
+        ):
+            unknown = [name for name in mentioned if name not in names]
+            if unknown:
+                raise ValueError(
+                    f"{key}: no task named {unknown[0]!r}{_suggest(unknown[0], names)}"
+                )
         return self
 
     def task(self, name: str) -> TaskSpec:
@@ -228,7 +315,9 @@ def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
             message += f" (got {first['input']!r})"
     more = len(error.errors()) - 1
     suffix = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
-    return f"{source}: {key_path or '(top level)'}: {message}{suffix}"
+    # Whole-config checks name their keys in the message itself.
+    where = f"{key_path}: " if key_path else ""
+    return f"{source}: {where}{message}{suffix}"
 
 
 def _key_path(location: list[Any], raw: dict[str, Any]) -> str:

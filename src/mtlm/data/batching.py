@@ -38,6 +38,9 @@ def _dtype(sample: Any) -> torch.dtype:
 class LengthGroupedBatches:
     """Batch order for one epoch: shuffled, then sorted by length inside chunks of batches.
 
+    With `sample_weights`, an epoch draws its rows with replacement in proportion to them
+    (class-balanced resampling) instead of shuffling each row once.
+
     Sorting inside chunks of `chunk_batches` batches keeps similar lengths together (little
     padding) while the order of chunks and of batches stays random. With several processes,
     each takes every `num_replicas`-th batch so all see the same number of batches.
@@ -51,8 +54,12 @@ class LengthGroupedBatches:
         chunk_batches: int = 50,
         num_replicas: int = 1,
         rank: int = 0,
+        sample_weights: list[float] | None = None,
     ) -> None:
         self.lengths = np.asarray(lengths)
+        self.sample_weights = (
+            None if sample_weights is None else np.asarray(sample_weights) / np.sum(sample_weights)
+        )
         self.batch_size = batch_size
         self.seed = seed
         self.chunk_batches = chunk_batches
@@ -62,7 +69,11 @@ class LengthGroupedBatches:
     def epoch(self, epoch: int) -> list[list[int]]:
         """This process's batches (lists of row indices) for epoch `epoch`, deterministically."""
         rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.lengths))
+        if self.sample_weights is None:
+            order = rng.permutation(len(self.lengths))
+        else:
+            # Resampling: an epoch of the same size, rows drawn with replacement by weight.
+            order = rng.choice(len(self.lengths), size=len(self.lengths), p=self.sample_weights)
         chunk = self.batch_size * self.chunk_batches
         batches: list[list[int]] = []
         for start in range(0, len(order), chunk):

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from datasets import Dataset, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
@@ -80,9 +81,11 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def _cache_key(data_fingerprint: str, task: TaskKind, tokenizer_hash: str) -> str:
     settings = {name: getattr(task.spec, name) for name in _INPUT_SETTINGS}
+    # Class weights shape the loss, not the features.
+    state = {key: value for key, value in task.state.items() if key != "class_weights"}
     settings.update({name: getattr(task.spec.data, name) for name in _PARSE_SETTINGS})
     description = json.dumps(
-        [FEATURES_VERSION, data_fingerprint, settings, task.state, tokenizer_hash],
+        [FEATURES_VERSION, data_fingerprint, settings, state, tokenizer_hash],
         sort_keys=True,
         default=str,
     )
@@ -97,3 +100,12 @@ def _cached(cache_dir: Path | None, key: str, build) -> Dataset:
         with staged_directory(target) as staging:
             Dataset.from_dict(build()).save_to_disk(str(staging))
     return load_from_disk(str(target))
+
+
+def training_subset(dataset: Dataset, spec: TaskSpec, seed: int) -> Dataset:
+    """The training rows a run uses: at most `max_examples` of them (a seeded choice), each
+    repeated `oversample` times."""
+    if spec.max_examples is None and spec.oversample == 1:
+        return dataset
+    indices = np.random.default_rng(seed).permutation(len(dataset))[: spec.max_examples]
+    return dataset.select(np.tile(np.sort(indices), spec.oversample))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -23,8 +23,17 @@ from mtlm.files import staged_directory
 from mtlm.tasks import KINDS, TaskKind
 
 MTLM_CONFIG = "mtlm_config.json"
+
+
 HEADS_FILE = "heads.safetensors"
 FORMAT_VERSION = 1
+
+
+class TaskOutput(NamedTuple):
+    """A task's head output and the backbone states it was computed from."""
+
+    head: torch.Tensor
+    hidden: torch.Tensor
 
 
 class MultiTaskModel(nn.Module):
@@ -76,9 +85,28 @@ class MultiTaskModel(nn.Module):
         inputs = {key: batch[key] for key in self._backbone_inputs if key in batch}
         return self.backbone(**inputs).last_hidden_state
 
-    def forward(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The head output of one task."""
-        return self.heads[task](self.encode(batch), batch["attention_mask"])
+    def forward(
+        self, task: str | Mapping[str, dict[str, torch.Tensor]], batch: dict | None = None
+    ) -> torch.Tensor | dict[str, TaskOutput]:
+        """The head output of one task on its batch; or, given `{task: batch}`, each task's
+        head output and backbone states (one call, so that DDP sees one forward per step)."""
+        if isinstance(task, str):
+            return self.heads[task](self.encode(batch), batch["attention_mask"])
+        outputs = {}
+        for name, task_batch in task.items():
+            hidden = self.encode(task_batch)
+            outputs[name] = TaskOutput(
+                self.heads[name](hidden, task_batch["attention_mask"]), hidden
+            )
+        return outputs
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the backbone's last layer (the last block of its layer list)."""
+        layer_lists = [
+            m for m in self.backbone.modules() if isinstance(m, nn.ModuleList) and len(m)
+        ]
+        last = layer_lists[-1][-1] if layer_lists else self.backbone
+        return [parameter for parameter in last.parameters() if parameter.requires_grad]
 
     def forward_heads(
         self, batch: dict[str, torch.Tensor], tasks: Sequence[str]

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
+from sklearn.metrics import f1_score
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from mtlm.config import TaskSpec
 from mtlm.data.batching import pad_features
 from mtlm.data.sources import SplitRows
-from mtlm.errors import DataError
+from mtlm.errors import ConfigError, DataError
 
 Features = dict[str, list[Any]]
 
@@ -70,6 +72,20 @@ class TaskKind(ABC):
         for index, row in enumerate(rows):
             for column in self.input_columns:
                 check_value(row, column, where(index))
+
+    def class_weight_tensor(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The configured class weights for the loss, on `like`'s device; None if unweighted."""
+        weights = self.state.get("class_weights")
+        return None if weights is None else torch.tensor(weights, device=like.device)
+
+    @property
+    def reports_per_class(self) -> bool:
+        """Whether evaluation adds each class's F1 (when class imbalance is being handled)."""
+        return self.spec.class_weights is not None or self.spec.resample is not None
+
+    def sample_weights(self, features: Any) -> list[float] | None:
+        """Per-row weights for class-balanced resampling (`resample: balanced`), else None."""
+        return None
 
     def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
         """A padded batch of features."""
@@ -200,3 +216,31 @@ def check_value(row: dict[str, Any], column: str, where: str) -> None:
         )
     if row[column] is None or row[column] == "":
         raise DataError(f"{where}: empty value in column {column!r}")
+
+
+def class_weights(spec: TaskSpec, names: list[str], counts: Counter) -> list[float] | None:
+    """The loss weight of each class, from `class_weights` in the task's config.
+
+    `balanced` gives w_c = N / (C · n_c) over the C classes present in training (King & Zeng,
+    2001, the weighting scikit-learn calls "balanced"); a mapping names some classes' weights,
+    the others keep 1.
+    """
+    if spec.class_weights is None:
+        return None
+    if spec.class_weights == "balanced":
+        present = [name for name in names if counts[name]]
+        total = sum(counts[name] for name in present)
+        return [total / (len(present) * counts[name]) if counts[name] else 1.0 for name in names]
+    unknown = [label for label in spec.class_weights if label not in names]
+    if unknown:
+        raise ConfigError(
+            f"tasks[{spec.name}].class_weights: no label {unknown[0]!r} "
+            f"(labels: {', '.join(names)})"
+        )
+    return [float(spec.class_weights.get(name, 1.0)) for name in names]
+
+
+def per_class_f1(references: list[str], predicted: list[str], names: list[str]) -> dict[str, float]:
+    """F1 of every class, as `f1[<class>]` metrics."""
+    scores = f1_score(references, predicted, labels=names, average=None, zero_division=0)
+    return {f"f1[{name}]": float(score) for name, score in zip(names, scores, strict=True)}

@@ -10,7 +10,15 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from mtlm.data.sources import SplitRows
-from mtlm.tasks.base import Features, SequenceTask, check_value, label_id, label_vocabulary
+from mtlm.tasks.base import (
+    Features,
+    SequenceTask,
+    check_value,
+    class_weights,
+    label_id,
+    label_vocabulary,
+    per_class_f1,
+)
 
 
 class Classification(SequenceTask):
@@ -39,6 +47,8 @@ class Classification(SequenceTask):
             if row.get(column) not in (None, "")
         ]
         self.state["label_names"] = label_vocabulary(values, self.spec.labels)
+        train = Counter(str(row.get(column)) for row in splits["train"].rows)
+        self.state["class_weights"] = class_weights(self.spec, self.label_names, train)
 
     def encode_targets(self, rows: SplitRows) -> Features:
         """Class ids; a missing or unknown label names its row."""
@@ -51,8 +61,17 @@ class Classification(SequenceTask):
         return {"labels": labels}
 
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Cross-entropy."""
-        return F.cross_entropy(head_output.float(), batch["labels"])
+        """Cross-entropy, class-weighted when configured."""
+        logits = head_output.float()
+        return F.cross_entropy(logits, batch["labels"], weight=self.class_weight_tensor(logits))
+
+    def sample_weights(self, features: Any) -> list[float] | None:
+        """1 / (rows of the row's class): every class is drawn equally often."""
+        if self.spec.resample != "balanced":
+            return None
+        labels = list(features["labels"])
+        counts = Counter(labels)
+        return [1.0 / counts[label] for label in labels]
 
     def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """The most likely class and every class's probability."""
@@ -73,11 +92,14 @@ class Classification(SequenceTask):
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
         """Accuracy, macro-averaged F1 and Matthews correlation."""
         predicted = [prediction["label"] for prediction in predictions]
-        return {
+        scores = {
             "accuracy": float(accuracy_score(references, predicted)),
             "macro_f1": float(f1_score(references, predicted, average="macro", zero_division=0)),
             "mcc": float(matthews_corrcoef(references, predicted)),
         }
+        if self.reports_per_class:
+            scores.update(per_class_f1(references, predicted, self.label_names))
+        return scores
 
     def trivial_predictions(self, train: Features, references: list[Any]) -> list[Any]:
         """Always the most frequent training class."""

@@ -15,7 +15,15 @@ from transformers import PreTrainedTokenizerBase
 
 from mtlm.data.sources import SplitRows
 from mtlm.errors import DataError
-from mtlm.tasks.base import Features, TaskKind, check_value, label_id, label_vocabulary
+from mtlm.tasks.base import (
+    Features,
+    TaskKind,
+    check_value,
+    class_weights,
+    label_id,
+    label_vocabulary,
+    per_class_f1,
+)
 
 
 class TokenClassification(TaskKind):
@@ -57,6 +65,13 @@ class TokenClassification(TaskKind):
             for tag in row[column]
         ]
         self.state["label_names"] = label_vocabulary(seen, self.spec.labels)
+        train = Counter(
+            str(tag)
+            for row in splits["train"].rows
+            if isinstance(row.get(column), list)
+            for tag in row[column]
+        )
+        self.state["class_weights"] = class_weights(self.spec, self.label_names, train)
 
     def check_inputs(self, rows: Sequence[dict[str, Any]], where: Any) -> None:
         """Every row has a non-empty list of non-empty words."""
@@ -126,10 +141,10 @@ class TokenClassification(TaskKind):
         return TokenHead(hidden_size, len(self.label_names), self.spec.dropout)
 
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Cross-entropy over first sub-words only."""
-        return F.cross_entropy(
-            head_output.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100
-        )
+        """Cross-entropy over first sub-words only, tag-weighted when configured."""
+        logits = head_output.float().flatten(0, 1)
+        weight = self.class_weight_tensor(logits)
+        return F.cross_entropy(logits, batch["labels"].flatten(), weight=weight, ignore_index=-100)
 
     def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """One tag per word kept after truncation."""
@@ -160,6 +175,9 @@ class TokenClassification(TaskKind):
             scores["precision"] = float(precision_score(references, predicted, **options))
             scores["recall"] = float(recall_score(references, predicted, **options))
             scores["f1"] = float(f1_score(references, predicted, **options))
+        if self.reports_per_class:
+            flat_predicted, flat_gold = zip(*pairs, strict=True) if pairs else ((), ())
+            scores.update(per_class_f1(list(flat_gold), list(flat_predicted), self.label_names))
         return scores
 
     def trivial_predictions(self, train: Features, references: list[Any]) -> list[Any]:

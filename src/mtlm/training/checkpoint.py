@@ -21,6 +21,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from mtlm.files import staged_directory
+from mtlm.training.balancing import Balancer
 
 _STEP_FOLDER = re.compile(r"^step-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
@@ -34,6 +35,7 @@ def save_checkpoint(
     scheduler: Any,
     trainer_state: dict[str, Any],
     keep: int,
+    balancer: Balancer | None = None,
 ) -> Path:
     """Write `checkpoints/step-N` atomically and keep only the newest `keep` of them."""
     target = checkpoints / f"step-{step}"
@@ -41,6 +43,8 @@ def save_checkpoint(
         save_model(model, str(staging / "model.safetensors"))
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+        if balancer is not None:
+            torch.save(balancer.state_dict(), staging / "balancer.pt")
         save_file(_rng_tensors(), staging / "rng.safetensors")
         state = {**trainer_state, "step": step, "python_rng": _python_rng_state()}
         (staging / TRAINER_STATE).write_text(json.dumps(state))
@@ -75,12 +79,19 @@ def discard_partial(checkpoints: Path) -> list[Path]:
 
 
 def load_checkpoint(
-    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    balancer: Balancer | None = None,
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and generators; return the trainer's state."""
+    """Restore model, optimizer, scheduler, balancer and generators; return the trainer's
+    state."""
     load_model(model, str(folder / "model.safetensors"))
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    if balancer is not None:
+        balancer.load_state_dict(torch.load(folder / "balancer.pt", weights_only=True))
     state = json.loads((folder / TRAINER_STATE).read_text())
     _restore_rng(load_file(folder / "rng.safetensors"), state.pop("python_rng"))
     return state

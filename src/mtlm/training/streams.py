@@ -24,13 +24,14 @@ class TaskBatchStream:
         chunk_batches: int = 50,
         num_replicas: int = 1,
         rank: int = 0,
+        sample_weights: list[float] | None = None,
     ) -> None:
         self.task = task
         self.features = features
         self.pad_token_id = pad_token_id
         lengths = [len(ids) for ids in features["input_ids"]]
         self.order = LengthGroupedBatches(
-            lengths, batch_size, seed, chunk_batches, num_replicas, rank
+            lengths, batch_size, seed, chunk_batches, num_replicas, rank, sample_weights
         )
         self.epoch = 0
         self.position = 0

@@ -6,6 +6,7 @@ sampler picks a task, that task's stream gives a batch, the task computes its lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -13,22 +14,22 @@ import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
-from torch.utils.tensorboard import SummaryWriter
+from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from mtlm.assets import cache_dir, resolve_model_name
 from mtlm.config import ExperimentConfig
-from mtlm.data.features import TaskData, load_task_data
+from mtlm.data.features import TaskData, load_task_data, training_subset
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate
-from mtlm.files import write_json, write_text
+from mtlm.files import write_json
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
+from mtlm.training.balancing import Balanced, Balancer, JointStep, build_balancer
 from mtlm.training.checkpoint import (
     discard_partial,
     list_checkpoints,
@@ -37,7 +38,8 @@ from mtlm.training.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from mtlm.training.sampling import TaskSampler
+from mtlm.training.run_log import LogWindow, RunLog
+from mtlm.training.sampling import TaskSampler, metric_gaps
 from mtlm.training.streams import TaskBatchStream
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -90,39 +92,37 @@ class Trainer:
         """Train, keep the best model, evaluate it on the final split; return those results."""
         args, accelerator = self.args, self.accelerator
         self._prepare_output_dir(resume)
-        optimizer = torch.optim.AdamW(self._parameter_groups(), lr=args.learning_rate)
+        streams = self._streams()
+        plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
+        joint = args.step_mode == "joint"
+        balancer = build_balancer(args.balancer, len(self.data)) if joint else None
+        if balancer and balancer.reduces_gradients_itself and args.mixed_precision == "fp16":
+            raise ConfigError(
+                f"training.mixed_precision: fp16 needs loss scaling, which {args.balancer.kind} "
+                "on parameters bypasses; use bf16 or no"
+            )
+        optimizer = torch.optim.AdamW(self._parameter_groups(balancer), lr=args.learning_rate)
         scheduler = get_linear_schedule_with_warmup(
-            optimizer, math.ceil(args.warmup_ratio * args.max_steps), args.max_steps
+            optimizer, math.ceil(args.warmup_ratio * plan.total_steps), plan.total_steps
         )
         model, optimizer = accelerator.prepare(self.model, optimizer)
-        pad_id = self.model.tokenizer.pad_token_id or 0
-        streams = {
-            name: TaskBatchStream(
-                d.task,
-                d.splits["train"],
-                args.batch_size,
-                args.seed + index,
-                pad_id,
-                args.length_group_chunk,
-                accelerator.num_processes,
-                accelerator.process_index,
-            )
-            for index, (name, d) in enumerate(self.data.items())
-        }
         sampler = TaskSampler(
-            {name: len(d.splits["train"]) for name, d in self.data.items()},
+            {name: len(stream.features) for name, stream in streams.items()},
             args.sampler,
             args.seed,
         )
+        groups = args.joint_groups or [list(self.data)]
         state: dict[str, Any] = {"best_score": None, "best_step": None, "tokens": 0, "padded": 0}
         step = 0
         checkpoints = self.output_dir / "checkpoints"
+        run_log = RunLog(self.output_dir, self._is_main)
         if resume:
-            step, state = self._resume(checkpoints, model, optimizer, scheduler, sampler, streams)
-        log = _LogWindow()
-        writer = SummaryWriter(str(self.output_dir / "logs")) if self._is_main else None
+            step, state = self._resume(
+                checkpoints, model, optimizer, scheduler, sampler, streams, balancer, run_log
+            )
+        window = LogWindow()
         progress = tqdm(
-            total=args.max_steps,
+            total=plan.total_steps,
             initial=step,
             disable=not (self._is_main and args.progress_bar),
             dynamic_ncols=True,
@@ -130,48 +130,122 @@ class Trainer:
         started = time.perf_counter()
         examples_at_start, steps_at_start = state.get("examples", 0), step
         model.train()
-        while step < args.max_steps:
-            task = sampler.sample()
-            stream = streams[task]
-            for micro in range(args.gradient_accumulation_steps):
-                batch = stream.next_batch()
-                real_tokens = int(batch["attention_mask"].sum())
-                log.add_batch(task, len(batch["input_ids"]), real_tokens)
-                state["tokens"] += real_tokens
-                state["padded"] += batch["input_ids"].numel()
-                state["examples"] = state.get("examples", 0) + len(batch["input_ids"])
-                batch = {key: value.to(accelerator.device) for key, value in batch.items()}
-                last = micro == args.gradient_accumulation_steps - 1
-                with _maybe_no_sync(accelerator, model, not last):
-                    with accelerator.autocast():
-                        loss = stream.task.loss(model(task, batch), batch)
-                    weighted = stream.task.spec.loss_weight * loss
-                    accelerator.backward(weighted / args.gradient_accumulation_steps)
-                log.add_loss(task, loss.detach())
+        self._print(
+            f"training {plan.total_steps} steps ({plan.steps_per_epoch} per epoch of "
+            f"{plan.epoch_examples} examples), step mode {args.step_mode}"
+        )
+        while step < plan.total_steps:
+            sampler.set_progress(step / plan.total_steps)
+            if joint:
+                tasks = groups[step % len(groups)]
+                batches = self._joint_step(model, streams, tasks, balancer, window, state)
+            else:
+                tasks = [sampler.sample()]
+                self._sampled_step(model, streams[tasks[0]], window, state)
             if args.max_grad_norm is not None:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if joint:
+                balancer.after_step(lambda batches=batches: self._joint_losses(model, batches))
             step += 1
             progress.update(1)
-            if step % args.logging_steps == 0 or step == args.max_steps:
-                row = log.flush(step, scheduler.get_last_lr()[0], sampler.probabilities)
-                progress.set_postfix(task=task, loss=f"{row['loss']:.4f}")
-                self._write_metrics(row, writer)
+            if balancer is not None and step % plan.steps_per_epoch == 0:
+                balancer.end_epoch()
+            if step % args.logging_steps == 0 or step == plan.total_steps:
+                row = window.flush(step, scheduler.get_last_lr()[0], sampler.probabilities)
+                progress.set_postfix(task=",".join(tasks), loss=f"{row['loss']:.4f}")
+                run_log.write(row)
             evaluate_now = args.eval_steps is not None and step % args.eval_steps == 0
-            if evaluate_now or step == args.max_steps:
-                self._validate(step, model, state, writer)
+            if evaluate_now or step == plan.total_steps:
+                self._validate(step, model, state, run_log, sampler)
             if args.save_steps is not None and step % args.save_steps == 0:
                 self._checkpoint(
-                    checkpoints, step, model, optimizer, scheduler, sampler, streams, state
+                    checkpoints,
+                    step,
+                    model,
+                    optimizer,
+                    scheduler,
+                    sampler,
+                    streams,
+                    balancer,
+                    state,
                 )
         progress.close()
         elapsed = time.perf_counter() - started
-        final = self._finish(model, state, elapsed, step - steps_at_start, examples_at_start)
-        if writer is not None:
-            writer.close()
+        final = self._finish(model, state, elapsed, step - steps_at_start, examples_at_start, plan)
+        run_log.close()
         return final
+
+    # --- one optimizer step -----------------------------------------------------------------
+    def _next_batch(self, stream: TaskBatchStream, window: LogWindow, state: dict[str, Any]):
+        """The stream's next batch on the device, counted for throughput and padding."""
+        batch = stream.next_batch()
+        real_tokens = int(batch["attention_mask"].sum())
+        examples = len(batch["input_ids"])
+        window.add_batch(stream.task.spec.name, examples, real_tokens)
+        state["tokens"] += real_tokens
+        state["padded"] += batch["input_ids"].numel()
+        state["examples"] = state.get("examples", 0) + examples
+        return {key: value.to(self.accelerator.device) for key, value in batch.items()}
+
+    def _sampled_step(self, model, stream: TaskBatchStream, window, state) -> None:
+        """`sampled` mode: batches of one task, loss λ_i L_i, accumulated."""
+        accelerator, accumulation = self.accelerator, self.args.gradient_accumulation_steps
+        task = stream.task
+        for micro in range(accumulation):
+            batch = self._next_batch(stream, window, state)
+            with _maybe_no_sync(accelerator, model, micro < accumulation - 1):
+                with accelerator.autocast():
+                    loss = task.loss(model(task.spec.name, batch), batch)
+                accelerator.backward(task.spec.loss_weight * loss / accumulation)
+            window.add_loss(task.spec.name, loss)
+        window.add_balance([task.spec.name], Balanced(torch.tensor([task.spec.loss_weight])))
+
+    def _joint_step(self, model, streams, tasks: list[str], balancer, window, state):
+        """`joint` mode: a batch of every task, the balancer turns the losses into gradients."""
+        accelerator, accumulation = self.accelerator, self.args.gradient_accumulation_steps
+        unwrapped = accelerator.unwrap_model(model)
+        own_gradients = balancer.reduces_gradients_itself
+        for micro in range(accumulation):
+            batches = {name: self._next_batch(streams[name], window, state) for name in tasks}
+            skip_sync = own_gradients or micro < accumulation - 1
+            with _maybe_no_sync(accelerator, model, skip_sync):
+                with accelerator.autocast():
+                    outputs = model(batches)
+                    losses = torch.stack(
+                        [self.data[n].task.loss(outputs[n].head, batches[n]) for n in tasks]
+                    )
+                lambdas = torch.tensor(
+                    [self.data[n].task.spec.loss_weight for n in tasks], device=losses.device
+                )
+                step = JointStep(
+                    features=[outputs[name].hidden for name in tasks],
+                    shared=[p for p in unwrapped.backbone.parameters() if p.requires_grad],
+                    task_parameters=[list(unwrapped.heads[name].parameters()) for name in tasks],
+                    last_shared=unwrapped.last_shared_parameters(),
+                    backward=accelerator.backward,
+                )
+                balanced = balancer.backward(lambdas * losses / accumulation, step)
+            for name, loss in zip(tasks, losses, strict=True):
+                window.add_loss(name, loss)
+            weights = None if balanced.weights is None else balanced.weights * lambdas
+            window.add_balance(tasks, Balanced(weights, balanced.gramian))
+        if own_gradients and accelerator.num_processes > 1:
+            _average_gradients(model)
+        return batches
+
+    def _joint_losses(self, model, batches) -> torch.Tensor:
+        """The weighted losses of the step's batches after the update (FAMO's second look)."""
+        with torch.no_grad(), self.accelerator.autocast():
+            outputs = model(batches)
+            losses = [
+                self.data[name].task.spec.loss_weight
+                * self.data[name].task.loss(out.head, batches[name])
+                for name, out in outputs.items()
+            ]
+        return torch.stack(losses) / self.args.gradient_accumulation_steps
 
     # --- pieces of the loop ---------------------------------------------------------------
     @property
@@ -182,15 +256,56 @@ class Trainer:
         if self._is_main:
             print(message, flush=True)
 
-    def _parameter_groups(self) -> list[dict[str, Any]]:
-        """Weight decay except on biases and norms; heads may have their own learning rate."""
+    def _streams(self) -> dict[str, TaskBatchStream]:
+        """Each task's endless batch stream over its training rows (capped, oversampled)."""
+        args, accelerator = self.args, self.accelerator
+        pad_id = self.model.tokenizer.pad_token_id or 0
+        streams = {}
+        for index, (name, data) in enumerate(self.data.items()):
+            features = training_subset(data.splits["train"], data.task.spec, args.seed + index)
+            streams[name] = TaskBatchStream(
+                data.task,
+                features,
+                args.batch_size,
+                args.seed + index,
+                pad_id,
+                args.length_group_chunk,
+                accelerator.num_processes,
+                accelerator.process_index,
+                data.task.sample_weights(features),
+            )
+        return streams
+
+    def _plan(self, sizes: dict[str, int]) -> TrainingPlan:
+        """How many optimizer steps: `max_steps`, or `num_epochs` epochs (default 3).
+
+        One epoch is every task's training examples once: Σ N_i examples, however the sampler
+        spreads them over tasks.
+        """
+        args = self.args
+        per_step = args.batch_size * args.gradient_accumulation_steps
+        per_step *= self.accelerator.num_processes
+        if args.step_mode == "joint":
+            groups = args.joint_groups or [list(sizes)]
+            per_step *= sum(len(group) for group in groups) / len(groups)
+        epoch_examples = sum(sizes.values())
+        steps_per_epoch = max(1, math.ceil(epoch_examples / per_step))
+        if args.max_steps is not None:
+            total = args.max_steps
+        else:
+            total = math.ceil((args.num_epochs or 3.0) * steps_per_epoch)
+        return TrainingPlan(total, steps_per_epoch, epoch_examples)
+
+    def _parameter_groups(self, balancer: Balancer | None) -> list[dict[str, Any]]:
+        """Weight decay except on biases and norms; heads may have their own learning rate;
+        learned balancing parameters get the balancer's."""
         groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = defaultdict(list)
         for name, parameter in self.model.named_parameters():
             is_head = name.startswith("heads.")
             decays = not any(name.endswith(suffix) for suffix in _NO_DECAY)
             groups[(is_head, decays)].append(parameter)
         head_lr = self.args.head_learning_rate or self.args.learning_rate
-        return [
+        param_groups = [
             {
                 "params": parameters,
                 "weight_decay": self.args.weight_decay if decays else 0.0,
@@ -198,6 +313,15 @@ class Trainer:
             }
             for (is_head, decays), parameters in sorted(groups.items())
         ]
+        if balancer is not None and balancer.parameters():
+            param_groups.append(
+                {
+                    "params": balancer.parameters(),
+                    "weight_decay": 0.0,
+                    "lr": self.args.balancer.learning_rate,
+                }
+            )
+        return param_groups
 
     def _prepare_output_dir(self, resume: bool) -> None:
         directory = self.output_dir
@@ -217,10 +341,12 @@ class Trainer:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / "experiment_config.json").write_text(self.config.to_json())
 
-    def _resume(self, checkpoints, model, optimizer, scheduler, sampler, streams):
+    def _resume(
+        self, checkpoints, model, optimizer, scheduler, sampler, streams, balancer, run_log
+    ):
         folder = list_checkpoints(checkpoints)[-1]
         unwrapped = self.accelerator.unwrap_model(model)
-        state = load_checkpoint(folder, unwrapped, optimizer, scheduler)
+        state = load_checkpoint(folder, unwrapped, optimizer, scheduler, balancer)
         sampler.load_state_dict(state.pop("sampler"))
         for name, stream_state in state.pop("streams").items():
             streams[name].load_state_dict(stream_state)
@@ -234,11 +360,13 @@ class Trainer:
                 state["best_score"], state["best_step"] = best["aggregate"], best["step"]
         if self._is_main:
             discard_partial(checkpoints)
-            _truncate_metrics(self.output_dir / "metrics.jsonl", step)
+            run_log.truncate(step)
         self._print(f"resumed from {folder} at step {step}")
         return step, state
 
-    def _checkpoint(self, checkpoints, step, model, optimizer, scheduler, sampler, streams, state):
+    def _checkpoint(
+        self, checkpoints, step, model, optimizer, scheduler, sampler, streams, balancer, state
+    ):
         if self._is_main:
             trainer_state = {
                 **state,
@@ -253,15 +381,21 @@ class Trainer:
                 scheduler,
                 trainer_state,
                 self.args.save_total_limit,
+                balancer,
             )
         self.accelerator.wait_for_everyone()
 
-    def _validate(self, step: int, model, state: dict[str, Any], writer) -> None:
-        """Evaluate on the validation split; keep the weights if the aggregate is the best."""
+    def _validate(self, step: int, model, state: dict[str, Any], run_log, sampler) -> None:
+        """Evaluate on the validation split; keep the weights if the aggregate is the best;
+        tell a dynamic sampler how far each task still is from its target."""
+        gaps = [None]
         if self._is_main:
             results = self.evaluate(self.args.eval_split)
             score = results["aggregate"]
-            self._write_metrics({"step": step, "eval": results}, writer)
+            run_log.write({"step": step, "eval": results})
+            gaps[0] = metric_gaps(
+                results, {name: d.task for name, d in self.data.items()}, self.args.sampler.targets
+            )
             if score is not None and (state["best_score"] is None or score > state["best_score"]):
                 state["best_score"], state["best_step"] = score, step
                 save_weights(
@@ -269,22 +403,11 @@ class Trainer:
                     self.accelerator.unwrap_model(model),
                     {"step": step, "aggregate": score, "split": self.args.eval_split},
                 )
-        self.accelerator.wait_for_everyone()
+        # Every process must draw the same tasks, so all take the main process's gaps.
+        sampler.observe(broadcast_object_list(gaps)[0])
         model.train()
 
-    def _write_metrics(self, row: dict[str, Any], writer) -> None:
-        if not self._is_main:
-            return
-        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
-            file.write(json.dumps(row) + "\n")
-        if writer is None:
-            return
-        step = row["step"]
-        for key, value in _flatten(row).items():
-            if key != "step" and isinstance(value, int | float) and not isinstance(value, bool):
-                writer.add_scalar(key, value, step)
-
-    def _finish(self, model, state, elapsed, steps_done, examples_at_start) -> EvalResults:
+    def _finish(self, model, state, elapsed, steps_done, examples_at_start, plan) -> EvalResults:
         """Restore the best weights, save the model, evaluate on the final split, summarise."""
         unwrapped = self.accelerator.unwrap_model(model)
         best = self.output_dir / "checkpoints" / "best"
@@ -297,7 +420,9 @@ class Trainer:
             write_json(self.output_dir / "eval_results.json", final)
             examples = state.get("examples", 0) - examples_at_start
             summary = {
-                "steps": self.args.max_steps,
+                "steps": plan.total_steps,
+                "steps_per_epoch": plan.steps_per_epoch,
+                "epochs": round(plan.total_steps / plan.steps_per_epoch, 3),
                 "train_seconds": round(elapsed, 2),
                 "examples_per_second": round(examples / elapsed, 2) if elapsed else None,
                 "steps_this_session": steps_done,
@@ -319,46 +444,6 @@ class Trainer:
         return final
 
 
-class _LogWindow:
-    """Per-task losses and throughput since the last log row; losses stay tensors until then."""
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self.losses: dict[str, list[torch.Tensor]] = defaultdict(list)
-        self.examples = 0
-        self.tokens = 0
-        self.counts: dict[str, int] = defaultdict(int)
-        self.started = time.perf_counter()
-
-    def add_batch(self, task: str, examples: int, tokens: int) -> None:
-        self.examples += examples
-        self.tokens += tokens
-        self.counts[task] += 1
-
-    def add_loss(self, task: str, loss: torch.Tensor) -> None:
-        self.losses[task].append(loss)
-
-    def flush(
-        self, step: int, learning_rate: float, probabilities: dict[str, float]
-    ) -> dict[str, Any]:
-        seconds = max(time.perf_counter() - self.started, 1e-9)
-        per_task = {task: torch.stack(values).mean().item() for task, values in self.losses.items()}
-        row = {
-            "step": step,
-            "loss": sum(per_task.values()) / max(len(per_task), 1),
-            "losses": per_task,
-            "learning_rate": learning_rate,
-            "examples_per_second": self.examples / seconds,
-            "tokens_per_second": self.tokens / seconds,
-            "batches": dict(self.counts),
-            "sampling_probabilities": probabilities,
-        }
-        self._reset()
-        return row
-
-
 def _multi_process_cpu_launch() -> bool:
     """Whether a launcher (torchrun) started several processes on a machine with no accelerator.
 
@@ -372,33 +457,23 @@ def _multi_process_cpu_launch() -> bool:
 
 
 def _maybe_no_sync(accelerator: Accelerator, model, skip_sync: bool):
-    """Skip the gradient all-reduce on all but the last micro-batch of an accumulated step."""
-    import contextlib
-
+    """Skip DDP's gradient all-reduce (all but the last micro-batch, or gradients that a
+    balancer computes itself)."""
     return accelerator.no_sync(model) if skip_sync else contextlib.nullcontext()
 
 
-def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in row.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}/"))
-        else:
-            flat[name] = value
-    return flat
+def _average_gradients(model: torch.nn.Module) -> None:
+    """Mean of every gradient across processes, for gradients DDP did not reduce."""
+    world = torch.distributed.get_world_size()
+    for parameter in model.parameters():
+        if parameter.grad is not None:
+            torch.distributed.all_reduce(parameter.grad)
+            parameter.grad /= world
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log rows written after the checkpoint a run resumes from (and any torn last line)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if row.get("step", 0) <= step:
-            kept.append(line)
-    write_text(path, "".join(f"{line}\n" for line in kept))
+class TrainingPlan(NamedTuple):
+    """How long a run trains, and what an epoch is in steps and examples."""
+
+    total_steps: int
+    steps_per_epoch: int
+    epoch_examples: int
