@@ -247,6 +247,14 @@ class ExperimentConfig(_Strict):
                 raise ValueError(
                     f"{key}: no task named {unknown[0]!r}{_suggest(unknown[0], names)}"
                 )
+        if training.joint_groups is not None:
+            grouped = {name for group in training.joint_groups for name in group}
+            left_out = [name for name in names if name not in grouped]
+            if left_out or not all(training.joint_groups):
+                raise ValueError(
+                    "training.joint_groups: every group needs a task and every task a group"
+                    + (f" (not in any group: {', '.join(left_out)})" if left_out else "")
+                )
         return self
 
     def task(self, name: str) -> TaskSpec:

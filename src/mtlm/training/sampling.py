@@ -48,7 +48,10 @@ def sampling_probabilities(
 def dynamic_probabilities(gaps: dict[str, float], floor: float) -> dict[str, float]:
     """p_i = floor + (1 - T·floor) · gap_i / Σ gap: more steps for tasks furthest from target.
 
-    With every gap at zero, all tasks get the same share.
+    Sampling in proportion to the gap between a task's score and its target follows
+    Gottumukkala et al., 2020 ("Dynamic Sampling Strategies for Multi-Task Reading
+    Comprehension"); the floor keeps every task in training. With every gap at zero, all
+    tasks get the same share.
     """
     total = sum(gaps.values())
     share = 1.0 - floor * len(gaps)
