@@ -96,6 +96,17 @@ class TaskSpec(_Strict):
             return [str(label) if isinstance(label, int | float) else label for label in labels]
         return labels
 
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _class_names_as_text(cls, weights: Any) -> Any:
+        """Class names may be written as numbers (`{1: 5.0}`), like `labels`."""
+        if isinstance(weights, dict):
+            return {
+                str(name) if isinstance(name, int | float) else name: weight
+                for name, weight in weights.items()
+            }
+        return weights
+
     @model_validator(mode="after")
     def _imbalance_options_fit_the_kind(self) -> TaskSpec:
         if self.kind == "regression" and (self.class_weights or self.resample):
@@ -146,6 +157,9 @@ AGGREGATORS = (
 #: the shared representation: with one batch per task those gradients are orthogonal, so only
 #: methods that weigh tasks by gradient norms (not by conflicts) differ from a plain sum.
 REPRESENTATION_AGGREGATORS = ("mgda", "imtl_g", "aligned_mtl", "nash_mtl", "cagrad")
+#: Balancers that keep one learned value (or history) per task position: they need every joint
+#: step to see the same tasks, so they do not combine with `joint_groups`.
+PER_TASK_BALANCERS = ("uncertainty", "dwa", "famo", "imtl_l", "gradnorm", "nash_mtl", "gradvac")
 
 
 class SamplerSpec(_Strict):
@@ -235,6 +249,15 @@ class ExperimentConfig(_Strict):
             raise ValueError(
                 f"training.balancer.kind {training.balancer.kind!r} needs training.step_mode: "
                 "joint (it weighs the losses of all tasks in one step)"
+            )
+        groups = training.joint_groups or []
+        if training.balancer.kind in PER_TASK_BALANCERS and any(
+            sorted(group) != sorted(names) for group in groups
+        ):
+            raise ValueError(
+                f"training.joint_groups: training.balancer.kind {training.balancer.kind!r} keeps "
+                "per-task state, so every joint step must hold every task; drop joint_groups or "
+                f"choose a balancer outside {', '.join(PER_TASK_BALANCERS)}"
             )
         if training.sampler.kind == "dynamic" and training.sampler.floor * len(names) > 1:
             raise ValueError("training.sampler.floor times the number of tasks must be at most 1")

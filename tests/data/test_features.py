@@ -1,15 +1,18 @@
-"""The feature cache: same inputs skip tokenization, any change re-tokenizes."""
+"""The feature cache: same inputs skip tokenization, any change re-tokenizes; the training
+subset a run uses (capped, oversampled)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import sentiment_rows, tiny_tokenizer, write_jsonl
+from datasets import Dataset
 
 from mtlm.config import TaskSpec
-from mtlm.data.features import load_task_data
+from mtlm.data.features import load_task_data, training_subset
 from mtlm.tasks.classification import Classification
 
 
@@ -133,3 +136,33 @@ def test_changed_conll_columns_are_tokenized_again(
     assert load(0) == [["[UNK]", "[UNK]"], ["[UNK]", "[UNK]"]]  # the index column, by mistake
     assert load(1) == [["the", "film"], ["a", "movie"]]  # fixed: the words, tokenized again
     assert len(calls) == 2
+
+
+def numbered_rows(count: int) -> Dataset:
+    return Dataset.from_dict({"row": list(range(count))})
+
+
+def subset_spec(**fields: Any) -> TaskSpec:
+    return TaskSpec.model_validate(
+        {"name": "s", "kind": "classification", "data": {"train": "x"}, **fields}
+    )
+
+
+def test_training_subset_caps_with_a_seeded_choice() -> None:
+    rows = numbered_rows(30)
+    assert training_subset(rows, subset_spec(), seed=0) is rows
+    chosen = training_subset(rows, subset_spec(max_examples=8), seed=0)["row"]
+    assert len(chosen) == len(set(chosen)) == 8 and chosen == sorted(chosen)
+    assert training_subset(rows, subset_spec(max_examples=8), seed=0)["row"] == chosen
+    others = [training_subset(rows, subset_spec(max_examples=8), seed=s)["row"] for s in (1, 2)]
+    assert any(other != chosen for other in others)
+    assert training_subset(rows, subset_spec(max_examples=99), seed=0)["row"] == list(range(30))
+
+
+def test_training_subset_oversamples_every_kept_row() -> None:
+    rows = numbered_rows(10)
+    repeated = training_subset(rows, subset_spec(oversample=3), seed=0)["row"]
+    assert Counter(repeated) == {row: 3 for row in range(10)}
+    both = training_subset(rows, subset_spec(max_examples=4, oversample=2), seed=5)["row"]
+    kept = training_subset(rows, subset_spec(max_examples=4), seed=5)["row"]
+    assert Counter(both) == {row: 2 for row in kept}

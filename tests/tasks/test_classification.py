@@ -1,16 +1,21 @@
-"""Classification: label vocabulary, validation naming the row, metrics, trivial baseline."""
+"""Classification: label vocabulary, validation naming the row, metrics, trivial baseline,
+class weights and class-balanced resampling."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_tokenizer
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+from sklearn.utils.class_weight import compute_class_weight
 
-from mtlm import DataError
+from mtlm import ConfigError, DataError
 from mtlm.config import TaskSpec
+from mtlm.data.batching import LengthGroupedBatches
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.base import label_vocabulary
 from mtlm.tasks.classification import Classification
@@ -174,3 +179,86 @@ def test_unknown_primary_metric_is_named() -> None:
 def test_configured_primary_metric() -> None:
     task = make_task(ROWS, primary_metric="mcc")
     assert task.score([prediction("pos", ["neg", "pos"])], ["pos"])["primary"] == "mcc"
+
+
+# --- class imbalance -----------------------------------------------------------------------
+IMBALANCED = [{"text": "x", "label": label} for label in ["a"] * 6 + ["b"] * 3 + ["c"]]
+
+
+def test_balanced_class_weights_are_n_over_c_times_n_c() -> None:
+    task = make_task(IMBALANCED, class_weights="balanced", labels=["a", "b", "c", "d"])
+    labels = [row["label"] for row in IMBALANCED]
+    present = ["a", "b", "c"]
+    sklearn = compute_class_weight("balanced", classes=np.array(present), y=np.array(labels))
+    counts = Counter(labels)
+    expected = [len(labels) / (len(present) * counts[name]) for name in present]
+    assert task.state["class_weights"][:3] == pytest.approx(expected)
+    assert task.state["class_weights"][:3] == pytest.approx(sklearn.tolist())
+    assert task.state["class_weights"][3] == 1.0  # a declared class with no training rows
+    assert make_task(IMBALANCED).state["class_weights"] is None
+
+
+def test_class_weight_mapping_sets_named_classes_and_keeps_the_rest_at_one() -> None:
+    task = make_task(IMBALANCED, class_weights={"c": 4.0, "b": 0.5})
+    assert task.state["class_weights"] == [1.0, 0.5, 4.0]
+
+
+def test_class_weight_mapping_with_an_unknown_label_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"^tasks\[sentiment\]\.class_weights: no label 'z'"):
+        make_task(IMBALANCED, class_weights={"a": 2.0, "z": 3.0})
+
+
+def test_numeric_class_names_may_be_written_as_numbers() -> None:
+    rows = [{"text": "x", "label": label} for label in (0, 0, 0, 1)]
+    task = make_task(rows, class_weights={1: 3.0})
+    assert task.state["class_weights"] == [1.0, 3.0]
+
+
+def test_weighted_loss_is_weighted_cross_entropy() -> None:
+    task = make_task(IMBALANCED, class_weights="balanced")
+    logits = torch.randn(7, 3, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 0, 1, 2, 2, 0, 1])
+    weight = torch.tensor(task.state["class_weights"])
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
+    assert task.loss(logits, {"labels": labels}).item() == pytest.approx(expected.item())
+    plain = torch.nn.functional.cross_entropy(logits, labels)
+    assert expected.item() != pytest.approx(plain.item())
+
+
+def test_balanced_resampling_draws_every_class_about_equally() -> None:
+    task = make_task(IMBALANCED, resample="balanced")
+    features = task.prepare(split_rows(IMBALANCED * 10), tiny_tokenizer())
+    weights = task.sample_weights(features)
+    counts = Counter(features["labels"])
+    assert weights == pytest.approx([1 / counts[label] for label in features["labels"]])
+    assert make_task(IMBALANCED).sample_weights(features) is None
+    order = LengthGroupedBatches([1] * len(weights), 10, seed=0, sample_weights=weights)
+    drawn = Counter(
+        features["labels"][index]
+        for epoch in range(30)
+        for batch in order.epoch(epoch)
+        for index in batch
+    )
+    total = sum(drawn.values())
+    assert total == 30 * len(weights)  # an epoch keeps its size
+    for label in range(3):
+        assert drawn[label] / total == pytest.approx(1 / 3, abs=0.03)
+
+
+@pytest.mark.parametrize(
+    ("fields", "per_class"),
+    [({}, False), ({"class_weights": "balanced"}, True), ({"resample": "balanced"}, True)],
+)
+def test_per_class_f1_only_when_imbalance_is_handled(fields: dict, per_class: bool) -> None:
+    names = ["a", "b", "c"]
+    task = make_task(IMBALANCED, **fields)
+    gold = ["a", "a", "b", "c", "c", "a"]
+    guess = ["a", "b", "b", "c", "a", "a"]
+    scores = task.score([prediction(label, names) for label in guess], gold)
+    per_class_keys = {key for key in scores if key.startswith("f1[")}
+    if not per_class:
+        assert per_class_keys == set()
+        return
+    assert per_class_keys == {"f1[a]", "f1[b]", "f1[c]"}
+    expected = f1_score(gold, guess, labels=names, average=None)
+    assert [scores[f"f1[{name}]"] for name in names] == pytest.approx(expected.tolist())

@@ -1,4 +1,5 @@
-"""Regression: numeric targets naming bad rows, standardisation, metrics, trivial baseline."""
+"""Regression: numeric targets naming bad rows, standardisation, metrics, trivial baseline, and
+no class options."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import torch
 from conftest import tiny_tokenizer
 from scipy.stats import pearsonr, spearmanr
 
-from mtlm import DataError
-from mtlm.config import TaskSpec
+from mtlm import ConfigError, DataError
+from mtlm.config import TaskSpec, config_from_dict
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.regression import Regression
 
@@ -120,3 +121,13 @@ def test_trivial_predictions_are_the_training_mean() -> None:
     trivial = task.trivial_predictions({"labels": []}, references)
     assert trivial == [{"score": 2.0}, {"score": 2.0}]
     assert task.score(trivial, references)["mse"] == pytest.approx((4 + 9) / 2)
+
+
+def test_regression_refuses_class_options() -> None:
+    for fields in ({"class_weights": "balanced"}, {"resample": "balanced"}):
+        raw = {
+            "model": {"name_or_path": "x"},
+            "tasks": [{"name": "score", "kind": "regression", "data": {"train": "x"}, **fields}],
+        }
+        with pytest.raises(ConfigError, match=r"tasks\[score\]: class_weights and resample"):
+            config_from_dict(raw)

@@ -1,7 +1,9 @@
-"""Token classification: first-sub-word labels, validation naming the row, aligned metrics."""
+"""Token classification: first-sub-word labels, validation naming the row, aligned metrics,
+tag weights."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -9,9 +11,10 @@ import torch
 from conftest import tiny_tokenizer
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
+from sklearn.metrics import f1_score as sklearn_f1
 
-from mtlm import DataError
-from mtlm.config import TaskSpec
+from mtlm import ConfigError, DataError
+from mtlm.config import TaskSpec, config_from_dict
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.token_classification import TokenClassification
 
@@ -193,3 +196,61 @@ def test_trivial_predictions_are_the_majority_tag() -> None:
     trivial = task.trivial_predictions(train, references)
     assert trivial == [{"tags": ["NN", "NN"]}, {"tags": ["NN"]}]
     assert task.score(trivial, references)["accuracy"] == pytest.approx(1 / 3)
+
+
+# --- class imbalance -----------------------------------------------------------------------
+def test_balanced_tag_weights_count_every_word() -> None:
+    task = make_task(POS, class_weights="balanced")
+    tags = [tag for row in POS for tag in row["tags"]]  # DT 2, NN 2, VB 1, JJ 1
+    counts = Counter(tags)
+    expected = [len(tags) / (len(counts) * counts[name]) for name in task.label_names]
+    assert task.state["class_weights"] == pytest.approx(expected)
+    assert task.state["class_weights"][task.label_names.index("VB")] == pytest.approx(1.5)
+
+
+def test_tag_weight_mapping_with_an_unknown_tag_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"^tasks\[ner\]\.class_weights: no label 'B-LOC'"):
+        make_task(NER, class_weights={"B-LOC": 2.0})
+
+
+def test_weighted_loss_is_weighted_cross_entropy_over_first_sub_words() -> None:
+    task = make_task(NER, class_weights={"O": 0.25, "B-PER": 3.0})
+    batch = batch_of(task, task.prepare(split_rows(NER), tiny_tokenizer()))
+    logits = torch.randn(
+        *batch["input_ids"].shape, len(task.label_names), generator=torch.Generator().manual_seed(1)
+    )
+    weight = torch.tensor([{"O": 0.25, "B-PER": 3.0}.get(name, 1.0) for name in task.label_names])
+    expected = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), batch["labels"].flatten(), weight=weight, ignore_index=-100
+    )
+    assert task.loss(logits, batch).item() == pytest.approx(expected.item())
+    assert make_task(NER).loss(logits, batch).item() != pytest.approx(expected.item())
+
+
+def test_per_tag_f1_only_with_class_weights() -> None:
+    gold = [["DT", "NN", "VB", "JJ"], ["DT", "NN"]]
+    guess = [["DT", "NN", "NN", "JJ"], ["NN", "NN"]]
+    assert not any(key.startswith("f1[") for key in make_task(POS).score(tags(*guess), gold))
+    task = make_task(POS, class_weights="balanced")
+    scores = task.score(tags(*guess), gold)
+    flat_gold = [tag for row in gold for tag in row]
+    flat_guess = [tag for row in guess for tag in row]
+    expected = sklearn_f1(flat_gold, flat_guess, labels=task.label_names, average=None)
+    assert [scores[f"f1[{name}]"] for name in task.label_names] == pytest.approx(expected.tolist())
+    assert scores["primary"] == "accuracy"
+
+
+def test_resampling_is_refused_for_token_classification() -> None:
+    raw = {
+        "model": {"name_or_path": "x"},
+        "tasks": [
+            {
+                "name": "ner",
+                "kind": "token_classification",
+                "data": {"train": "x"},
+                "resample": "balanced",
+            }
+        ],
+    }
+    with pytest.raises(ConfigError, match=r"tasks\[ner\]: resample: balanced works for class"):
+        config_from_dict(raw)

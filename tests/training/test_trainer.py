@@ -1,12 +1,17 @@
-"""End-to-end training of the tiny three-task model."""
+"""End-to-end training of the tiny three-task model: the run folder, determinism, how long a
+run is, which rows each task trains on, and joint groups."""
 
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 
+import pytest
 import torch
 
 from mtlm import MultiTaskModel, Trainer
+from mtlm.config import config_from_dict
 
 
 def test_training_writes_a_run_directory_and_learns(make_config, tmp_path):
@@ -34,3 +39,103 @@ def test_two_runs_with_one_seed_end_with_identical_weights(make_config, tmp_path
         weights.append(model.state_dict())
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def train_rows(run):
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [row for row in rows if "loss" in row]
+
+
+TRAIN_ROWS = 64 * 3  # the fixture's three tasks have 64 training rows each
+
+
+@pytest.mark.parametrize(
+    ("step_mode", "batch_size", "accumulation", "epochs", "groups"),
+    [
+        ("sampled", 10, 1, 1.5, None),
+        ("sampled", 5, 2, 0.3, None),
+        ("joint", 5, 2, 0.5, None),
+        ("joint", 8, 1, 1.0, [["sentiment", "score"], ["tagging"]]),
+    ],
+)
+def test_num_epochs_sets_the_number_of_steps(
+    make_config, tmp_path, step_mode, batch_size, accumulation, epochs, groups
+):
+    config = make_config(
+        max_steps=None,
+        num_epochs=epochs,
+        step_mode=step_mode,
+        batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        joint_groups=groups,
+        eval_steps=None,
+        logging_steps=1000,
+    )
+    Trainer(config).train()
+    run = tmp_path / "run"
+    if step_mode == "sampled":
+        tasks_per_step = 1
+    else:
+        tasks_per_step = sum(map(len, groups)) / len(groups) if groups else 3
+    examples_per_step = batch_size * accumulation * tasks_per_step
+    summary = read_json(run / "train_summary.json")
+    assert summary["steps"] == math.ceil(epochs * TRAIN_ROWS / examples_per_step)
+    assert summary["steps_per_epoch"] == math.ceil(TRAIN_ROWS / examples_per_step)
+    (row,) = train_rows(run)
+    assert row["step"] == summary["steps"]
+    drawn = sum(row["batches"].values())
+    assert drawn == pytest.approx(summary["steps"] * accumulation * tasks_per_step, abs=1)
+
+
+def with_task_fields(config, **fields_by_task):
+    """The config with some task fields changed, validated again."""
+    raw = config.model_dump(mode="json")
+    for task in raw["tasks"]:
+        task.update(fields_by_task.get(task["name"], {}))
+    return config_from_dict(raw)
+
+
+def test_max_examples_and_oversample_shape_each_tasks_stream(make_config, tmp_path):
+    config = with_task_fields(
+        make_config(max_steps=None, num_epochs=1, eval_steps=None),
+        sentiment={"max_examples": 20},
+        tagging={"oversample": 3},
+    )
+    trainer = Trainer(config)
+    train = {name: data.splits["train"] for name, data in trainer.data.items()}
+    streams = trainer._streams()
+    sizes = {name: len(stream.features) for name, stream in streams.items()}
+    assert sizes == {"sentiment": 20, "score": 64, "tagging": 192}
+    rows = [tuple(ids) for ids in train["sentiment"]["input_ids"]]
+    kept = [tuple(ids) for ids in streams["sentiment"].features["input_ids"]]
+    assert all(row in rows for row in kept)
+    tagged = Counter(tuple(ids) for ids in streams["tagging"].features["input_ids"])
+    original = Counter(tuple(ids) for ids in train["tagging"]["input_ids"])
+    assert tagged == Counter({ids: 3 * count for ids, count in original.items()})
+    trainer.train()
+    summary = read_json(tmp_path / "run" / "train_summary.json")
+    assert summary["steps_per_epoch"] == math.ceil(sum(sizes.values()) / 8)
+
+
+def test_joint_groups_alternate(make_config, tmp_path):
+    config = make_config(
+        step_mode="joint",
+        joint_groups=[["sentiment", "score"], ["tagging"]],
+        max_steps=5,
+        logging_steps=1,
+        eval_steps=None,
+    )
+    Trainer(config).train()
+    rows = train_rows(tmp_path / "run")
+    assert [row["batches"] for row in rows] == [
+        {"sentiment": 1, "score": 1},
+        {"tagging": 1},
+        {"sentiment": 1, "score": 1},
+        {"tagging": 1},
+        {"sentiment": 1, "score": 1},
+    ]
+    assert [set(row["losses"]) for row in rows[:2]] == [{"sentiment", "score"}, {"tagging"}]

@@ -245,23 +245,32 @@ class ParameterAggregator(Balancer):
     def backward(self, losses: Tensor, step: JointStep) -> Balanced:
         """Per-task gradients, aggregation on the shared parameters, heads' gradients as usual."""
         rows = []
+        reached = [False] * len(step.shared)
         for loss, own in zip(losses, step.task_parameters, strict=True):
             # The losses were stacked into one vector, so the graph must outlive each call.
             grads = torch.autograd.grad(
                 loss, [*step.shared, *own], retain_graph=True, allow_unused=True
             )
-            rows.append(_flatten(grads[: len(step.shared)], step.shared))
+            shared_grads = grads[: len(step.shared)]
+            rows.append(_flatten(shared_grads, step.shared))
+            reached = [hit or g is not None for hit, g in zip(reached, shared_grads, strict=True)]
             _accumulate(own, grads[len(step.shared) :])
         jacobian = torch.stack(rows)
         gramian = jacobian @ jacobian.T
-        weights = getattr(self.aggregator, "weighting", None)
-        if weights is not None:
-            task_weights = weights(jacobian)
+        # Only a weighted aggregator's result is its weighting applied to the Jacobian (ConFIG
+        # has a `weighting` too, but combines normalised rows).
+        if isinstance(self.aggregator, aggregation.WeightedAggregator):
+            task_weights = self.aggregator.weighting(jacobian)
             update = task_weights @ jacobian
         else:
             task_weights = None
             update = self.aggregator(jacobian)
-        _accumulate(step.shared, _unflatten(update, step.shared))
+        # Parameters no task used (an unused pooler) keep no gradient, as after a plain backward,
+        # so that the optimizer leaves them alone (no weight decay on a zero gradient).
+        parts = _unflatten(update, step.shared)
+        _accumulate(
+            step.shared, [part if hit else None for part, hit in zip(parts, reached, strict=True)]
+        )
         if step.penalty is not None:
             step.penalty.backward()
         return Balanced(None if task_weights is None else task_weights.detach(), gramian.detach())

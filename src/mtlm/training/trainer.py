@@ -91,9 +91,7 @@ class Trainer:
     def train(self, resume: bool = False) -> EvalResults:
         """Train, keep the best model, evaluate it on the final split; return those results."""
         args, accelerator = self.args, self.accelerator
-        self._prepare_output_dir(resume)
-        streams = self._streams()
-        plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
+        # Config errors found here must come before anything is written to the output folder.
         joint = args.step_mode == "joint"
         balancer = build_balancer(args.balancer, len(self.data)) if joint else None
         if balancer and balancer.reduces_gradients_itself and args.mixed_precision == "fp16":
@@ -101,6 +99,9 @@ class Trainer:
                 f"training.mixed_precision: fp16 needs loss scaling, which {args.balancer.kind} "
                 "on parameters bypasses; use bf16 or no"
             )
+        self._prepare_output_dir(resume)
+        streams = self._streams()
+        plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
         optimizer = torch.optim.AdamW(self._parameter_groups(balancer), lr=args.learning_rate)
         scheduler = get_linear_schedule_with_warmup(
             optimizer, math.ceil(args.warmup_ratio * plan.total_steps), plan.total_steps
@@ -293,7 +294,10 @@ class Trainer:
         if args.max_steps is not None:
             total = args.max_steps
         else:
-            total = math.ceil((args.num_epochs or 3.0) * steps_per_epoch)
+            # Round once, over the whole run (2.5 epochs of 19.2 steps are 48 steps, not 50),
+            # after dropping float noise (0.3 epochs of 10 steps are 3 steps, not 4).
+            steps = (args.num_epochs or 3.0) * epoch_examples / per_step
+            total = max(1, math.ceil(round(steps, 9)))
         return TrainingPlan(total, steps_per_epoch, epoch_examples)
 
     def _parameter_groups(self, balancer: Balancer | None) -> list[dict[str, Any]]:
