@@ -223,6 +223,48 @@ class TrainingSpec(_Strict):
     progress_bar: bool = True
 
 
+class SharingSpec(_Strict):
+    """How the tasks share the language model: `hard` (one backbone), `soft` (one backbone per
+    task tied by an L2 penalty toward their mean) or `lora` (one base, an adapter per task)."""
+
+    kind: Literal["hard", "soft", "lora"] = "hard"
+    strength: float = Field(1e-3, ge=0.0)
+    strength_schedule: Literal["constant", "linear_warmup"] = "constant"
+    strength_warmup_ratio: float = Field(0.1, gt=0.0, le=1.0)
+    hard_modules: list[str] = Field(default_factory=list)
+    hard_layers: list[int] | None = Field(None, min_length=2, max_length=2)
+    r: int = Field(8, gt=0)
+    alpha: float = Field(16.0, gt=0.0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None
+    train_base: bool = False
+
+    @model_validator(mode="after")
+    def _options_of_the_kind(self) -> SharingSpec:
+        owners = {
+            "soft": (
+                "strength",
+                "strength_schedule",
+                "strength_warmup_ratio",
+                "hard_modules",
+                "hard_layers",
+            ),
+            "lora": ("r", "alpha", "dropout", "target_modules", "train_base"),
+        }
+        for kind, fields in owners.items():
+            given = [
+                name
+                for name in fields
+                if getattr(self, name)
+                != type(self).model_fields[name].get_default(call_default_factory=True)
+            ]
+            if given and self.kind != kind:
+                raise ValueError(f"{given[0]} applies to sharing kind {kind}, not {self.kind}")
+        if self.hard_layers is not None and not 0 <= self.hard_layers[0] <= self.hard_layers[1]:
+            raise ValueError("hard_layers is [first, last] with 0 <= first <= last")
+        return self
+
+
 class ModelSpec(_Strict):
     """The pretrained backbone: a hub name, a local folder, or `bundled:<name>`."""
 
@@ -235,6 +277,7 @@ class ExperimentConfig(_Strict):
 
     model: ModelSpec
     tasks: list[TaskSpec] = Field(min_length=1)
+    sharing: SharingSpec = Field(default_factory=SharingSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     cache_dir: str | None = None
 

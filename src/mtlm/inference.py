@@ -39,7 +39,8 @@ def predict_rows(
     """Predictions of every named task for every input, in input order."""
     groups: dict[tuple[Any, ...], list[str]] = {}
     for name in task_names:
-        groups.setdefault(input_signature(model.tasks[name]), []).append(name)
+        key = (input_signature(model.tasks[name]), model.sharing.pass_key(name))
+        groups.setdefault(key, []).append(name)
     results: dict[str, list[Any]] = {}
     for names in groups.values():
         lead = model.tasks[names[0]]

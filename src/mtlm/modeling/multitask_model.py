@@ -1,4 +1,4 @@
-"""MultiTaskModel: one shared backbone (hard parameter sharing) and one head per task.
+"""MultiTaskModel: backbone(s) shared among the tasks (hard, soft or LoRA) and a head per task.
 
 Saved as plain files that outlive library upgrades: the backbone in Hugging Face format, the
 heads as safetensors, the tasks as JSON. No pickle anywhere.
@@ -17,9 +17,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mtlm.config import TaskSpec
+from mtlm.config import SharingSpec, TaskSpec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
+from mtlm.modeling.sharing import HardSharing, Sharing, build_sharing, load_sharing
 from mtlm.tasks import KINDS, TaskKind
 
 MTLM_CONFIG = "mtlm_config.json"
@@ -37,23 +38,27 @@ class TaskOutput(NamedTuple):
 
 
 class MultiTaskModel(nn.Module):
-    """A pretrained backbone shared by every task, and a ModuleDict of task heads."""
+    """Backbone(s) shared by the tasks as the sharing strategy says (hard by default), and a
+    ModuleDict of task heads."""
 
     def __init__(
         self,
-        backbone: PreTrainedModel,
+        backbone: PreTrainedModel | Sharing,
         tasks: dict[str, TaskKind],
         tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = backbone
+        self.sharing = (
+            backbone if isinstance(backbone, Sharing) else HardSharing(SharingSpec(), backbone)
+        )
+        self.add_module(self.sharing.module_name, self.sharing.module)
         self.tasks = dict(tasks)
         self.tokenizer = tokenizer
-        hidden_size = backbone.config.hidden_size
+        hidden_size = self.sharing.base.config.hidden_size
         self.heads = nn.ModuleDict(
             {name: task.build_head(hidden_size) for name, task in tasks.items()}
         )
-        accepted = inspect.signature(backbone.forward).parameters
+        accepted = inspect.signature(self.sharing.base.forward).parameters
         self._backbone_inputs = [
             key for key in ("input_ids", "attention_mask", "token_type_ids") if key in accepted
         ]
@@ -65,8 +70,10 @@ class MultiTaskModel(nn.Module):
         tasks: dict[str, TaskKind],
         revision: str | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
+        sharing: SharingSpec | None = None,
     ) -> MultiTaskModel:
-        """New heads on a pretrained backbone (hub name, local folder or `bundled:<name>`)."""
+        """New heads on a pretrained backbone (hub name, local folder or `bundled:<name>`),
+        shared among the tasks as `sharing` says."""
         from mtlm.assets import resolve_model_name
 
         location = resolve_model_name(name_or_path)
@@ -77,42 +84,75 @@ class MultiTaskModel(nn.Module):
             raise ConfigError(
                 f"model.name_or_path: cannot load {name_or_path!r} ({error})"
             ) from None
-        return cls(backbone, tasks, tokenizer)
+        return cls(build_sharing(sharing or SharingSpec(), backbone, list(tasks)), tasks, tokenizer)
 
     # --- forward --------------------------------------------------------------------------
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The backbone's last hidden states for a batch."""
+    def encode(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
+        """The last hidden states of `task`'s encoder for a batch."""
         inputs = {key: batch[key] for key in self._backbone_inputs if key in batch}
-        return self.backbone(**inputs).last_hidden_state
+        return self.sharing.encoder(task)(**inputs).last_hidden_state
 
     def forward(
-        self, task: str | Mapping[str, dict[str, torch.Tensor]], batch: dict | None = None
-    ) -> torch.Tensor | dict[str, TaskOutput]:
+        self,
+        task: str | Mapping[str, dict[str, torch.Tensor]],
+        batch: dict | None = None,
+        penalty_strength: float | None = None,
+    ) -> Any:
         """The head output of one task on its batch; or, given `{task: batch}`, each task's
-        head output and backbone states (one call, so that DDP sees one forward per step)."""
-        if isinstance(task, str):
-            return self.heads[task](self.encode(batch), batch["attention_mask"])
-        outputs = {}
-        for name, task_batch in task.items():
-            hidden = self.encode(task_batch)
-            outputs[name] = TaskOutput(
-                self.heads[name](hidden, task_batch["attention_mask"]), hidden
-            )
-        return outputs
+        head output and backbone states (one call, so that DDP sees one forward per step).
 
-    def last_shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the backbone's last layer (the last block of its layer list)."""
-        layer_lists = [
-            m for m in self.backbone.modules() if isinstance(m, nn.ModuleList) and len(m)
-        ]
-        last = layer_lists[-1][-1] if layer_lists else self.backbone
-        return [parameter for parameter in last.parameters() if parameter.requires_grad]
+        With `penalty_strength`, returns `(outputs, penalty)` where penalty is the sharing's
+        regulariser and a distance to log (or None): computing it inside forward keeps it in
+        the graph that DDP tracks.
+        """
+        if isinstance(task, str):
+            outputs = self.heads[task](self.encode(batch, task), batch["attention_mask"])
+        else:
+            outputs = {}
+            for name, task_batch in task.items():
+                hidden = self.encode(task_batch, name)
+                outputs[name] = TaskOutput(
+                    self.heads[name](hidden, task_batch["attention_mask"]), hidden
+                )
+        if penalty_strength is None:
+            return outputs
+        return outputs, self.sharing.penalty(penalty_strength)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters every task uses."""
+        return self.sharing.shared_parameters()
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        """Trainable parameters only `task` uses: its head and its own backbone parameters."""
+        return [*self.heads[task].parameters(), *self.sharing.task_parameters(task)]
+
+    def accounting(self) -> dict[str, Any]:
+        """Parameter counts and memory of the model, overall and per task."""
+        unique = {id(p): p for p in self.parameters()}
+        buffers = {id(b): b for b in self.buffers()}
+        per_task = {
+            name: self.sharing.task_view(name)["backbone"]
+            + sum(p.numel() for p in self.heads[name].parameters())
+            for name in self.tasks
+        }
+        return {
+            "sharing": self.sharing.spec.kind,
+            "total_parameters": sum(p.numel() for p in unique.values()),
+            "trainable_parameters": sum(p.numel() for p in unique.values() if p.requires_grad),
+            "parameters_per_task": per_task,
+            "memory_mb": round(
+                sum(t.numel() * t.element_size() for t in [*unique.values(), *buffers.values()])
+                / 2**20,
+                1,
+            ),
+        }
 
     def forward_heads(
         self, batch: dict[str, torch.Tensor], tasks: Sequence[str]
     ) -> dict[str, torch.Tensor]:
-        """Several heads on one backbone pass over the same inputs."""
-        hidden = self.encode(batch)
+        """Several heads on one backbone pass over the same inputs (the tasks must share an
+        encoder: equal `sharing.pass_key`)."""
+        hidden = self.encode(batch, tasks[0])
         return {task: self.heads[task](hidden, batch["attention_mask"]) for task in tasks}
 
     def predict(
@@ -133,7 +173,7 @@ class MultiTaskModel(nn.Module):
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the model to `directory` atomically: backbone, tokenizer, heads, task config."""
         with staged_directory(Path(directory)) as staging:
-            self.backbone.save_pretrained(staging)
+            self.sharing.save(staging)
             if self.tokenizer is not None:
                 self.tokenizer.save_pretrained(staging)
             heads = {
@@ -146,7 +186,7 @@ class MultiTaskModel(nn.Module):
         """What `from_pretrained` needs besides the weights: tasks, their kinds and state."""
         return {
             "format_version": FORMAT_VERSION,
-            "sharing": {"kind": "hard"},
+            "sharing": self.sharing.spec.model_dump(mode="json"),
             "tasks": [
                 {"spec": task.spec.model_dump(mode="json"), "state": task.state}
                 for task in self.tasks.values()
@@ -167,8 +207,9 @@ class MultiTaskModel(nn.Module):
         for entry in described["tasks"]:
             spec = TaskSpec.model_validate(entry["spec"])
             tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
-        backbone = AutoModel.from_pretrained(directory, dtype=torch.float32)
-        model = cls(backbone, tasks, load_tokenizer(str(directory)))
+        spec = SharingSpec.model_validate(described.get("sharing", {}))
+        sharing = load_sharing(spec, directory, list(tasks))
+        model = cls(sharing, tasks, load_tokenizer(str(directory)))
         model.heads.load_state_dict(load_file(directory / HEADS_FILE), strict=True)
         model.eval()
         return model

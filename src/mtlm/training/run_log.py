@@ -63,6 +63,8 @@ class LogWindow:
         self.losses: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.weights: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.cosines: list[torch.Tensor] = []
+        self.penalties: list[torch.Tensor] = []
+        self.distances: list[torch.Tensor] = []
         self.order: list[str] = []
         self.examples = 0
         self.tokens = 0
@@ -78,6 +80,11 @@ class LogWindow:
     def add_loss(self, task: str, loss: torch.Tensor) -> None:
         """Remember a task's (unweighted) loss."""
         self.losses[task].append(loss.detach())
+
+    def add_penalty(self, penalty: torch.Tensor, distance: torch.Tensor) -> None:
+        """Remember the sharing penalty and the distance between tasks' parameters."""
+        self.penalties.append(penalty.detach())
+        self.distances.append(distance.detach())
 
     def add_balance(self, tasks: list[str], balanced: Balanced) -> None:
         """Remember what a balancer did: task weights and gradient cosines."""
@@ -108,6 +115,11 @@ class LogWindow:
             row["task_weights"] = {
                 task: torch.stack(values).float().mean().item()
                 for task, values in self.weights.items()
+            }
+        if self.penalties:
+            row["sharing"] = {
+                "penalty": torch.stack(self.penalties).mean().item(),
+                "distance": torch.stack(self.distances).mean().item(),
             }
         if self.cosines:
             mean = torch.stack(self.cosines).mean(dim=0)

@@ -80,6 +80,7 @@ class Trainer:
             {name: d.task for name, d in self.data.items()},
             config.model.revision,
             tokenizer,
+            config.sharing,
         )
 
     # --- public API -----------------------------------------------------------------------
@@ -98,6 +99,12 @@ class Trainer:
             raise ConfigError(
                 f"training.mixed_precision: fp16 needs loss scaling, which {args.balancer.kind} "
                 "on parameters bypasses; use bf16 or no"
+            )
+        if balancer and balancer.reduces_gradients_itself and not self.model.shared_parameters():
+            raise ConfigError(
+                f"training.balancer.kind: {args.balancer.kind} aggregates gradients of shared "
+                f"parameters, and with sharing {self.config.sharing.kind} as configured no "
+                "trainable parameter is shared; use on: representation or a loss weighting"
             )
         self._prepare_output_dir(resume)
         streams = self._streams()
@@ -131,18 +138,21 @@ class Trainer:
         started = time.perf_counter()
         examples_at_start, steps_at_start = state.get("examples", 0), step
         model.train()
+        state["accounting"] = self.model.accounting()
+        self._print_accounting(state["accounting"])
         self._print(
             f"training {plan.total_steps} steps ({plan.steps_per_epoch} per epoch of "
             f"{plan.epoch_examples} examples), step mode {args.step_mode}"
         )
         while step < plan.total_steps:
             sampler.set_progress(step / plan.total_steps)
+            strength = self._penalty_strength(step, plan)
             if joint:
                 tasks = groups[step % len(groups)]
-                batches = self._joint_step(model, streams, tasks, balancer, window, state)
+                batches = self._joint_step(model, streams, tasks, balancer, window, state, strength)
             else:
                 tasks = [sampler.sample()]
-                self._sampled_step(model, streams[tasks[0]], window, state)
+                self._sampled_step(model, streams[tasks[0]], window, state, strength)
             if args.max_grad_norm is not None:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
@@ -191,20 +201,28 @@ class Trainer:
         state["examples"] = state.get("examples", 0) + examples
         return {key: value.to(self.accelerator.device) for key, value in batch.items()}
 
-    def _sampled_step(self, model, stream: TaskBatchStream, window, state) -> None:
-        """`sampled` mode: batches of one task, loss λ_i L_i, accumulated."""
+    def _sampled_step(self, model, stream: TaskBatchStream, window, state, strength) -> None:
+        """`sampled` mode: batches of one task, loss λ_i L_i (+ the sharing penalty),
+        accumulated."""
         accelerator, accumulation = self.accelerator, self.args.gradient_accumulation_steps
         task = stream.task
         for micro in range(accumulation):
             batch = self._next_batch(stream, window, state)
             with _maybe_no_sync(accelerator, model, micro < accumulation - 1):
                 with accelerator.autocast():
-                    loss = task.loss(model(task.spec.name, batch), batch)
-                accelerator.backward(task.spec.loss_weight * loss / accumulation)
+                    output, penalty = _split_penalty(
+                        model(task.spec.name, batch, penalty_strength=strength), strength
+                    )
+                    loss = task.loss(output, batch)
+                total = task.spec.loss_weight * loss
+                if penalty is not None:
+                    total = total + penalty[0]
+                    window.add_penalty(*penalty)
+                accelerator.backward(total / accumulation)
             window.add_loss(task.spec.name, loss)
         window.add_balance([task.spec.name], Balanced(torch.tensor([task.spec.loss_weight])))
 
-    def _joint_step(self, model, streams, tasks: list[str], balancer, window, state):
+    def _joint_step(self, model, streams, tasks: list[str], balancer, window, state, strength):
         """`joint` mode: a batch of every task, the balancer turns the losses into gradients."""
         accelerator, accumulation = self.accelerator, self.args.gradient_accumulation_steps
         unwrapped = accelerator.unwrap_model(model)
@@ -214,7 +232,9 @@ class Trainer:
             skip_sync = own_gradients or micro < accumulation - 1
             with _maybe_no_sync(accelerator, model, skip_sync):
                 with accelerator.autocast():
-                    outputs = model(batches)
+                    outputs, penalty = _split_penalty(
+                        model(batches, penalty_strength=strength), strength
+                    )
                     losses = torch.stack(
                         [self.data[n].task.loss(outputs[n].head, batches[n]) for n in tasks]
                     )
@@ -223,11 +243,14 @@ class Trainer:
                 )
                 step = JointStep(
                     features=[outputs[name].hidden for name in tasks],
-                    shared=[p for p in unwrapped.backbone.parameters() if p.requires_grad],
-                    task_parameters=[list(unwrapped.heads[name].parameters()) for name in tasks],
-                    last_shared=unwrapped.last_shared_parameters(),
+                    shared=unwrapped.shared_parameters(),
+                    task_parameters=[unwrapped.task_parameters(name) for name in tasks],
+                    last_shared=unwrapped.sharing.last_layer_parameters(),
                     backward=accelerator.backward,
+                    penalty=None if penalty is None else penalty[0] / accumulation,
                 )
+                if penalty is not None:
+                    window.add_penalty(*penalty)
                 balanced = balancer.backward(lambdas * losses / accumulation, step)
             for name, loss in zip(tasks, losses, strict=True):
                 window.add_loss(name, loss)
@@ -248,7 +271,26 @@ class Trainer:
             ]
         return torch.stack(losses) / self.args.gradient_accumulation_steps
 
+    def _penalty_strength(self, step: int, plan: TrainingPlan) -> float | None:
+        """λ of the soft-sharing penalty at `step` (constant or linearly warmed up); None
+        without soft sharing."""
+        sharing = self.config.sharing
+        if sharing.kind != "soft":
+            return None
+        if sharing.strength_schedule == "constant":
+            return sharing.strength
+        warmup = max(1.0, sharing.strength_warmup_ratio * plan.total_steps)
+        return sharing.strength * min(1.0, step / warmup)
+
     # --- pieces of the loop ---------------------------------------------------------------
+    def _print_accounting(self, accounting: dict[str, Any]) -> None:
+        per_task = ", ".join(f"{k} {v:,}" for k, v in accounting["parameters_per_task"].items())
+        self._print(
+            f"sharing {accounting['sharing']}: {accounting['total_parameters']:,} parameters "
+            f"({accounting['trainable_parameters']:,} trainable), {accounting['memory_mb']} MB; "
+            f"per task: {per_task}"
+        )
+
     @property
     def _is_main(self) -> bool:
         return self.accelerator.is_main_process
@@ -435,6 +477,7 @@ class Trainer:
                 "best_step": state["best_step"],
                 "best_validation_aggregate": state["best_score"],
                 "num_processes": self.accelerator.num_processes,
+                "model": state.get("accounting"),
             }
             write_json(self.output_dir / "train_summary.json", summary)
             self._print(
@@ -464,6 +507,14 @@ def _maybe_no_sync(accelerator: Accelerator, model, skip_sync: bool):
     """Skip DDP's gradient all-reduce (all but the last micro-batch, or gradients that a
     balancer computes itself)."""
     return accelerator.no_sync(model) if skip_sync else contextlib.nullcontext()
+
+
+def _split_penalty(
+    result: Any, strength: float | None
+) -> tuple[Any, tuple[torch.Tensor, torch.Tensor] | None]:
+    """A forward called with a penalty strength returns (outputs, penalty); one without,
+    just the outputs."""
+    return (result, None) if strength is None else result
 
 
 def _average_gradients(model: torch.nn.Module) -> None:
