@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.mtlm-installed
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,8 +21,13 @@ demo: $(STAMP)
 	$(VENV)/bin/mtlm demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+# Figures for BENCHMARKS.md (not part of the tests; about 25 minutes on 2 cores).
+bench: $(STAMP)
+	$(PY) benchmarks/balancing.py --write
+	$(PY) benchmarks/sharing.py --write
 
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -12,46 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SCALARIZERS = [
-    "static",
-    "uncertainty",
-    "dwa",
-    "random",
-    "famo",
-    "imtl_l",
-    "geometric_mean",
-    "stch",
-    "gradnorm",
-]
-AGGREGATORS = [
-    "pcgrad",
-    "upgrad",
-    "mgda",
-    "cagrad",
-    "nash_mtl",
-    "imtl_g",
-    "aligned_mtl",
-    "dualproj",
-    "graddrop",
-    "gradvac",
-    "config",
-]
-REPRESENTATION = ["mgda", "imtl_g", "aligned_mtl", "nash_mtl", "cagrad"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import ROOT, run_isolated, write_section  # noqa: E402
+
+from mtlm import config  # noqa: E402
+
+SCALARIZERS = list(config.SCALARIZERS)
+AGGREGATORS = list(config.AGGREGATORS)
+REPRESENTATION = list(config.REPRESENTATION_AGGREGATORS)
 
 
 def all_methods() -> list[str]:
-    """Every balancer, with `:representation` for the representation-mode ones."""
-    return SCALARIZERS + AGGREGATORS + [f"{kind}:representation" for kind in REPRESENTATION]
+    """Every balancer, with `:representation` for the representation-mode ones; static again
+    at the end, so that drift over the run shows in the reference."""
+    representation = [f"{kind}:representation" for kind in REPRESENTATION]
+    return SCALARIZERS + AGGREGATORS + representation + ["static"]
 
 
 def measure_one(method: str, steps: int, warmup: int) -> dict:
@@ -88,22 +69,19 @@ def run_all(methods: list[str], steps: int, warmup: int) -> list[dict]:
     """Each method in a fresh process; results in the order given."""
     results = []
     for method in methods:
-        command = [sys.executable, __file__, "--one", method, "--steps", str(steps)]
-        command += ["--warmup", str(warmup)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode != 0 or not lines:
-            result = {"method": method, "error": (done.stderr.strip().splitlines() or ["?"])[-1]}
-        else:
-            result = json.loads(lines[-1])
+        result = run_isolated(__file__, method, ["--steps", str(steps), "--warmup", str(warmup)])
+        result.setdefault("method", method)
         print(json.dumps(result), flush=True)
         results.append(result)
     return results
 
 
 def table(results: list[dict], tasks: int = 4) -> str:
-    """Markdown table with each method's cost relative to static and its goal."""
-    static = next(r["seconds_per_step"] for r in results if r["method"] == "static")
+    """Markdown table with each method's cost relative to static (the median of its runs)
+    and its goal."""
+    static = statistics.median(
+        r["seconds_per_step"] for r in results if r["method"] == "static" and "error" not in r
+    )
     lines = [
         "| method | on | s/step | × static | goal | peak RSS (MB) |",
         "|---|---|---|---|---|---|",
@@ -127,29 +105,10 @@ def table(results: list[dict], tasks: int = 4) -> str:
     return "\n".join(lines)
 
 
-def write_section(markdown: str, command: str) -> None:
-    """Replace the balancing section of BENCHMARKS.md (or append it)."""
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = "<!-- balancing:start -->", "<!-- balancing:end -->"
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    section = (
-        f"{start}\n## Balancers: cost per optimizer step\n\n"
-        f"`{command}` on {machine}: the bundled MiniLM encoder, the 4 demo tasks, `joint` "
-        "step mode (one batch of 16 of every task per step), median of the timed steps.\n\n"
-        f"{markdown}\n{end}"
-    )
-    if start in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     """Run the benchmark from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--methods", nargs="*", default=None)
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -165,7 +124,18 @@ def main() -> None:
     markdown = table(results)
     print(markdown)
     if args.write:
-        write_section(markdown, "python benchmarks/balancing.py --write")
+        intro = (
+            "the bundled MiniLM encoder, the 4 demo tasks, `joint` step mode (one batch of 16 "
+            f"of every task per step), median of {args.steps} timed steps after {args.warmup} "
+            "warm-up steps; peak RSS of the whole process."
+        )
+        write_section(
+            "balancing",
+            "Balancers: cost per optimizer step",
+            intro,
+            markdown,
+            f"python benchmarks/balancing.py --steps {args.steps} --warmup {args.warmup} --write",
+        )
 
 
 if __name__ == "__main__":

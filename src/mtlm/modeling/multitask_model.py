@@ -140,10 +140,8 @@ class MultiTaskModel(nn.Module):
             "total_parameters": sum(p.numel() for p in unique.values()),
             "trainable_parameters": sum(p.numel() for p in unique.values() if p.requires_grad),
             "parameters_per_task": per_task,
-            "memory_mb": round(
-                sum(t.numel() * t.element_size() for t in [*unique.values(), *buffers.values()])
-                / 2**20,
-                1,
+            "memory_bytes": sum(
+                t.numel() * t.element_size() for t in [*unique.values(), *buffers.values()]
             ),
         }
 

@@ -287,7 +287,8 @@ class Trainer:
         per_task = ", ".join(f"{k} {v:,}" for k, v in accounting["parameters_per_task"].items())
         self._print(
             f"sharing {accounting['sharing']}: {accounting['total_parameters']:,} parameters "
-            f"({accounting['trainable_parameters']:,} trainable), {accounting['memory_mb']} MB; "
+            f"({accounting['trainable_parameters']:,} trainable), "
+            f"{accounting['memory_bytes'] / 2**20:.1f} MB; "
             f"per task: {per_task}"
         )
 

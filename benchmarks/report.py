@@ -1,0 +1,48 @@
+"""Shared by the benchmark scripts: where they write their tables and what machine ran them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    """The processor and core count, for the record."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def write_section(key: str, title: str, intro: str, markdown: str, command: str) -> None:
+    """Replace the `key` section of BENCHMARKS.md (or append it)."""
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    section = f"{start}\n## {title}\n\n`{command}` on {machine()}: {intro}\n\n{markdown}\n{end}"
+    if start in text:
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def run_isolated(script: str, name: str, arguments: list[str]) -> dict:
+    """Run `script --one NAME ARGUMENTS` in a fresh process (its own peak memory) and return
+    the JSON object it prints last, or the error it ended with."""
+    command = [sys.executable, script, "--one", name, *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"name": name, "error": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(lines[-1])
