@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -79,3 +80,41 @@ def test_two_processes_train_one_model(make_config, tiny_model_dir, tmp_path):
     initial = load_file(tiny_model_dir / "model.safetensors")
     unchanged = [k for k in initial if torch.equal(initial[k], saved[f"backbone.{k}"])]
     assert all(key.startswith("pooler.") for key in unchanged)  # only the unused pooler
+
+
+@pytest.mark.parametrize(
+    ("training", "sharing"),
+    [
+        ({"step_mode": "joint", "balancer": {"kind": "pcgrad"}}, {"kind": "hard"}),
+        ({"step_mode": "joint", "balancer": {"kind": "uncertainty"}}, {"kind": "soft"}),
+        ({}, {"kind": "soft", "strength": 0.1, "hard_layers": [0, 0]}),
+        ({}, {"kind": "lora", "r": 4}),
+    ],
+    ids=["pcgrad-hard", "uncertainty-soft", "sampled-soft", "sampled-lora"],
+)
+def test_two_processes_agree_in_every_mode(make_config, tmp_path, training, sharing):
+    """Gradients a balancer computes itself are averaged by hand; the soft penalty and LoRA's
+    adapter switching must not confuse DDP."""
+    run = tmp_path / "run"
+    config = make_config(max_steps=6, eval_steps=None, output_dir=str(run), **training)
+    raw = json.loads(config.to_json())
+    raw["sharing"] = sharing
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(raw))
+    worker = tmp_path / "worker.py"
+    worker.write_text(_WORKER)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(worker), str(config_file)]
+    process = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert process.returncode == 0, process.stderr[-4000:]
+    ranks = [load_file(run / f"rank{index}.safetensors") for index in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    assert all(torch.equal(ranks[0][key], ranks[1][key]) for key in ranks[0])
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["num_processes"] == 2 and summary["model"]["sharing"] == sharing["kind"]

@@ -61,8 +61,10 @@ class Balancer(ABC):
         return []
 
     @abstractmethod
-    def backward(self, losses: Tensor, step: JointStep) -> Balanced:
-        """Accumulate the balanced gradient into `.grad`; `losses` already include λ_i."""
+    def backward(self, losses: Sequence[Tensor], step: JointStep) -> Balanced:
+        """Accumulate the balanced gradient into `.grad`; `losses` (one scalar per task, not
+        stacked, so that differentiating one does not walk the others' graphs) already
+        include λ_i."""
 
     def after_step(self, recompute_losses: Callable[[], Tensor]) -> None:
         """Called after the optimizer step (FAMO updates its weights here)."""
@@ -110,10 +112,11 @@ class ScalarizerBalancer(Balancer):
             return []
         return list(self.scalarizer.parameters())
 
-    def backward(self, losses: Tensor, step: JointStep) -> Balanced:
+    def backward(self, losses: Sequence[Tensor], step: JointStep) -> Balanced:
         """One backward pass of the scalarized loss; weights are d total / d L_i."""
-        total = self.scalarizer(losses)
-        (weights,) = torch.autograd.grad(total, losses, retain_graph=True)
+        vector = torch.stack(list(losses))
+        total = self.scalarizer(vector)
+        (weights,) = torch.autograd.grad(total, vector, retain_graph=True)
         step.backward(total if step.penalty is None else total + step.penalty)
         return Balanced(weights.detach())
 
@@ -166,8 +169,9 @@ class GradNormBalancer(Balancer):
         self.optimizer = torch.optim.Adam([self.weights], lr=learning_rate)
         self.initial_losses: Tensor | None = None
 
-    def backward(self, losses: Tensor, step: JointStep) -> Balanced:
+    def backward(self, losses: Sequence[Tensor], step: JointStep) -> Balanced:
         """Update the weights from the norms, then one backward of Σ w_i L_i."""
+        losses = torch.stack(list(losses)) if not isinstance(losses, Tensor) else losses
         detached = losses.detach()
         if self.initial_losses is None:
             self.initial_losses = detached.clone()
@@ -242,12 +246,12 @@ class ParameterAggregator(Balancer):
     def __init__(self, aggregator: aggregation.Aggregator) -> None:
         self.aggregator = aggregator
 
-    def backward(self, losses: Tensor, step: JointStep) -> Balanced:
+    def backward(self, losses: Sequence[Tensor], step: JointStep) -> Balanced:
         """Per-task gradients, aggregation on the shared parameters, heads' gradients as usual."""
         rows = []
         reached = [False] * len(step.shared)
         for loss, own in zip(losses, step.task_parameters, strict=True):
-            # The losses were stacked into one vector, so the graph must outlive each call.
+            # Kept for the penalty and for callers that pass a stacked vector.
             grads = torch.autograd.grad(
                 loss, [*step.shared, *own], retain_graph=True, allow_unused=True
             )
@@ -303,7 +307,7 @@ class RepresentationAggregator(Balancer):
     def __init__(self, aggregator: aggregation.Aggregator) -> None:
         self.weighting = aggregator.weighting
 
-    def backward(self, losses: Tensor, step: JointStep) -> Balanced:
+    def backward(self, losses: Sequence[Tensor], step: JointStep) -> Balanced:
         """Weights from the representation Jacobian, then one backward of the weighted sum."""
         rows = []
         for loss in losses:
@@ -313,7 +317,7 @@ class RepresentationAggregator(Balancer):
             rows.append(_flatten(grads, step.features))
         jacobian = torch.stack(rows)
         weights = self.weighting(jacobian).detach()
-        total = (weights * losses).sum()
+        total = (weights * torch.stack(list(losses))).sum()
         step.backward(total if step.penalty is None else total + step.penalty)
         return Balanced(weights, (jacobian @ jacobian.T).detach())
 

@@ -235,12 +235,8 @@ class Trainer:
                     outputs, penalty = _split_penalty(
                         model(batches, penalty_strength=strength), strength
                     )
-                    losses = torch.stack(
-                        [self.data[n].task.loss(outputs[n].head, batches[n]) for n in tasks]
-                    )
-                lambdas = torch.tensor(
-                    [self.data[n].task.spec.loss_weight for n in tasks], device=losses.device
-                )
+                    losses = [self.data[n].task.loss(outputs[n].head, batches[n]) for n in tasks]
+                lambdas = [self.data[n].task.spec.loss_weight for n in tasks]
                 step = JointStep(
                     features=[outputs[name].hidden for name in tasks],
                     shared=unwrapped.shared_parameters(),
@@ -251,10 +247,15 @@ class Trainer:
                 )
                 if penalty is not None:
                     window.add_penalty(*penalty)
-                balanced = balancer.backward(lambdas * losses / accumulation, step)
+                weighted = [
+                    w * loss / accumulation for w, loss in zip(lambdas, losses, strict=True)
+                ]
+                balanced = balancer.backward(weighted, step)
             for name, loss in zip(tasks, losses, strict=True):
                 window.add_loss(name, loss)
-            weights = None if balanced.weights is None else balanced.weights * lambdas
+            weights = balanced.weights
+            if weights is not None:
+                weights = weights * torch.tensor(lambdas, device=weights.device)
             window.add_balance(tasks, Balanced(weights, balanced.gramian))
         if own_gradients and accelerator.num_processes > 1:
             _average_gradients(model)
