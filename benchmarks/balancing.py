@@ -43,7 +43,9 @@ def measure_one(method: str, steps: int, warmup: int) -> dict:
     config = load_config(ROOT / "examples" / "demo.yaml")
     training = config.training
     training.step_mode = "joint"
-    training.balancer = training.balancer.model_validate({"kind": kind, "on": on or "parameters"})
+    training.balancer = training.balancer.model_validate(
+        {"kind": kind, "gradients": on or "parameters"}
+    )
     training.max_steps = warmup + steps
     training.batch_size = 16
     training.logging_steps = 1
@@ -83,7 +85,7 @@ def table(results: list[dict], tasks: int = 4) -> str:
         r["seconds_per_step"] for r in results if r["method"] == "static" and "error" not in r
     )
     lines = [
-        "| method | on | s/step | × static | goal | peak RSS (MB) |",
+        "| method | gradients | s/step | × static | goal | peak RSS (MB) |",
         "|---|---|---|---|---|---|",
     ]
     for result in results:

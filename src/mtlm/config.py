@@ -177,16 +177,17 @@ class BalancerSpec(_Strict):
     """How the per-task losses of a `joint` step become one update."""
 
     kind: Literal[SCALARIZERS + AGGREGATORS] = "static"
-    on: Literal["parameters", "representation"] = "parameters"
+    # Not `on`: YAML 1.1 reads a bare `on` key as the boolean true.
+    gradients: Literal["parameters", "representation"] = "parameters"
     options: dict[str, Any] = Field(default_factory=dict)
     learning_rate: float = Field(0.025, gt=0.0)
 
     @model_validator(mode="after")
     def _representation_needs_weighting(self) -> BalancerSpec:
-        if self.on == "representation" and self.kind not in REPRESENTATION_AGGREGATORS:
+        if self.gradients == "representation" and self.kind not in REPRESENTATION_AGGREGATORS:
             raise ValueError(
-                f"on: representation works with {', '.join(REPRESENTATION_AGGREGATORS)}; "
-                f"for {self.kind!r} use on: parameters"
+                f"gradients: representation works with {', '.join(REPRESENTATION_AGGREGATORS)}; "
+                f"for {self.kind!r} use gradients: parameters"
             )
         return self
 

@@ -51,7 +51,7 @@ def test_every_balancer_trains_the_tiny_model_and_logs_what_it_did(make_config, 
         max_steps=4,
         eval_steps=None,
         logging_steps=2,
-        balancer={"kind": kind, "on": on},
+        balancer={"kind": kind, "gradients": on},
     )
     trainer = Trainer(config)
     before = {key: value.clone() for key, value in trainer.model.state_dict().items()}
@@ -315,7 +315,7 @@ def test_representation_aggregator_backward_is_the_weighted_sum(kind: str) -> No
         last_shared=list(model.encoder.parameters()),
         backward=lambda total: total.backward(),
     )
-    balancer = build_balancer(BalancerSpec(kind=kind, on="representation"), 2)
+    balancer = build_balancer(BalancerSpec(kind=kind, gradients="representation"), 2)
     assert isinstance(balancer, RepresentationAggregator)
     balanced = balancer.backward(losses, step)
     got = model.gradients()
@@ -342,7 +342,7 @@ def test_representation_mgda_weights_follow_the_closed_form() -> None:
         torch.autograd.grad(loss, f, retain_graph=True)[0].pow(2).sum()
         for loss, f in zip(losses, features, strict=True)
     ]
-    balancer = build_balancer(BalancerSpec(kind="mgda", on="representation"), 2)
+    balancer = build_balancer(BalancerSpec(kind="mgda", gradients="representation"), 2)
     weights = balancer.backward(losses, step).weights
     # Orthogonal gradients: the min-norm point weighs each task by the other's squared norm.
     expected = torch.stack([squared[1], squared[0]]) / (squared[0] + squared[1])
@@ -425,8 +425,8 @@ def test_a_learned_balancer_needs_joint_steps(make_config):
 
 
 def test_representation_mode_refuses_a_conflict_based_aggregator(make_config):
-    with pytest.raises(ConfigError, match=r"training\.balancer: on: representation .*'pcgrad'"):
-        make_config(step_mode="joint", balancer={"kind": "pcgrad", "on": "representation"})
+    with pytest.raises(ConfigError, match=r"training\.balancer: gradients: representation .*'pcgrad'"):
+        make_config(step_mode="joint", balancer={"kind": "pcgrad", "gradients": "representation"})
 
 
 @pytest.mark.parametrize("kind", ["static", "uncertainty", "gradnorm", "mgda"])

@@ -5,8 +5,8 @@ Three families, each a small class:
   then one ordinary backward pass (static λ_i, uncertainty, DWA, RLW, FAMO, IMTL-L, ...);
 - GradNorm (Chen et al., 2018), which torchjd does not provide;
 - gradient aggregation: a `torchjd.aggregation` aggregator combines the per-task gradients of
-  the shared parameters (`on: parameters`), or derives task weights from the gradients with
-  respect to the shared representation (`on: representation`, MGDA-UB style, Sener & Koltun,
+  the shared parameters (`gradients: parameters`), or derives task weights from the gradients with
+  respect to the shared representation (`gradients: representation`, MGDA-UB style, Sener & Koltun,
   2018) and then needs only one backward pass.
 
 Every balancer returns the effective weight of each task, and aggregators also the Gramian of
@@ -171,7 +171,8 @@ class GradNormBalancer(Balancer):
 
     def backward(self, losses: Sequence[Tensor], step: JointStep) -> Balanced:
         """Update the weights from the norms, then one backward of Σ w_i L_i."""
-        losses = torch.stack(list(losses)) if not isinstance(losses, Tensor) else losses
+        separate = list(losses)
+        losses = torch.stack(separate)
         detached = losses.detach()
         if self.initial_losses is None:
             self.initial_losses = detached.clone()
@@ -182,7 +183,7 @@ class GradNormBalancer(Balancer):
                         loss, step.last_shared, retain_graph=True, allow_unused=True
                     )
                 )
-                for loss in losses
+                for loss in separate
             ]
         )
         weights = self.weights.to(losses.device)
@@ -335,7 +336,7 @@ def build_balancer(spec: BalancerSpec, tasks: int) -> Balancer:
         aggregator = _AGGREGATORS[spec.kind](**options)
     except (TypeError, ValueError, ImportError) as error:
         raise ConfigError(f"training.balancer.options: {spec.kind}: {error}") from None
-    if spec.on == "representation":
+    if spec.gradients == "representation":
         return RepresentationAggregator(aggregator)
     return ParameterAggregator(aggregator)
 

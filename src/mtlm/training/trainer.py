@@ -104,7 +104,7 @@ class Trainer:
             raise ConfigError(
                 f"training.balancer.kind: {args.balancer.kind} aggregates gradients of shared "
                 f"parameters, and with sharing {self.config.sharing.kind} as configured no "
-                "trainable parameter is shared; use on: representation or a loss weighting"
+                "trainable parameter is shared; use gradients: representation or a loss weighting"
             )
         self._prepare_output_dir(resume)
         streams = self._streams()
