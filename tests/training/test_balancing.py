@@ -425,7 +425,9 @@ def test_a_learned_balancer_needs_joint_steps(make_config):
 
 
 def test_representation_mode_refuses_a_conflict_based_aggregator(make_config):
-    with pytest.raises(ConfigError, match=r"training\.balancer: gradients: representation .*'pcgrad'"):
+    with pytest.raises(
+        ConfigError, match=r"training\.balancer: gradients: representation .*'pcgrad'"
+    ):
         make_config(step_mode="joint", balancer={"kind": "pcgrad", "gradients": "representation"})
 
 
