@@ -31,18 +31,10 @@ print(f"rank {rank} of {accelerator.num_processes}: {accelerator.distributed_typ
 """
 
 
-def test_two_processes_train_one_model(make_config, tiny_model_dir, tmp_path):
-    run = tmp_path / "run"
-    config = make_config(
-        max_steps=12,
-        eval_steps=5,
-        save_steps=5,
-        # The best weights are read from disk by every rank; the last ones test the all-reduce.
-        load_best_model_at_end=False,
-        output_dir=str(run),
-    )
+def run_two_processes(raw_config: dict, tmp_path) -> subprocess.CompletedProcess:
+    """Train `raw_config` with torchrun on 2 CPU processes; fail the test if it fails."""
     config_file = tmp_path / "config.json"
-    config_file.write_text(config.to_json())
+    config_file.write_text(json.dumps(raw_config))
     worker = tmp_path / "worker.py"
     worker.write_text(_WORKER)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -55,6 +47,20 @@ def test_two_processes_train_one_model(make_config, tiny_model_dir, tmp_path):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert process.returncode == 0, process.stderr[-4000:]
+    return process
+
+
+def test_two_processes_train_one_model(make_config, tiny_model_dir, tmp_path):
+    run = tmp_path / "run"
+    config = make_config(
+        max_steps=12,
+        eval_steps=5,
+        save_steps=5,
+        # The best weights are read from disk by every rank; the last ones test the all-reduce.
+        load_best_model_at_end=False,
+        output_dir=str(run),
+    )
+    process = run_two_processes(json.loads(config.to_json()), tmp_path)
     assert sorted(line for line in process.stdout.splitlines() if line.startswith("rank ")) == [
         "rank 0 of 2: DistributedType.MULTI_CPU",
         "rank 1 of 2: DistributedType.MULTI_CPU",
@@ -99,20 +105,7 @@ def test_two_processes_agree_in_every_mode(make_config, tmp_path, training, shar
     config = make_config(max_steps=6, eval_steps=None, output_dir=str(run), **training)
     raw = json.loads(config.to_json())
     raw["sharing"] = sharing
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(raw))
-    worker = tmp_path / "worker.py"
-    worker.write_text(_WORKER)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", "2", str(worker), str(config_file)]
-    process = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert process.returncode == 0, process.stderr[-4000:]
+    run_two_processes(raw, tmp_path)
     ranks = [load_file(run / f"rank{index}.safetensors") for index in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()
     assert all(torch.equal(ranks[0][key], ranks[1][key]) for key in ranks[0])

@@ -252,7 +252,7 @@ class ParameterAggregator(Balancer):
         rows = []
         reached = [False] * len(step.shared)
         for loss, own in zip(losses, step.task_parameters, strict=True):
-            # Kept for the penalty and for callers that pass a stacked vector.
+            # The graph is kept: losses given as one stacked vector share its last nodes.
             grads = torch.autograd.grad(
                 loss, [*step.shared, *own], retain_graph=True, allow_unused=True
             )
