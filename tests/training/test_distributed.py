@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 _WORKER = """
 import json, sys
 from pathlib import Path
-from safetensors.torch import save_file
+from safetensors.torch import save_model
 from mtlm import Trainer
 from mtlm.config import config_from_dict
 
@@ -24,9 +24,9 @@ trainer = Trainer(config)
 trainer.train()
 accelerator = trainer.accelerator
 model = accelerator.unwrap_model(trainer.model)
-weights = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
 rank = accelerator.process_index
-save_file(weights, Path(config.training.output_dir) / f"rank{rank}.safetensors")
+# save_model keeps one name for tensors that tied modules share (soft sharing's hard layers).
+save_model(model, str(Path(config.training.output_dir) / f"rank{rank}.safetensors"))
 print(f"rank {rank} of {accelerator.num_processes}: {accelerator.distributed_type}", flush=True)
 """
 
