@@ -16,18 +16,23 @@ from mtlm.data.features import load_task_data, training_subset
 from mtlm.tasks.classification import Classification
 
 
-@pytest.fixture
-def prepare_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the source of every split that Classification.prepare tokenizes."""
+def spy_on_prepare(monkeypatch: pytest.MonkeyPatch, kind: type) -> list[str]:
+    """Record the source of every split that `kind.prepare` tokenizes."""
     calls: list[str] = []
-    original = Classification.prepare
+    original = kind.prepare
 
-    def spy(self: Classification, rows: Any, tokenizer: Any) -> Any:
+    def spy(self: Any, rows: Any, tokenizer: Any) -> Any:
         calls.append(rows.source)
         return original(self, rows, tokenizer)
 
-    monkeypatch.setattr(Classification, "prepare", spy)
+    monkeypatch.setattr(kind, "prepare", spy)
     return calls
+
+
+@pytest.fixture
+def prepare_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the source of every split that Classification.prepare tokenizes."""
+    return spy_on_prepare(monkeypatch, Classification)
 
 
 def sentiment_spec(tmp_path: Path, **fields: Any) -> TaskSpec:
@@ -110,14 +115,7 @@ def test_changed_conll_columns_are_tokenized_again(
 ) -> None:
     from mtlm.tasks.token_classification import TokenClassification
 
-    calls: list[str] = []
-    original = TokenClassification.prepare
-
-    def spy(self: TokenClassification, rows: Any, tokenizer: Any) -> Any:
-        calls.append(rows.source)
-        return original(self, rows, tokenizer)
-
-    monkeypatch.setattr(TokenClassification, "prepare", spy)
+    calls = spy_on_prepare(monkeypatch, TokenClassification)
     path = tmp_path / "train.conll"
     path.write_text("1 the DT\n2 film NN\n\n1 a DT\n2 movie NN\n", encoding="utf-8")
 
