@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, run_isolated, write_section  # noqa: E402
+from report import ROOT, run_each, write_section  # noqa: E402
 
 from mtlm import config  # noqa: E402
 
@@ -67,17 +67,6 @@ def measure_one(method: str, steps: int, warmup: int) -> dict:
     }
 
 
-def run_all(methods: list[str], steps: int, warmup: int) -> list[dict]:
-    """Each method in a fresh process; results in the order given."""
-    results = []
-    for method in methods:
-        result = run_isolated(__file__, method, ["--steps", str(steps), "--warmup", str(warmup)])
-        result.setdefault("method", method)
-        print(json.dumps(result), flush=True)
-        results.append(result)
-    return results
-
-
 def table(results: list[dict], tasks: int = 4) -> str:
     """Markdown table with each method's cost relative to static (the median of its runs)
     and its goal."""
@@ -122,7 +111,8 @@ def main() -> None:
     methods = args.methods or all_methods()
     if "static" not in methods:
         methods = ["static", *methods]
-    results = run_all(methods, args.steps, args.warmup)
+    arguments = ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+    results = run_each(__file__, methods, arguments, "method")
     markdown = table(results)
     print(markdown)
     if args.write:

@@ -46,3 +46,15 @@ def run_isolated(script: str, name: str, arguments: list[str]) -> dict:
     if done.returncode != 0 or not lines:
         return {"name": name, "error": (done.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(lines[-1])
+
+
+def run_each(script: str, names: list[str], arguments: list[str], key: str) -> list[dict]:
+    """`run_isolated` for every name in turn, each result printed as it arrives and labelled
+    with its name under `key`."""
+    results = []
+    for name in names:
+        result = run_isolated(script, name, arguments)
+        result.setdefault(key, name)
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    return results

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, run_isolated, write_section  # noqa: E402
+from report import ROOT, run_each, write_section  # noqa: E402
 
 #: name -> (sharing section, learning rate). LoRA trains far fewer weights and needs a larger
 #: rate (the usual practice with adapters).
@@ -97,12 +97,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure_one(args.one, args.steps)))
         return
-    results = []
-    for name in args.variants:
-        result = run_isolated(__file__, name, ["--steps", str(args.steps)])
-        result.setdefault("variant", name)
-        print(json.dumps(result), flush=True)
-        results.append(result)
+    results = run_each(__file__, args.variants, ["--steps", str(args.steps)], "variant")
     markdown = table(results)
     print(markdown)
     if args.write:

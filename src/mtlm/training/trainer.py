@@ -120,7 +120,13 @@ class Trainer:
             args.seed,
         )
         groups = args.joint_groups or [list(self.data)]
-        state: dict[str, Any] = {"best_score": None, "best_step": None, "tokens": 0, "padded": 0}
+        state: dict[str, Any] = {
+            "best_score": None,
+            "best_step": None,
+            "tokens": 0,
+            "padded": 0,
+            "examples": 0,
+        }
         step = 0
         checkpoints = self.output_dir / "checkpoints"
         run_log = RunLog(self.output_dir, self._is_main)
@@ -136,7 +142,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         started = time.perf_counter()
-        examples_at_start, steps_at_start = state.get("examples", 0), step
+        examples_at_start, steps_at_start = state["examples"], step
         model.train()
         state["accounting"] = self.model.accounting()
         self._print_accounting(state["accounting"])
@@ -198,7 +204,7 @@ class Trainer:
         window.add_batch(stream.task.spec.name, examples, real_tokens)
         state["tokens"] += real_tokens
         state["padded"] += batch["input_ids"].numel()
-        state["examples"] = state.get("examples", 0) + examples
+        state["examples"] += examples
         return {key: value.to(self.accelerator.device) for key, value in batch.items()}
 
     def _sampled_step(self, model, stream: TaskBatchStream, window, state, strength) -> None:
@@ -237,6 +243,7 @@ class Trainer:
                     )
                     losses = [self.data[n].task.loss(outputs[n].head, batches[n]) for n in tasks]
                 lambdas = [self.data[n].task.spec.loss_weight for n in tasks]
+                weighted = self._weighted(tasks, losses)
                 step = JointStep(
                     features=[outputs[name].hidden for name in tasks],
                     shared=unwrapped.shared_parameters(),
@@ -247,9 +254,6 @@ class Trainer:
                 )
                 if penalty is not None:
                     window.add_penalty(*penalty)
-                weighted = [
-                    w * loss / accumulation for w, loss in zip(lambdas, losses, strict=True)
-                ]
                 balanced = balancer.backward(weighted, step)
             for name, loss in zip(tasks, losses, strict=True):
                 window.add_loss(name, loss)
@@ -261,16 +265,21 @@ class Trainer:
             _average_gradients(model)
         return batches
 
+    def _weighted(self, tasks: list[str], losses: list[torch.Tensor]) -> list[torch.Tensor]:
+        """λ_i L_i / accumulation steps: the losses as a balancer receives them."""
+        accumulation = self.args.gradient_accumulation_steps
+        return [
+            self.data[name].task.spec.loss_weight * loss / accumulation
+            for name, loss in zip(tasks, losses, strict=True)
+        ]
+
     def _joint_losses(self, model, batches) -> torch.Tensor:
         """The weighted losses of the step's batches after the update (FAMO's second look)."""
         with torch.no_grad(), self.accelerator.autocast():
             outputs = model(batches)
-            losses = [
-                self.data[name].task.spec.loss_weight
-                * self.data[name].task.loss(out.head, batches[name])
-                for name, out in outputs.items()
-            ]
-        return torch.stack(losses) / self.args.gradient_accumulation_steps
+            tasks = list(outputs)
+            losses = [self.data[n].task.loss(outputs[n].head, batches[n]) for n in tasks]
+        return torch.stack(self._weighted(tasks, losses))
 
     def _penalty_strength(self, step: int, plan: TrainingPlan) -> float | None:
         """λ of the soft-sharing penalty at `step` (constant or linearly warmed up); None
