@@ -89,6 +89,13 @@ def test_num_epochs_sets_the_number_of_steps(
     assert row["step"] == summary["steps"]
     drawn = sum(row["batches"].values())
     assert drawn == pytest.approx(summary["steps"] * accumulation * tasks_per_step, abs=1)
+    for task, seen in summary["examples_per_task"].items():
+        full = row["batches"].get(task, 0) * batch_size
+        # A batch is short only where it ends a pass over the task's 64 training rows.
+        short_batches = math.ceil(full / 64)
+        assert (
+            seen == full if 64 % batch_size == 0 else 0 <= full - seen < short_batches * batch_size
+        )
 
 
 def with_task_fields(config, **fields_by_task):

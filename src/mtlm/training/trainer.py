@@ -126,6 +126,7 @@ class Trainer:
             "tokens": 0,
             "padded": 0,
             "examples": 0,
+            "task_examples": dict.fromkeys(self.data, 0),
         }
         step = 0
         checkpoints = self.output_dir / "checkpoints"
@@ -205,6 +206,7 @@ class Trainer:
         state["tokens"] += real_tokens
         state["padded"] += batch["input_ids"].numel()
         state["examples"] += examples
+        state["task_examples"][stream.task.spec.name] += examples
         return {key: value.to(self.accelerator.device) for key, value in batch.items()}
 
     def _sampled_step(self, model, stream: TaskBatchStream, window, state, strength) -> None:
@@ -483,6 +485,11 @@ class Trainer:
                 "train_seconds": round(elapsed, 2),
                 "examples_per_second": round(examples / elapsed, 2) if elapsed else None,
                 "steps_this_session": steps_done,
+                # Every process draws the same task with its own shard of the batch.
+                "examples_per_task": {
+                    name: count * self.accelerator.num_processes
+                    for name, count in state["task_examples"].items()
+                },
                 "real_tokens": state["tokens"],
                 "padding_fraction": round(1 - state["tokens"] / max(state["padded"], 1), 4),
                 "best_step": state["best_step"],
