@@ -114,7 +114,7 @@ def test_max_examples_and_oversample_shape_each_tasks_stream(make_config, tmp_pa
     )
     trainer = Trainer(config)
     train = {name: data.splits["train"] for name, data in trainer.data.items()}
-    streams = trainer._streams()
+    streams = trainer.task_streams()
     sizes = {name: len(stream.features) for name, stream in streams.items()}
     assert sizes == {"sentiment": 20, "score": 64, "tagging": 192}
     rows = [tuple(ids) for ids in train["sentiment"]["input_ids"]]

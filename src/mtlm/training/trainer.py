@@ -107,7 +107,7 @@ class Trainer:
                 "trainable parameter is shared; use gradients: representation or a loss weighting"
             )
         self._prepare_output_dir(resume)
-        streams = self._streams()
+        streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
         optimizer = torch.optim.AdamW(self._parameter_groups(balancer), lr=args.learning_rate)
         scheduler = get_linear_schedule_with_warmup(
@@ -312,7 +312,7 @@ class Trainer:
         if self._is_main:
             print(message, flush=True)
 
-    def _streams(self) -> dict[str, TaskBatchStream]:
+    def task_streams(self) -> dict[str, TaskBatchStream]:
         """Each task's endless batch stream over its training rows (capped, oversampled)."""
         args, accelerator = self.args, self.accelerator
         pad_id = self.model.tokenizer.pad_token_id or 0
