@@ -77,6 +77,15 @@ class TaskSpec(_Strict):
     label_column: str = "label"
     tokens_column: str = "tokens"
     tags_column: str = "tags"
+    # multiple_choice: the candidate answers of a row (a list), scored against `text_column`.
+    choices_column: str = "choices"
+    # extractive_qa: SQuAD-style columns, and how long contexts are cut into windows.
+    question_column: str = "question"
+    context_column: str = "context"
+    answers_column: str = "answers"
+    stride: int = Field(128, gt=0)
+    max_answer_length: int = Field(30, gt=0)
+    allow_unanswerable: bool = False
     labels: list[str] | None = None
     max_length: int = Field(128, gt=0)
     pooling: Literal["cls", "mean"] = "cls"

@@ -23,14 +23,22 @@ from mtlm.tasks import KINDS, TaskKind
 
 #: Bump when the layout of features changes, so that old caches are not reused.
 FEATURES_VERSION = 1
-_INPUT_SETTINGS = (
-    "kind",
-    "text_column",
-    "text_pair_column",
-    "label_column",
-    "tokens_column",
-    "tags_column",
-    "max_length",
+#: Task settings that shape the loss, the head or the sampling, not the features; every other
+#: setting is part of the cache key, so a new setting can never reuse stale features.
+_NOT_FEATURE_SETTINGS = frozenset(
+    {
+        "name",
+        "data",
+        "labels",
+        "pooling",
+        "dropout",
+        "loss_weight",
+        "primary_metric",
+        "max_examples",
+        "oversample",
+        "class_weights",
+        "resample",
+    }
 )
 #: Data settings that change how a file's bytes become rows (the file hash does not cover them).
 _PARSE_SETTINGS = ("format", "conll_token_column", "conll_tag_column")
@@ -80,7 +88,7 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 
 def _cache_key(data_fingerprint: str, task: TaskKind, tokenizer_hash: str) -> str:
-    settings = {name: getattr(task.spec, name) for name in _INPUT_SETTINGS}
+    settings = task.spec.model_dump(mode="json", exclude=_NOT_FEATURE_SETTINGS)
     # Class weights shape the loss, not the features.
     state = {key: value for key, value in task.state.items() if key != "class_weights"}
     settings.update({name: getattr(task.spec.data, name) for name in _PARSE_SETTINGS})
