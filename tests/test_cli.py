@@ -54,7 +54,7 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     listed = capsys.readouterr().out
-    for command in ("train", "evaluate", "predict", "demo"):
+    for command in ("train", "evaluate", "predict", "report", "demo"):
         assert f"    {command} " in listed
 
 
@@ -149,3 +149,15 @@ def test_predict_unknown_task_exits_2(run, rows_file, tmp_path, capsys):
     error = one_line_error(capsys.readouterr().err)
     assert "'sentimnet'" in error and "sentiment" in error
     assert not output.exists()
+
+
+def test_report_rewrites_the_run_report_and_prints_its_path(run, capsys):
+    (run / "report.md").unlink()
+    assert main(["report", str(run)]) == 0
+    assert capsys.readouterr().out.strip() == str(run / "report.md")
+    assert "plots/loss.png" in (run / "report.md").read_text()
+
+
+def test_report_of_a_folder_without_a_run_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert str(tmp_path) in one_line_error(capsys.readouterr().err)

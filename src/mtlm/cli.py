@@ -1,4 +1,4 @@
-"""The `mtlm` command: train, evaluate, predict and demo.
+"""The `mtlm` command: train, evaluate, predict, report and demo.
 
 User mistakes (ConfigError, DataError) print one line and exit with status 2; bugs exit 1
 with their traceback.
@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="JSONL file to write (default: standard output)")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.set_defaults(handler=_predict)
+
+    report = commands.add_parser("report", help="plots and report.md of a run directory")
+    report.add_argument("run_dir", help="a run's output directory")
+    report.set_defaults(handler=_report)
 
     demo = commands.add_parser("demo", help="fetch the bundled model and data, train 4 tasks")
     demo.add_argument("--output-dir", default="runs/demo")
@@ -142,6 +146,13 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(f"{path}: no rows to predict")
     return rows
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mtlm.evaluation.run_report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from mtlm.config import ExperimentConfig
 from mtlm.data.features import TaskData, load_task_data, training_subset
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate
+from mtlm.evaluation.run_report import write_report
 from mtlm.files import write_json
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
 from mtlm.training.balancing import Balanced, Balancer, JointStep, build_balancer
@@ -498,6 +499,7 @@ class Trainer:
                 "model": state.get("accounting"),
             }
             write_json(self.output_dir / "train_summary.json", summary)
+            report = write_report(self.output_dir)
             self._print(
                 f"trained {steps_done} steps in {elapsed:.0f}s "
                 f"({summary['examples_per_second']} examples/s); "
@@ -505,6 +507,7 @@ class Trainer:
                 f"best validation aggregate {state['best_score']} at step {state['best_step']}"
             )
             self._print(f"model: {self.output_dir / 'model'}")
+            self._print(f"report: {report}")
         self.accelerator.wait_for_everyone()
         return final
 
