@@ -54,7 +54,7 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     listed = capsys.readouterr().out
-    for command in ("train", "evaluate", "predict", "report", "demo"):
+    for command in ("train", "evaluate", "predict", "compare", "report", "demo"):
         assert f"    {command} " in listed
 
 
@@ -161,3 +161,10 @@ def test_report_rewrites_the_run_report_and_prints_its_path(run, capsys):
 def test_report_of_a_folder_without_a_run_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert str(tmp_path) in one_line_error(capsys.readouterr().err)
+
+
+def test_compare_with_no_seeds_exits_2_naming_the_flag(make_config, tmp_path, capsys):
+    config = write_yaml(make_config().model_dump(mode="json"), tmp_path / "exp.yaml")
+    assert main(["compare", str(config), "--seeds", "0"]) == 2
+    assert "--seeds" in one_line_error(capsys.readouterr().err)
+    assert not (tmp_path / "run-compare").exists()

@@ -1,4 +1,4 @@
-"""The `mtlm` command: train, evaluate, predict, report and demo.
+"""The `mtlm` command: train, evaluate, predict, compare, report and demo.
 
 User mistakes (ConfigError, DataError) print one line and exit with status 2; bugs exit 1
 with their traceback.
@@ -60,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="JSONL file to write (default: standard output)")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.set_defaults(handler=_predict)
+
+    compare = commands.add_parser(
+        "compare", help="each task: multi-task score against a same-budget single-task model"
+    )
+    compare.add_argument("config", help="experiment YAML file")
+    compare.add_argument(
+        "--seeds", type=int, default=1, help="seeds from training.seed on; 3 or more to test noise"
+    )
+    compare.add_argument("--output-dir", help="default: <training.output_dir>-compare")
+    compare.add_argument("--baseline-cache", help="default: <mtlm cache>/baselines")
+    compare.set_defaults(handler=_compare)
 
     report = commands.add_parser("report", help="plots and report.md of a run directory")
     report.add_argument("run_dir", help="a run's output directory")
@@ -146,6 +157,19 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(f"{path}: no rows to predict")
     return rows
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mtlm.analysis.compare import compare, format_comparison
+    from mtlm.config import load_config
+
+    config = load_config(args.config)
+    # Beside the training folder, not in it: overwrite_output_dir would delete it.
+    output = Path(args.output_dir or f"{config.training.output_dir}-compare")
+    comparison = compare(config, output, seeds=args.seeds, baseline_cache=args.baseline_cache)
+    print(format_comparison(comparison))
+    print(f"report: {output / 'comparison.md'}")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:

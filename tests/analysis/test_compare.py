@@ -1,0 +1,203 @@
+"""`compare`: same-budget single-task baselines, their cache, and the reports."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mtlm.analysis.compare import (
+    baseline_config,
+    baseline_key,
+    compare,
+    data_fingerprint,
+    format_comparison,
+)
+from mtlm.config import ExperimentConfig, SharingSpec, config_from_dict
+from mtlm.errors import ConfigError
+from mtlm.training.trainer import Trainer
+
+
+def _variant(config: ExperimentConfig, **top: Any) -> ExperimentConfig:
+    """The config with top-level keys (sharing, tasks) replaced."""
+    return config_from_dict({**config.model_dump(mode="json"), **top})
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
+    config = make_config(
+        seed=7,
+        max_steps=30,
+        eval_steps=15,
+        save_steps=10,
+        gradient_accumulation_steps=2,
+        step_mode="joint",
+        balancer={"kind": "upgrad"},
+    )
+    tasks = config.model_dump(mode="json")["tasks"]
+    tasks[1]["loss_weight"] = 3.0
+    config = _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
+
+    baseline = baseline_config(config, "score", examples=100, multitask_steps=30)
+
+    steps = math.ceil(100 / (config.training.batch_size * 2))
+    assert [task.name for task in baseline.tasks] == ["score"]
+    assert baseline.tasks[0].loss_weight == 1.0
+    assert baseline.tasks[0].label_column == config.tasks[1].label_column
+    assert baseline.sharing == SharingSpec()
+    training = baseline.training
+    assert training.max_steps == steps
+    assert training.eval_steps == max(1, round(15 * steps / 30))
+    assert training.save_steps is None
+    assert training.step_mode == "sampled" and training.balancer.kind == "static"
+    # The multi-task trainer seeds the stream of the task at position i with seed + i.
+    assert training.seed == 7 + 1
+    for key in ("learning_rate", "warmup_ratio", "batch_size", "gradient_accumulation_steps"):
+        assert getattr(training, key) == getattr(config.training, key)
+
+
+def test_a_lora_baseline_keeps_its_adapter(make_config):
+    config = _variant(make_config(), sharing={"kind": "lora", "r": 4})
+    baseline = baseline_config(config, "tagging", examples=40, multitask_steps=30)
+    assert baseline.sharing == config.sharing
+
+
+def test_the_baseline_key_ignores_where_a_run_writes_but_not_what_it_learns(
+    make_config, task_files
+):
+    config = baseline_config(make_config(), "sentiment", examples=40, multitask_steps=30)
+    data = data_fingerprint(config.tasks[0])
+    elsewhere = config.model_copy(deep=True)
+    elsewhere.training.output_dir = "somewhere/else"
+    elsewhere.training.progress_bar = True
+    elsewhere.training.logging_steps = 1
+    assert baseline_key(elsewhere, data) == baseline_key(config, data)
+    faster = config.model_copy(deep=True)
+    faster.training.learning_rate *= 2
+    assert baseline_key(faster, data) != baseline_key(config, data)
+
+    train_file = task_files["sentiment"]["train"]
+    train_file.write_text(train_file.read_text() + '{"text": "good", "label": "pos"}\n')
+    changed = data_fingerprint(config.tasks[0])
+    assert changed != data
+    assert baseline_key(config, changed) != baseline_key(config, data)
+
+
+def test_seeds_below_one_are_refused(make_config, tmp_path):
+    with pytest.raises(ConfigError, match="--seeds"):
+        compare(make_config(), tmp_path / "compare", seeds=0)
+    assert not (tmp_path / "compare").exists()
+
+
+def test_compare_reports_every_task_against_a_same_budget_baseline(make_config, tmp_path):
+    config = make_config(max_steps=12, eval_steps=6)
+    tasks = config.model_dump(mode="json")["tasks"]
+    tasks[1]["primary_metric"] = "mse"  # a lower-is-better metric, end to end
+    config = _variant(config, tasks=tasks)
+    output = tmp_path / "compare"
+
+    comparison = compare(config, output, seeds=2, baseline_cache=tmp_path / "baselines")
+
+    names = [task.name for task in config.tasks]
+    saved = _read(output / "comparison.json")
+    assert list(saved["tasks"]) == names
+    assert (output / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (output / "comparison.md").read_text()
+    table = format_comparison(comparison)
+    for text in (markdown, table):
+        assert all(name in text for name in names)
+        assert "Δm" in text and "Welch" in text
+    assert saved["tasks"]["score"]["higher_is_better"] is False
+
+    per_step = config.training.batch_size * config.training.gradient_accumulation_steps
+    for run in saved["runs"]:
+        multitask = Path(run["multitask"])
+        seen = _read(multitask / "train_summary.json")["examples_per_task"]
+        scores = _read(multitask / "eval_results.json")["tasks"]
+        for name, baseline in run["baselines"].items():
+            folder = Path(baseline["folder"])
+            examples = _read(folder / "train_summary.json")["examples_per_task"][name]
+            assert abs(examples - seen[name]) <= per_step
+            assert not (folder / "model").exists() and not (folder / "checkpoints").exists()
+            metric = saved["tasks"][name]["metric"]
+            index = saved["seeds"].index(run["seed"])
+            assert saved["tasks"][name]["multi_task"]["scores"][index] == scores[name][metric]
+            single = _read(folder / "eval_results.json")["tasks"][name][metric]
+            assert saved["tasks"][name]["single_task"]["scores"][index] == single
+
+    terms = []
+    for name, task in saved["tasks"].items():
+        single, multi = task["single_task"]["mean"], task["multi_task"]["mean"]
+        better = multi - single if task["higher_is_better"] else single - multi
+        assert task["negative_transfer"] == (better < 0)
+        assert bool(task["advice"]) == task["negative_transfer"]
+        assert (f"- {name}: negative transfer" in markdown) == task["negative_transfer"]
+        if task["p_value"] is not None:
+            assert task["significant"] == (task["p_value"] < 0.05)
+        if single != 0:
+            terms.append(100 * better / abs(single))
+    assert saved["delta_m_percent"] == pytest.approx(sum(terms) / len(terms))
+
+
+def test_baselines_are_reused_while_the_budget_per_task_is_the_same(
+    make_config, tmp_path, monkeypatch, capsys
+):
+    trained: list[list[str]] = []
+    resumed: list[bool] = []
+    original = Trainer.train
+
+    def counting_train(self: Trainer, resume: bool = False):
+        trained.append([task.name for task in self.config.tasks])
+        resumed.append(resume)
+        return original(self, resume)
+
+    monkeypatch.setattr(Trainer, "train", counting_train)
+    cache = tmp_path / "baselines"
+    # No intermediate validations: the baselines then depend on the examples alone.
+    config = make_config(max_steps=12, eval_steps=None, save_steps=6)
+    names = [task.name for task in config.tasks]
+
+    hard = compare(config, tmp_path / "hard", baseline_cache=cache)
+    assert trained == [names] + [[name] for name in names]
+    assert not any(resumed)
+
+    trained.clear()
+    compare(config, tmp_path / "hard", baseline_cache=cache)
+    assert trained == []  # a finished multi-task run and cached baselines: nothing to train
+
+    # A run killed before its summary resumes from its checkpoint; the baselines stay cached.
+    (hard.runs[0].multitask / "train_summary.json").unlink()
+    compare(config, tmp_path / "hard", baseline_cache=cache)
+    assert trained == [names] and resumed[-1]
+    trained.clear()
+
+    capsys.readouterr()
+    soft = compare(
+        _variant(config, sharing={"kind": "soft"}), tmp_path / "soft", baseline_cache=cache
+    )
+    assert trained == [names]
+    assert "cached" in capsys.readouterr().out
+
+    def examples(comparison) -> dict[str, int]:
+        summary = _read(comparison.runs[0].multitask / "train_summary.json")
+        return summary["examples_per_task"]
+
+    assert examples(soft) == examples(hard)
+    assert all(run.cached for run in soft.runs[0].baselines.values())
+    assert {n: b.folder for n, b in soft.runs[0].baselines.items()} == {
+        n: b.folder for n, b in hard.runs[0].baselines.items()
+    }
+
+    trained.clear()
+    longer = compare(
+        make_config(max_steps=16, eval_steps=None), tmp_path / "longer", baseline_cache=cache
+    )
+    changed = [name for name in names if examples(longer)[name] != examples(hard)[name]]
+    assert changed
+    assert trained == [names] + [[name] for name in changed]
