@@ -168,3 +168,28 @@ def test_compare_with_no_seeds_exits_2_naming_the_flag(make_config, tmp_path, ca
     assert main(["compare", str(config), "--seeds", "0"]) == 2
     assert "--seeds" in one_line_error(capsys.readouterr().err)
     assert not (tmp_path / "run-compare").exists()
+
+
+def test_affinity_prints_both_matrices_and_writes_them(make_config, tmp_path, capsys):
+    config = write_yaml(make_config().model_dump(mode="json"), tmp_path / "exp.yaml")
+    out = tmp_path / "affinity"
+    assert (
+        main(["affinity", str(config), "--steps", "2", "--groups", "2", "--output-dir", str(out)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert all(task in printed for task in TASKS)
+    written = json.loads((out / "affinity.json").read_text())
+    for matrix in ("gradient_affinity", "lookahead_affinity"):
+        assert set(written[matrix]) == TASKS
+    assert (out / "lookahead_affinity.png").stat().st_size > 1000
+
+
+def test_affinity_with_more_groups_than_tasks_exits_2_before_training(
+    make_config, tmp_path, capsys
+):
+    config = write_yaml(make_config().model_dump(mode="json"), tmp_path / "exp.yaml")
+    out = tmp_path / "affinity"
+    assert main(["affinity", str(config), "--groups", "4", "--output-dir", str(out)]) == 2
+    assert "--groups" in one_line_error(capsys.readouterr().err)
+    assert not out.exists()

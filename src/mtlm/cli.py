@@ -1,4 +1,4 @@
-"""The `mtlm` command: train, evaluate, predict, compare, report and demo.
+"""The `mtlm` command: train, evaluate, predict, compare, affinity, report and demo.
 
 User mistakes (ConfigError, DataError) print one line and exit with status 2; bugs exit 1
 with their traceback.
@@ -71,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--output-dir", help="default: <training.output_dir>-compare")
     compare.add_argument("--baseline-cache", help="default: <mtlm cache>/baselines")
     compare.set_defaults(handler=_compare)
+
+    affinity = commands.add_parser(
+        "affinity", help="which tasks help each other, and how to group them"
+    )
+    affinity.add_argument("config", help="experiment YAML file")
+    affinity.add_argument("--steps", type=int, default=100, help="joint training steps (100)")
+    affinity.add_argument("--every", type=int, default=1, help="measure every N-th step (1)")
+    affinity.add_argument(
+        "--groups", type=int, nargs="+", help="numbers of groups to recommend (default: 1 to T)"
+    )
+    affinity.add_argument(
+        "--lookahead-lr", type=float, help="lookahead step size (default: training.learning_rate)"
+    )
+    affinity.add_argument("--output-dir", default="runs/affinity", help="default: runs/affinity")
+    affinity.set_defaults(handler=_affinity)
 
     report = commands.add_parser("report", help="plots and report.md of a run directory")
     report.add_argument("run_dir", help="a run's output directory")
@@ -169,6 +184,20 @@ def _compare(args: argparse.Namespace) -> int:
     comparison = compare(config, output, seeds=args.seeds, baseline_cache=args.baseline_cache)
     print(format_comparison(comparison))
     print(f"report: {output / 'comparison.md'}")
+    return 0
+
+
+def _affinity(args: argparse.Namespace) -> int:
+    from mtlm.analysis.affinity import affinity_summary, measure_affinity, write_affinity
+    from mtlm.analysis.grouping import check_group_count
+    from mtlm.config import load_config
+
+    config = load_config(args.config)
+    for groups in args.groups or []:  # fail before minutes of measuring
+        check_group_count(groups, len(config.tasks))
+    measured = measure_affinity(config, args.steps, args.every, args.lookahead_lr)
+    report = write_affinity(measured, Path(args.output_dir), args.groups)
+    print(affinity_summary(report))
     return 0
 
 

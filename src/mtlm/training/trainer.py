@@ -110,7 +110,7 @@ class Trainer:
         self._prepare_output_dir(resume)
         streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
-        optimizer = torch.optim.AdamW(self._parameter_groups(balancer), lr=args.learning_rate)
+        optimizer = torch.optim.AdamW(self.parameter_groups(balancer), lr=args.learning_rate)
         scheduler = get_linear_schedule_with_warmup(
             optimizer, math.ceil(args.warmup_ratio * plan.total_steps), plan.total_steps
         )
@@ -356,7 +356,7 @@ class Trainer:
             total = max(1, math.ceil(round(steps, 9)))
         return TrainingPlan(total, steps_per_epoch, epoch_examples)
 
-    def _parameter_groups(self, balancer: Balancer | None) -> list[dict[str, Any]]:
+    def parameter_groups(self, balancer: Balancer | None) -> list[dict[str, Any]]:
         """Weight decay except on biases and norms; heads may have their own learning rate;
         learned balancing parameters get the balancer's."""
         groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = defaultdict(list)
