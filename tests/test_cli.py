@@ -54,7 +54,16 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     listed = capsys.readouterr().out
-    for command in ("train", "evaluate", "predict", "compare", "report", "demo"):
+    for command in (
+        "train",
+        "evaluate",
+        "predict",
+        "export",
+        "compare",
+        "affinity",
+        "report",
+        "demo",
+    ):
         assert f"    {command} " in listed
 
 
@@ -192,4 +201,21 @@ def test_affinity_with_more_groups_than_tasks_exits_2_before_training(
     out = tmp_path / "affinity"
     assert main(["affinity", str(config), "--groups", "4", "--output-dir", str(out)]) == 2
     assert "--groups" in one_line_error(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_export_writes_a_model_transformers_loads(run, tmp_path, capsys):
+    from transformers import AutoModelForTokenClassification
+
+    out = tmp_path / "tagging-export"
+    assert main(["export", "--model", str(run), "--task", "tagging", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    exported = AutoModelForTokenClassification.from_pretrained(out)
+    assert set(exported.config.label2id) == {"CC", "DT", "JJ", "NN", "PRP", "RB", "VB"}
+
+
+def test_export_of_an_unknown_task_exits_2(run, tmp_path, capsys):
+    out = tmp_path / "nothing"
+    assert main(["export", "--model", str(run), "--task", "nope", "--out", str(out)]) == 2
+    assert "--task" in one_line_error(capsys.readouterr().err)
     assert not out.exists()

@@ -1,4 +1,4 @@
-"""The `mtlm` command: train, evaluate, predict, compare, affinity, report and demo.
+"""The `mtlm` command: train, evaluate, predict, export, compare, affinity, report and demo.
 
 User mistakes (ConfigError, DataError) print one line and exit with status 2; bugs exit 1
 with their traceback.
@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="JSONL file to write (default: standard output)")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.set_defaults(handler=_predict)
+
+    export = commands.add_parser(
+        "export", help="one task as a plain Hugging Face model that transformers loads"
+    )
+    export.add_argument("--model", required=True, help="run directory or its model/ folder")
+    export.add_argument("--task", required=True, help="the task to export")
+    export.add_argument("--out", required=True, help="folder to write")
+    export.set_defaults(handler=_export)
 
     compare = commands.add_parser(
         "compare", help="each task: multi-task score against a same-budget single-task model"
@@ -172,6 +180,13 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(f"{path}: no rows to predict")
     return rows
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mtlm.export import export_task
+
+    print(export_task(args.model, args.task, args.out))
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mtlm.tasks import TaskKind
-from mtlm.tasks.token_classification import TokenClassification
+from mtlm.tasks.extractive_qa import ExtractiveQA
 
 if TYPE_CHECKING:
     from mtlm.modeling.multitask_model import MultiTaskModel
 
 
 def input_signature(task: TaskKind) -> tuple[Any, ...]:
-    """Tasks with equal signatures tokenize an input identically, so can share a pass."""
-    return (isinstance(task, TokenClassification), tuple(task.input_columns), task.spec.max_length)
+    """Tasks with equal signatures (the same tokenizing method, columns and length) tokenize an
+    input identically, so can share a pass."""
+    return (type(task).encode_inputs, tuple(task.input_columns), task.spec.max_length)
 
 
 def as_rows(task: TaskKind, inputs: Sequence[Any]) -> list[dict[str, Any]]:
@@ -39,16 +40,28 @@ def predict_rows(
     """Predictions of every named task for every input, in input order."""
     groups: dict[tuple[Any, ...], list[str]] = {}
     for name in task_names:
-        key = (input_signature(model.tasks[name]), model.sharing.pass_key(name))
-        groups.setdefault(key, []).append(name)
+        groups.setdefault(input_signature(model.tasks[name]), []).append(name)
     results: dict[str, list[Any]] = {}
     for names in groups.values():
         lead = model.tasks[names[0]]
         rows = as_rows(lead, inputs)
         lead.check_inputs(rows, lambda index: f"input {index + 1}")
         features = lead.encode_inputs(rows, model.tokenizer)
-        results.update(predict_features(model, names, features, batch_size))
+        for name, predicted in predict_features(model, names, features, batch_size).items():
+            task = model.tasks[name]
+            # A long context is read in several windows (features); its answer takes them all.
+            if isinstance(task, ExtractiveQA):
+                predicted = task.answers_for_rows(predicted, rows)
+            results[name] = predicted
     return {name: results[name] for name in task_names}
+
+
+def pass_groups(model: MultiTaskModel, task_names: list[str]) -> list[list[str]]:
+    """The named tasks grouped by encoder (`sharing.pass_key`): one backbone pass per group."""
+    groups: dict[str | None, list[str]] = {}
+    for name in task_names:
+        groups.setdefault(model.sharing.pass_key(name), []).append(name)
+    return list(groups.values())
 
 
 @torch.no_grad()
@@ -59,7 +72,11 @@ def predict_features(
     batch_size: int,
     device: torch.device | None = None,
 ) -> dict[str, list[Any]]:
-    """Run the named heads over tokenized features, in length-sorted batches, in input order."""
+    """Run the named heads over tokenized features, in length-sorted batches, in input order.
+
+    Each batch goes through the backbone once per group of tasks that share an encoder (once
+    for all of them under hard sharing).
+    """
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
@@ -69,15 +86,16 @@ def predict_features(
     order = sorted(range(count), key=lambda index: len(features["input_ids"][index]))
     predictions: dict[str, list[Any]] = {name: [None] * count for name in task_names}
     lead = model.tasks[task_names[0]]
+    groups = pass_groups(model, task_names)
     for start in range(0, count, batch_size):
         indices = order[start : start + batch_size]
         rows = [{key: values[index] for key, values in features.items()} for index in indices]
         batch = {key: value.to(device) for key, value in lead.collate(rows, pad_id).items()}
-        outputs = model.forward_heads(batch, task_names)
-        for name in task_names:
-            for index, prediction in zip(
-                indices, model.tasks[name].predict(outputs[name], batch), strict=True
-            ):
-                predictions[name][index] = prediction
+        for names in groups:
+            outputs = model.forward_heads(batch, names)
+            for name in names:
+                decoded = model.tasks[name].predict(outputs[name], batch)
+                for index, prediction in zip(indices, decoded, strict=True):
+                    predictions[name][index] = prediction
     model.train(was_training)
     return predictions

@@ -15,17 +15,36 @@ def pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor, pooling: str
 
 
 class SequenceHead(nn.Module):
-    """Pooling, dropout and a linear layer: one output vector per sequence."""
+    """One output vector per sequence.
+
+    With `cls` pooling: first token, dense, tanh, dropout, linear, the shape of Hugging Face's
+    sequence classifiers (BERT's pooler and classifier, RoBERTa's classification head), so a
+    task can be exported as one of them. With `mean` pooling: mean, dropout, linear.
+    """
 
     def __init__(self, hidden_size: int, num_outputs: int, pooling: str, dropout: float) -> None:
         super().__init__()
         self.pooling = pooling
+        self.dense = nn.Linear(hidden_size, hidden_size) if pooling == "cls" else None
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_outputs)
 
+    def start_from_pooler(self, pooler_dense: nn.Module) -> None:
+        """Copy a pretrained pooler's dense layer into this head's, as Hugging Face's
+        sequence classifiers start from it."""
+        if self.dense is None:
+            return
+        with torch.no_grad():
+            # weight/bias, not state_dict: a LoRA-wrapped layer exposes its base layer's here
+            self.dense.weight.copy_(pooler_dense.weight)
+            self.dense.bias.copy_(pooler_dense.bias)
+
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits (or values) of shape [batch, num_outputs]."""
-        return self.out(self.dropout(pool(hidden_states, attention_mask, self.pooling)))
+        pooled = pool(hidden_states, attention_mask, self.pooling)
+        if self.dense is not None:
+            pooled = torch.tanh(self.dense(pooled))
+        return self.out(self.dropout(pooled))
 
 
 class TokenHead(nn.Module):

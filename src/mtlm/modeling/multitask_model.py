@@ -20,6 +20,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from mtlm.config import SharingSpec, TaskSpec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
+from mtlm.modeling.heads import SequenceHead
 from mtlm.modeling.sharing import HardSharing, Sharing, build_sharing, load_sharing
 from mtlm.tasks import KINDS, TaskKind
 
@@ -27,7 +28,8 @@ MTLM_CONFIG = "mtlm_config.json"
 
 
 HEADS_FILE = "heads.safetensors"
-FORMAT_VERSION = 1
+#: 2: `cls` sequence heads gained a dense+tanh layer (the shape of Hugging Face's classifiers).
+FORMAT_VERSION = 2
 
 
 class TaskOutput(NamedTuple):
@@ -58,6 +60,11 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict(
             {name: task.build_head(hidden_size) for name, task in tasks.items()}
         )
+        pooler = getattr(getattr(self.sharing.base, "pooler", None), "dense", None)
+        if pooler is not None:
+            for head in self.heads.values():
+                if isinstance(head, SequenceHead):
+                    head.start_from_pooler(pooler)
         accepted = inspect.signature(self.sharing.base.forward).parameters
         self._backbone_inputs = [
             key for key in ("input_ids", "attention_mask", "token_type_ids") if key in accepted
@@ -201,6 +208,18 @@ class MultiTaskModel(nn.Module):
         if not config_file.is_file():
             raise ConfigError(f"{directory}: not an mtlm model (no {MTLM_CONFIG})")
         described = json.loads(config_file.read_text())
+        version = described.get("format_version", 1)
+        if version < FORMAT_VERSION:
+            raise ConfigError(
+                f"{config_file}: saved in mtlm model format {version}, whose sequence heads "
+                f"have another shape than format {FORMAT_VERSION}'s; retrain the model with this "
+                "version of mtlm to re-save it"
+            )
+        if version > FORMAT_VERSION:
+            raise ConfigError(
+                f"{config_file}: saved in mtlm model format {version}, newer than this "
+                f"version reads ({FORMAT_VERSION}); upgrade mtlm"
+            )
         tasks: dict[str, TaskKind] = {}
         for entry in described["tasks"]:
             spec = TaskSpec.model_validate(entry["spec"])

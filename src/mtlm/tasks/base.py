@@ -181,7 +181,7 @@ class SequenceTask(TaskKind):
         """Width of the head's output layer."""
 
     def build_head(self, hidden_size: int) -> nn.Module:
-        """Pooling, dropout and a linear layer."""
+        """Pooling (first token with dense and tanh, or mean), dropout and a linear layer."""
         from mtlm.modeling.heads import SequenceHead
 
         return SequenceHead(hidden_size, self.num_outputs, self.spec.pooling, self.spec.dropout)

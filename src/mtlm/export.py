@@ -1,0 +1,224 @@
+"""Export one task of a MultiTaskModel as a plain Hugging Face model folder.
+
+The folder (config.json, model.safetensors, tokenizer files) loads with
+`AutoModelForSequenceClassification` or `AutoModelForTokenClassification`, and so with
+`transformers.pipeline`, without mtlm. Weights are mapped by the exported class's own layout,
+and the folder is published only once a reloaded copy reproduces mtlm's outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from mtlm.errors import ConfigError
+from mtlm.files import staged_directory
+from mtlm.inference import as_rows
+from mtlm.modeling.multitask_model import MultiTaskModel
+from mtlm.modeling.sharing import LoraSharing
+from mtlm.tasks import TaskKind
+from mtlm.tasks.base import SequenceTask
+from mtlm.tasks.classification import Classification
+from mtlm.tasks.regression import Regression
+from mtlm.tasks.token_classification import TokenClassification
+
+#: Inputs on which the exported model must reproduce mtlm's outputs (of several lengths, so
+#: that padding is exercised too).
+PROBES = [
+    "the movie was good",
+    "a very dull plot and it is boring",
+    "The quick brown fox jumps over the lazy dog.",
+    "It was fine, I think.",
+]
+PAIR_PROBES = list(zip(PROBES, PROBES[1:] + PROBES[:1], strict=True))
+
+#: float32 reorders a few sums (a merged LoRA weight, folded regression scale); no more.
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+
+
+def export_task(model: MultiTaskModel | str | Path, task: str, output_dir: str | Path) -> Path:
+    """Write task `task` of a model (or of the model saved at a path) to `output_dir` as a
+    plain Hugging Face model with its tokenizer; return the folder."""
+    if not isinstance(model, MultiTaskModel):
+        model = MultiTaskModel.from_pretrained(model)
+    if task not in model.tasks:
+        raise ConfigError(f"--task: no task {task!r} (tasks: {', '.join(model.tasks)})")
+    kind = model.tasks[task]
+    if isinstance(kind, SequenceTask) and kind.spec.pooling != "cls":
+        raise ConfigError(
+            f"--task: {task!r} pools by {kind.spec.pooling}, and no Hugging Face sequence "
+            "classifier does; train it with pooling: cls to export it"
+        )
+    if model.tokenizer is None:
+        raise ConfigError("--model: the model has no tokenizer to export with the task")
+    backbone = task_backbone(model, task)
+    auto_class, config = hf_config(kind, backbone.config)
+    exported = build_exported(model, task, backbone, auto_class, config)
+    output_dir = Path(output_dir)
+    with staged_directory(output_dir) as staging:
+        exported.save_pretrained(staging)
+        tokenizer = copy.deepcopy(model.tokenizer)
+        # `truncation=True` in a pipeline then cuts inputs where mtlm cut them in training
+        tokenizer.model_max_length = kind.spec.max_length
+        tokenizer.save_pretrained(staging)
+        verify(model, task, auto_class, staging)
+    return output_dir
+
+
+def task_backbone(model: MultiTaskModel, task: str) -> PreTrainedModel:
+    """A plain Hugging Face backbone computing what `task`'s encoder computes: the shared one
+    (hard), the task's own (soft), or a copy of the base with the task's adapter merged (LoRA)."""
+    if isinstance(model.sharing, LoraSharing):
+        return copy.deepcopy(model.sharing.backbone).merge_and_unload(adapter_names=[task])
+    return model.sharing.encoder(task)
+
+
+def hf_config(kind: TaskKind, backbone_config: PretrainedConfig) -> tuple[Any, PretrainedConfig]:
+    """The Auto class a task exports to and its config: the backbone's, with the task's labels."""
+    config = copy.deepcopy(backbone_config)
+    config.classifier_dropout = kind.spec.dropout
+    if isinstance(kind, Regression):
+        config.num_labels = 1
+        config.problem_type = "regression"
+        return AutoModelForSequenceClassification, config
+    if not isinstance(kind, Classification | TokenClassification):
+        raise ConfigError(f"--task: tasks of kind {kind.name} cannot be exported")
+    config.id2label = dict(enumerate(kind.label_names))
+    config.label2id = {name: index for index, name in enumerate(kind.label_names)}
+    if isinstance(kind, TokenClassification):
+        return AutoModelForTokenClassification, config
+    config.problem_type = "single_label_classification"
+    return AutoModelForSequenceClassification, config
+
+
+def build_exported(
+    model: MultiTaskModel,
+    task: str,
+    backbone: PreTrainedModel,
+    auto_class: Any,
+    config: PretrainedConfig,
+) -> PreTrainedModel:
+    """The Hugging Face class for `task`, holding the backbone's and the head's weights."""
+    try:
+        exported = auto_class.from_config(config)
+    except ValueError:
+        raise ConfigError(
+            f"--task: transformers has no {auto_class.__name__[len('AutoModelFor') :]} class "
+            f"for {config.model_type} models, so {task!r} cannot be exported"
+        ) from None
+    # The class's pooler, if it has one, is the head's dense layer, set below.
+    loaded = exported.base_model.load_state_dict(backbone.state_dict(), strict=False)
+    mismatched = [
+        key
+        for key in [*loaded.missing_keys, *loaded.unexpected_keys]
+        if not key.startswith("pooler.")
+    ]
+    if mismatched:
+        raise ConfigError(
+            f"--task: {type(exported).__name__}'s encoder does not match the backbone of "
+            f"{task!r} (differing weights: {', '.join(mismatched[:5])})"
+        )
+    dense, out = head_layers(exported, model.tasks[task], task)
+    head = model.heads[task]
+    with torch.no_grad():
+        if dense is not None:
+            dense.load_state_dict(head.dense.state_dict())
+        weight, bias = head.out.weight.detach(), head.out.bias.detach()
+        kind = model.tasks[task]
+        if isinstance(kind, Regression):
+            # mtlm's head predicts standardised targets; the exported one the raw values
+            std, mean = kind.state["std"], kind.state["mean"]
+            weight, bias = weight * std, bias * std + mean
+        out.load_state_dict({"weight": weight.clone(), "bias": bias.clone()})
+    return exported.eval()
+
+
+def head_layers(
+    exported: PreTrainedModel, kind: TaskKind, task: str
+) -> tuple[nn.Linear | None, nn.Linear]:
+    """The exported class's first-token dense layer (None for tagging) and output layer, by
+    its own layout: BERT-like `<base>.pooler.dense` + `classifier`, RoBERTa-like
+    `classifier.dense` + `classifier.out_proj`, or a tagger's `classifier`."""
+    classifier = getattr(exported, "classifier", None)
+    if isinstance(kind, TokenClassification):
+        if isinstance(classifier, nn.Linear):
+            return None, classifier
+        shape = "dropout and a linear layer over every token"
+    else:
+        pooler = getattr(exported.base_model, "pooler", None)
+        if (
+            isinstance(classifier, nn.Linear)
+            and isinstance(getattr(pooler, "dense", None), nn.Linear)
+            and isinstance(getattr(pooler, "activation", None), nn.Tanh)
+        ):
+            return pooler.dense, classifier
+        # RoBERTa's head applies tanh in its forward; one with an `activation` uses another
+        if (
+            isinstance(getattr(classifier, "dense", None), nn.Linear)
+            and isinstance(getattr(classifier, "out_proj", None), nn.Linear)
+            and not hasattr(classifier, "activation")
+        ):
+            return classifier.dense, classifier.out_proj
+        shape = "first token, dense, tanh, linear"
+    raise ConfigError(
+        f"--task: cannot export {task!r}: {type(exported).__name__}'s head is not of the "
+        f"shape of mtlm's ({shape})"
+    )
+
+
+def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> None:
+    """Reload the folder as Hugging Face would and check it reproduces mtlm's head outputs on
+    the probe inputs; a ConfigError if it does not."""
+    kind = model.tasks[task]
+    exported = auto_class.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if isinstance(kind, TokenClassification):
+        probes: list[Any] = [text.split() for text in PROBES]
+    else:
+        probes = PAIR_PROBES if kind.spec.text_pair_column else PROBES
+    rows = as_rows(kind, probes)
+    features = kind.encode_inputs(rows, tokenizer)
+    if features["input_ids"] != kind.encode_inputs(rows, model.tokenizer)["input_ids"]:
+        raise ConfigError(f"--task: the saved tokenizer of {task!r} does not tokenize as mtlm's")
+    batch = kind.collate(
+        [
+            dict(zip(features, values, strict=True))
+            for values in zip(*features.values(), strict=True)
+        ],
+        tokenizer.pad_token_id or 0,
+    )
+    accepted = inspect.signature(exported.forward).parameters
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            on_device = {key: value.to(device) for key, value in batch.items()}
+            expected = model.forward_heads(on_device, [task])[task].float().cpu()
+            actual = exported(**{k: v for k, v in batch.items() if k in accepted}).logits
+    finally:
+        model.train(was_training)
+    if isinstance(kind, Regression):
+        expected = expected * kind.state["std"] + kind.state["mean"]
+    if isinstance(kind, TokenClassification):
+        # padded positions carry no prediction
+        real = batch["attention_mask"].bool()
+        expected, actual = expected[real], actual[real]
+    if not torch.allclose(actual, expected, **TOLERANCE):
+        difference = float((actual - expected).abs().max())
+        raise ConfigError(
+            f"--task: the exported {type(exported).__name__} does not reproduce mtlm's outputs "
+            f"for {task!r} (largest difference {difference:.3g}); nothing was written"
+        )
