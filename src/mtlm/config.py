@@ -83,9 +83,17 @@ class TaskSpec(_Strict):
     question_column: str = "question"
     context_column: str = "context"
     answers_column: str = "answers"
-    stride: int = Field(128, gt=0)
+    stride: int = Field(32, gt=0)
     max_answer_length: int = Field(30, gt=0)
     allow_unanswerable: bool = False
+    # text_to_text: the prompt and the target, Python format strings over a row's columns.
+    prompt_template: str | None = None
+    target_template: str = "{label}"
+    max_target_length: int = Field(64, gt=0)
+    max_new_tokens: int = Field(32, gt=0)
+    decoding: Literal["generate", "score_labels"] = "generate"
+    # language_modeling: the share of tokens a masked-LM task hides.
+    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0)
     labels: list[str] | None = None
     max_length: int = Field(128, gt=0)
     pooling: Literal["cls", "mean"] = "cls"
@@ -117,9 +125,16 @@ class TaskSpec(_Strict):
         return weights
 
     @model_validator(mode="after")
-    def _imbalance_options_fit_the_kind(self) -> TaskSpec:
-        if self.kind == "regression" and (self.class_weights or self.resample):
-            raise ValueError("class_weights and resample need classes; regression has none")
+    def _options_fit_the_kind(self) -> TaskSpec:
+        if self.kind == "extractive_qa" and self.stride >= self.max_length:
+            raise ValueError(
+                f"stride ({self.stride}) is the overlap of consecutive windows of a long context "
+                f"and must be below max_length ({self.max_length})"
+            )
+        if self.kind in ("regression", "multiple_choice") and (self.class_weights or self.resample):
+            raise ValueError(
+                f"class_weights and resample need a fixed set of classes; {self.kind} has none"
+            )
         if self.kind == "token_classification" and self.resample:
             raise ValueError(
                 "resample: balanced works for classification only (a sentence has many tags); "

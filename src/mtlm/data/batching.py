@@ -31,6 +31,14 @@ def pad_features(features: list[dict[str, Any]], pad_token_id: int) -> dict[str,
     return batch
 
 
+def row_length(input_ids: list[Any]) -> int:
+    """The padded length a row needs: its token count, or for a row of several sequences (a
+    multiple-choice row's candidates) the longest one's."""
+    if input_ids and isinstance(input_ids[0], list):
+        return max(len(ids) for ids in input_ids)
+    return len(input_ids)
+
+
 def _dtype(sample: Any) -> torch.dtype:
     return torch.float32 if isinstance(sample, float) else torch.long
 

@@ -2,11 +2,14 @@
 
 from mtlm.tasks.base import TaskKind
 from mtlm.tasks.classification import Classification
+from mtlm.tasks.extractive_qa import ExtractiveQA
+from mtlm.tasks.multiple_choice import MultipleChoice
 from mtlm.tasks.regression import Regression
 from mtlm.tasks.token_classification import TokenClassification
 
 KINDS: dict[str, type[TaskKind]] = {
-    kind.name: kind for kind in (Classification, Regression, TokenClassification)
+    kind.name: kind
+    for kind in (Classification, Regression, TokenClassification, MultipleChoice, ExtractiveQA)
 }
 
 __all__ = ["KINDS", "TaskKind"]

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 
-from mtlm.data.batching import LengthGroupedBatches
+from mtlm.data.batching import LengthGroupedBatches, row_length
 from mtlm.tasks import TaskKind
 
 
@@ -29,7 +29,7 @@ class TaskBatchStream:
         self.task = task
         self.features = features
         self.pad_token_id = pad_token_id
-        lengths = [len(ids) for ids in features["input_ids"]]
+        lengths = [row_length(ids) for ids in features["input_ids"]]
         self.order = LengthGroupedBatches(
             lengths, batch_size, seed, chunk_batches, num_replicas, rank, sample_weights
         )

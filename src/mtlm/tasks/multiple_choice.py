@@ -1,0 +1,210 @@
+"""Multiple choice (SWAG, HellaSwag, ARC, COPA style): pick the right ending of a context.
+
+A row holds a context, a list of candidate endings (their number may differ between rows) and
+the right one's index or text. Each (context, ending) pair is encoded as a text pair; a batch
+of rows runs all its pairs through the encoder in one pass and the head scores each pair. The
+scores of a row's candidates compete in a softmax; places of rows with fewer candidates than
+the batch's widest row are masked, so they can neither win nor enter the loss.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import reprlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedTokenizerBase
+
+from mtlm.data.batching import pad_features
+from mtlm.data.sources import SplitRows
+from mtlm.errors import DataError
+from mtlm.tasks.base import Features, SequenceTask, check_value
+
+
+class MultipleChoice(SequenceTask):
+    """Scores every candidate of a row with one head output; metric accuracy."""
+
+    name = "multiple_choice"
+    default_primary_metric = "accuracy"
+    num_outputs = 1
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The context column and the column of candidate lists."""
+        return [self.spec.text_column, self.spec.choices_column]
+
+    def fit(self, splits: dict[str, SplitRows]) -> None:
+        """Nothing to learn: the answers are positions among each row's own candidates."""
+
+    def check_inputs(self, rows: Sequence[dict[str, Any]], where: Callable[[int], str]) -> None:
+        """Every row has a context and a list of at least two non-empty candidates."""
+        super().check_inputs(rows, where)
+        column = self.spec.choices_column
+        for index, row in enumerate(rows):
+            choices = parse_choices(row[column])
+            # one candidate would be a row with nothing to choose: a data mistake, not a task
+            if not (
+                isinstance(choices, list)
+                and len(choices) >= 2
+                and all(isinstance(choice, str) and choice.strip() for choice in choices)
+            ):
+                raise DataError(
+                    f"{where(index)}: column {column!r} must be a list of at least two "
+                    f'non-empty texts (in CSV, a JSON list such as ["yes", "no"]), '
+                    f"got {reprlib.repr(row[column])}"
+                )
+
+    def encode_inputs(
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
+    ) -> Features:
+        """Per row, one list of token ids (and masks) per candidate: context, then candidate."""
+        counts, contexts, endings = [], [], []
+        for row in rows:
+            choices = parse_choices(row[self.spec.choices_column])
+            counts.append(len(choices))
+            contexts.extend([str(row[self.spec.text_column])] * len(choices))
+            endings.extend(choices)
+        pairs = encode_pairs(contexts, endings, tokenizer, self.spec.max_length)
+        features: Features = {key: [] for key in pairs}
+        start = 0
+        for count in counts:
+            for key, values in pairs.items():
+                features[key].append(values[start : start + count])
+            start += count
+        return features
+
+    def encode_targets(self, rows: SplitRows) -> Features:
+        """The right candidate's index; one out of range, or a text not among the candidates,
+        names its row."""
+        column = self.spec.label_column
+        labels = []
+        for index, row in enumerate(rows.rows):
+            check_value(row, column, rows.where(index))
+            choices = parse_choices(row[self.spec.choices_column])
+            labels.append(answer_index(row[column], choices, rows.where(index), column))
+        return {"labels": labels}
+
+    def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+        """All candidates of the rows as one padded batch of pairs, row after row;
+        `choice_mask` [rows, most candidates] marks which places hold a real candidate."""
+        per_choice = [key for key, value in features[0].items() if isinstance(value, list)]
+        pairs = [
+            {key: feature[key][choice] for key in per_choice}
+            for feature in features
+            for choice in range(len(feature["input_ids"]))
+        ]
+        batch = pad_features(pairs, pad_token_id)
+        counts = torch.tensor([len(feature["input_ids"]) for feature in features])
+        batch["choice_mask"] = torch.arange(int(counts.max())) < counts.unsqueeze(1)
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([feature["labels"] for feature in features])
+        return batch
+
+    def choice_scores(
+        self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The head's score of every candidate as [rows, most candidates]; -inf where a row
+        has no candidate."""
+        mask = batch["choice_mask"]
+        scores = head_output.float().squeeze(-1)
+        return torch.full(mask.shape, float("-inf"), device=scores.device).masked_scatter(
+            mask, scores
+        )
+
+    def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy over each row's candidates."""
+        return F.cross_entropy(self.choice_scores(head_output, batch), batch["labels"])
+
+    def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """The index of the best candidate and every candidate's probability."""
+        probabilities = self.choice_scores(head_output, batch).softmax(dim=-1)
+        counts = batch["choice_mask"].sum(dim=-1).tolist()
+        return [
+            {"choice": int(row.argmax()), "probabilities": row[:count].tolist()}
+            for row, count in zip(probabilities, counts, strict=True)
+        ]
+
+    def references(self, features: Features) -> list[Any]:
+        """Gold candidate indices."""
+        return list(features["labels"])
+
+    def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
+        """Accuracy."""
+        right = sum(p["choice"] == gold for p, gold in zip(predictions, references, strict=True))
+        return {"accuracy": right / max(len(references), 1)}
+
+    def trivial_predictions(self, train: Features, references: list[Any]) -> list[Any]:
+        """Always the position that is most often right in training (no probabilities: they
+        would need each row's number of candidates)."""
+        majority = Counter(train["labels"]).most_common(1)[0][0]
+        return [{"choice": majority}] * len(references)
+
+
+def parse_choices(value: Any) -> Any:
+    """A row's candidates: a list as JSON lines or Parquet hold it, or CSV's JSON text of one.
+
+    Text that is not JSON comes back unchanged, for the caller to reject.
+    """
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def answer_index(value: Any, choices: list[str], where: str, column: str) -> int:
+    """The index of the right candidate, given as an index (an int or digits) or as its text;
+    a DataError names `where` otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        index = value
+    elif isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        index = int(value)
+    elif isinstance(value, str) and value in choices:
+        return choices.index(value)
+    else:
+        raise DataError(
+            f"{where}: answer {reprlib.repr(value)} in column {column!r} is neither a "
+            f"candidate's index nor one of the candidates {reprlib.repr(choices)}"
+        )
+    if not 0 <= index < len(choices):
+        raise DataError(
+            f"{where}: answer index {index} in column {column!r} is out of range for "
+            f"{len(choices)} candidates (indices start at 0)"
+        )
+    return index
+
+
+def encode_pairs(
+    contexts: list[str], endings: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> Features:
+    """Tokenize (context, ending) pairs to at most `max_length` tokens, cutting the context.
+
+    An ending too long to fit whole beside a token of context shares the cut with its context
+    (`longest_first`); `only_first` would fail on it.
+    """
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    lengths = [len(ids) for ids in tokenizer(endings, add_special_tokens=False)["input_ids"]]
+    features: Features = {}
+    for strategy, fits in (("only_first", True), ("longest_first", False)):
+        indices = [index for index, length in enumerate(lengths) if (length < room) == fits]
+        if not indices:
+            continue
+        encoded = tokenizer(
+            [contexts[index] for index in indices],
+            [endings[index] for index in indices],
+            truncation=strategy,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=True,
+        )
+        for key, values in encoded.items():
+            column = features.setdefault(key, [None] * len(lengths))
+            for index, value in zip(indices, values, strict=True):
+                column[index] = list(value)
+    return features
