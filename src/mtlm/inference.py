@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mtlm.tasks import TaskKind
-from mtlm.tasks.extractive_qa import ExtractiveQA
 
 if TYPE_CHECKING:
     from mtlm.modeling.multitask_model import MultiTaskModel
@@ -48,11 +47,7 @@ def predict_rows(
         lead.check_inputs(rows, lambda index: f"input {index + 1}")
         features = lead.encode_inputs(rows, model.tokenizer)
         for name, predicted in predict_features(model, names, features, batch_size).items():
-            task = model.tasks[name]
-            # A long context is read in several windows (features); its answer takes them all.
-            if isinstance(task, ExtractiveQA):
-                predicted = task.answers_for_rows(predicted, rows)
-            results[name] = predicted
+            results[name] = model.tasks[name].row_predictions(predicted, rows)
     return {name: results[name] for name in task_names}
 
 

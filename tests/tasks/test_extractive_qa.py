@@ -126,11 +126,11 @@ def test_an_example_takes_the_best_span_of_its_windows() -> None:
     references = [QAReference(contexts[0], ["the plot"]), QAReference(contexts[1], ["movie"])]
     assert task.metrics(spans, references) == {"exact_match": 0.5, "f1": 0.5}
     rows = [{"question": "what", "context": context} for context in contexts]
-    assert task.answers_for_rows(spans, rows) == ["plot", "dull"]
+    assert task.row_predictions(spans, rows) == ["plot", "dull"]
     # unanswerable allowed: the lowest "no answer" score of a row's windows competes (row 0:
     # 0.0 < 3.0 keeps "plot"; row 1: 9.0 > 0.5 gives no answer)
     lenient = make_task(allow_unanswerable=True)
-    assert lenient.answers_for_rows(spans, rows) == ["plot", ""]
+    assert lenient.row_predictions(spans, rows) == ["plot", ""]
     references[1] = QAReference(contexts[1], [])
     scores = lenient.metrics(spans, references)
     assert scores["exact_match"] == 1.0
@@ -147,13 +147,13 @@ def test_the_trivial_answer_is_the_context_opening() -> None:
     task = make_task()
     trivial = task.trivial_predictions(train, references)
     rows = [{"context": reference.context} for reference in references]
-    assert task.answers_for_rows(trivial, rows) == ["a dull", "good film"]
+    assert task.row_predictions(trivial, rows) == ["a dull", "good film"]
     # "a dull" against "dull movie": the article goes, 1 common word of 1 and 2: F1 2/3
     assert task.metrics(trivial, references) == {"exact_match": 0.5, "f1": pytest.approx(5 / 6)}
     # with most training questions unanswerable, the trivial answer is no answer
     lenient = make_task(allow_unanswerable=True)
     train["answers"] = [[], ["a film"], ["a film"], []]
-    assert lenient.answers_for_rows(lenient.trivial_predictions(train, references), rows) == [
+    assert lenient.row_predictions(lenient.trivial_predictions(train, references), rows) == [
         "",
         "",
     ]

@@ -74,6 +74,7 @@ def test_a_batch_is_rows_times_candidates_pairs_and_scores_rows_by_candidates(
     assert output.shape == (6, 1)
     scores = task.choice_scores(output, batch)
     assert scores.shape == (2, 3)
+    assert task.batch_rows(batch) == 2  # examples are rows, not pairs
     assert scores[1, 2] == output[5, 0]  # row-major: the second row's third candidate
 
 

@@ -91,6 +91,15 @@ class TaskKind(ABC):
         """A padded batch of features."""
         return pad_features(features, pad_token_id)
 
+    def batch_rows(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many examples (data rows) a collated batch holds."""
+        return len(batch["input_ids"])
+
+    def row_predictions(self, predictions: list[Any], rows: Sequence[dict[str, Any]]) -> list[Any]:
+        """One prediction per input row from the predictions of its features (a kind that
+        reads a long row in several windows joins them here)."""
+        return predictions
+
     # --- model ----------------------------------------------------------------------------
     @abstractmethod
     def build_head(self, hidden_size: int) -> nn.Module:

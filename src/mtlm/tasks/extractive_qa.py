@@ -2,7 +2,7 @@
 
 A long context is cut into overlapping windows, so one row gives one or more features; each
 feature keeps the index of its row (`example`). Predictions come per window, as the window's
-best span with its score; `answers_for_rows` and `metrics` gather them back into one answer per
+best span with its score; `row_predictions` and `metrics` gather them back into one answer per
 row: the best-scoring span over the row's windows (Devlin et al., 2019, BERT's SQuAD recipe).
 """
 
@@ -229,9 +229,7 @@ class ExtractiveQA(TaskKind):
         return spans
 
     # --- answers and evaluation -----------------------------------------------------------
-    def answers_for_rows(
-        self, spans: list[WindowSpan], rows: Sequence[dict[str, Any]]
-    ) -> list[str]:
+    def row_predictions(self, spans: list[WindowSpan], rows: Sequence[dict[str, Any]]) -> list[str]:
         """One answer per input row from its windows' spans ("" for no answer)."""
         return self._answers(spans, [str(row[self.spec.context_column]) for row in rows])
 

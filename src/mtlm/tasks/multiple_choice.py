@@ -116,6 +116,10 @@ class MultipleChoice(SequenceTask):
             mask, scores
         )
 
+    def batch_rows(self, batch: dict[str, torch.Tensor]) -> int:
+        """Rows, not pairs: a row's candidates make several pairs."""
+        return len(batch["choice_mask"])
+
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cross-entropy over each row's candidates."""
         return F.cross_entropy(self.choice_scores(head_output, batch), batch["labels"])

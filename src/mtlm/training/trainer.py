@@ -202,7 +202,7 @@ class Trainer:
         """The stream's next batch on the device, counted for throughput and padding."""
         batch = stream.next_batch()
         real_tokens = int(batch["attention_mask"].sum())
-        examples = len(batch["input_ids"])
+        examples = stream.task.batch_rows(batch)
         window.add_batch(stream.task.spec.name, examples, real_tokens)
         state["tokens"] += real_tokens
         state["padded"] += batch["input_ids"].numel()
