@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 
 from mtlm.config import ExperimentConfig, config_from_dict
 
@@ -30,6 +40,82 @@ TAGS = {
     "it": "PRP",
 }
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER, "##s"]
+
+
+#: Words of the decoders' tokenizer: the test data's words, its labels and tags, prompt words.
+DECODER_VOCAB = [
+    "<pad>",
+    "<unk>",
+    "<s>",
+    "</s>",
+    *POSITIVE,
+    *NEGATIVE,
+    *FILLER,
+    "pos",
+    "neg",
+    *sorted(set(TAGS.values()) | {"JJ"}),
+    "review:",
+    "sentiment:",
+    "tags:",
+]
+
+
+def tiny_decoder_tokenizer() -> PreTrainedTokenizerFast:
+    """A whitespace word-level tokenizer with pad and end-of-sequence tokens, for decoders."""
+    backend = Tokenizer(
+        models.WordLevel({word: i for i, word in enumerate(DECODER_VOCAB)}, unk_token="<unk>")
+    )
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        eos_token="</s>",
+        bos_token="<s>",
+        unk_token="<unk>",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Llama with hidden size 32, saved with its tokenizer."""
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(DECODER_VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tiny_decoder_tokenizer().save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer T5 with d_model 32, saved with its tokenizer."""
+    directory = tmp_path_factory.mktemp("tiny-t5")
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=len(DECODER_VOCAB),
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=2,
+        num_heads=2,
+        pad_token_id=0,
+        eos_token_id=3,
+        decoder_start_token_id=0,
+    )
+    T5ForConditionalGeneration(config).save_pretrained(directory)
+    tiny_decoder_tokenizer().save_pretrained(directory)
+    return directory
 
 
 def tiny_tokenizer() -> BertTokenizer:

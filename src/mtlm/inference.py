@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 def input_signature(task: TaskKind) -> tuple[Any, ...]:
     """Tasks with equal signatures (the same tokenizing method, columns and length) tokenize an
-    input identically, so can share a pass."""
+    input identically, so can share a pass; a generative task answers alone."""
+    if task.generative:
+        return ("generates", task.spec.name)
     return (type(task).encode_inputs, tuple(task.input_columns), task.spec.max_length)
 
 
@@ -75,12 +77,18 @@ def predict_features(
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
+    lead = model.tasks[task_names[0]]
+    if lead.generative:
+        from mtlm.modeling.generation import generate_answers
+
+        answers = generate_answers(model, task_names[0], features, batch_size, device)
+        model.train(was_training)
+        return {task_names[0]: lead.predict(answers, {})}
     pad_id = model.tokenizer.pad_token_id if model.tokenizer is not None else 0
     pad_id = pad_id if pad_id is not None else 0
     count = len(features["input_ids"])
     order = sorted(range(count), key=lambda index: len(features["input_ids"][index]))
     predictions: dict[str, list[Any]] = {name: [None] * count for name in task_names}
-    lead = model.tasks[task_names[0]]
     groups = pass_groups(model, task_names)
     for start in range(0, count, batch_size):
         indices = order[start : start + batch_size]

@@ -89,8 +89,8 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def _cache_key(data_fingerprint: str, task: TaskKind, tokenizer_hash: str) -> str:
     settings = task.spec.model_dump(mode="json", exclude=_NOT_FEATURE_SETTINGS)
-    # Class weights shape the loss, not the features.
-    state = {key: value for key, value in task.state.items() if key != "class_weights"}
+    # Class weights shape the loss, and the model family the batches, not the features.
+    state = {k: v for k, v in task.state.items() if k not in ("class_weights", "family")}
     settings.update({name: getattr(task.spec.data, name) for name in _PARSE_SETTINGS})
     description = json.dumps(
         [FEATURES_VERSION, data_fingerprint, settings, state, tokenizer_hash],

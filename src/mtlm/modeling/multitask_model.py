@@ -15,11 +15,12 @@ from typing import Any, NamedTuple
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mtlm.config import SharingSpec, TaskSpec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
+from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
 from mtlm.modeling.heads import SequenceHead
 from mtlm.modeling.sharing import HardSharing, Sharing, build_sharing, load_sharing
 from mtlm.tasks import KINDS, TaskKind
@@ -56,6 +57,8 @@ class MultiTaskModel(nn.Module):
         self.add_module(self.sharing.module_name, self.sharing.module)
         self.tasks = dict(tasks)
         self.tokenizer = tokenizer
+        self.family = model_family(self.sharing.base.config)
+        self._bind_family()
         hidden_size = self.sharing.base.config.hidden_size
         self.heads = nn.ModuleDict(
             {name: task.build_head(hidden_size) for name, task in tasks.items()}
@@ -85,13 +88,19 @@ class MultiTaskModel(nn.Module):
 
         location = resolve_model_name(name_or_path)
         tokenizer = tokenizer or load_tokenizer(location, revision)
-        try:
-            backbone = AutoModel.from_pretrained(location, revision=revision, dtype=torch.float32)
-        except (OSError, ValueError) as error:
-            raise ConfigError(
-                f"model.name_or_path: cannot load {name_or_path!r} ({error})"
-            ) from None
+        backbone = load_backbone(location, revision)
         return cls(build_sharing(sharing or SharingSpec(), backbone, list(tasks)), tasks, tokenizer)
+
+    def _bind_family(self) -> None:
+        """Refuse kinds the model cannot serve; tell generative tasks which layout it reads."""
+        config = self.sharing.base.config
+        architecture = ", ".join(config.architectures or []) or config.model_type
+        check_task_kinds(
+            self.family, {name: type(task) for name, task in self.tasks.items()}, architecture
+        )
+        for task in self.tasks.values():
+            if task.generative:
+                task.state["family"] = self.family
 
     # --- forward --------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
@@ -113,17 +122,40 @@ class MultiTaskModel(nn.Module):
         the graph that DDP tracks.
         """
         if isinstance(task, str):
-            outputs = self.heads[task](self.encode(batch, task), batch["attention_mask"])
+            outputs = self.task_output(task, batch).head
         else:
-            outputs = {}
-            for name, task_batch in task.items():
-                hidden = self.encode(task_batch, name)
-                outputs[name] = TaskOutput(
-                    self.heads[name](hidden, task_batch["attention_mask"]), hidden
-                )
+            outputs = {
+                name: self.task_output(name, task_batch) for name, task_batch in task.items()
+            }
         if penalty_strength is None:
             return outputs
         return outputs, self.sharing.penalty(penalty_strength)
+
+    def task_output(self, task: str, batch: dict[str, torch.Tensor]) -> TaskOutput:
+        """A task's head output on its batch, and the last hidden states it came from; for a
+        generative task, the language model's logits."""
+        if self.tasks[task].generative:
+            return self._language_model_output(task, batch)
+        hidden = self.encode(batch, task)
+        return TaskOutput(self.heads[task](hidden, batch["attention_mask"]), hidden)
+
+    def _language_model_output(self, task: str, batch: dict[str, torch.Tensor]) -> TaskOutput:
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if self.family == "seq2seq":
+            labels = batch["labels"]
+            inputs["decoder_input_ids"] = self.sharing.base.prepare_decoder_input_ids_from_labels(
+                labels=labels
+            )
+        else:
+            # Positions before the shortest prompt's last token predict no target token, and
+            # the vocabulary projection is a large share of a small decoder's compute.
+            shortest_prompt = int(batch["prompt_length"].min())
+            inputs["logits_to_keep"] = batch["input_ids"].shape[1] - shortest_prompt + 1
+        outputs = self.sharing.encoder(task)(**inputs, output_hidden_states=True)
+        states = (
+            outputs.decoder_hidden_states if self.family == "seq2seq" else outputs.hidden_states
+        )
+        return TaskOutput(outputs.logits, states[-1])
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Trainable parameters every task uses."""

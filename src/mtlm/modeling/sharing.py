@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 
 from mtlm.config import SharingSpec
 from mtlm.errors import ConfigError
+from mtlm.modeling.backbones import load_backbone
 
 
 class Sharing(ABC):
@@ -113,7 +114,7 @@ class HardSharing(Sharing):
     @classmethod
     def load(cls, spec: SharingSpec, directory: Path, tasks: list[str]) -> HardSharing:
         """Read what `save` wrote."""
-        return cls(spec, AutoModel.from_pretrained(directory, dtype=torch.float32))
+        return cls(spec, load_backbone(directory))
 
 
 class SoftSharing(Sharing):
@@ -208,10 +209,7 @@ class SoftSharing(Sharing):
         """Read what `save` wrote; hard-shared modules are tied again (their copies are equal)."""
         return cls(
             spec,
-            {
-                task: AutoModel.from_pretrained(directory / "backbones" / task, dtype=torch.float32)
-                for task in tasks
-            },
+            {task: load_backbone(directory / "backbones" / task) for task in tasks},
         )
 
 
@@ -319,7 +317,7 @@ class LoraSharing(Sharing):
         """Read what `save` wrote."""
         from peft import PeftModel
 
-        base = AutoModel.from_pretrained(directory, dtype=torch.float32)
+        base = load_backbone(directory)
         model = PeftModel.from_pretrained(
             base, directory / "adapters" / tasks[0], adapter_name=tasks[0], is_trainable=True
         )

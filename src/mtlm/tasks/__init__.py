@@ -5,11 +5,19 @@ from mtlm.tasks.classification import Classification
 from mtlm.tasks.extractive_qa import ExtractiveQA
 from mtlm.tasks.multiple_choice import MultipleChoice
 from mtlm.tasks.regression import Regression
+from mtlm.tasks.text_to_text import TextToText
 from mtlm.tasks.token_classification import TokenClassification
 
 KINDS: dict[str, type[TaskKind]] = {
     kind.name: kind
-    for kind in (Classification, Regression, TokenClassification, MultipleChoice, ExtractiveQA)
+    for kind in (
+        Classification,
+        Regression,
+        TokenClassification,
+        MultipleChoice,
+        ExtractiveQA,
+        TextToText,
+    )
 }
 
 __all__ = ["KINDS", "TaskKind"]

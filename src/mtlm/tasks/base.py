@@ -32,6 +32,9 @@ class TaskKind(ABC):
     name: ClassVar[str]
     #: Which way the metrics improve; overridden for metrics where lower is better.
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the task's output is text from the language model's own head (a causal or
+    #: sequence-to-sequence LM) rather than from a task head on an encoder's states.
+    generative: ClassVar[bool] = False
 
     def __init__(self, spec: TaskSpec, state: dict[str, Any] | None = None) -> None:
         self.spec = spec

@@ -32,15 +32,16 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
 
 
 def text_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """Corpus BLEU and chrF (0-100, as sacrebleu reports them) and mean ROUGE-L F1 (0-1)."""
+    """Corpus BLEU and chrF and mean ROUGE-L F1, all as fractions from 0 to 1 like every
+    other mtlm metric (sacrebleu reports BLEU and chrF from 0 to 100)."""
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     rouge = [
         scorer.score(reference, prediction)["rougeL"].fmeasure
         for prediction, reference in zip(predictions, references, strict=True)
     ]
     return {
-        "bleu": sacrebleu.corpus_bleu(list(predictions), [list(references)]).score,
-        "chrf": sacrebleu.corpus_chrf(list(predictions), [list(references)]).score,
+        "bleu": sacrebleu.corpus_bleu(list(predictions), [list(references)]).score / 100,
+        "chrf": sacrebleu.corpus_chrf(list(predictions), [list(references)]).score / 100,
         "rougeL": float(np.mean(rouge)) if rouge else math.nan,
     }
 

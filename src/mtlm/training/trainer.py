@@ -29,7 +29,9 @@ from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate
 from mtlm.evaluation.run_report import write_report
 from mtlm.files import write_json
+from mtlm.modeling.backbones import backbone_family, check_task_kinds
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
+from mtlm.tasks import KINDS
 from mtlm.training.balancing import Balanced, Balancer, JointStep, build_balancer
 from mtlm.training.checkpoint import (
     discard_partial,
@@ -64,6 +66,12 @@ class Trainer:
         )
         set_seed(self.args.seed)
         location = resolve_model_name(config.model.name_or_path)
+        # A task the model cannot serve must fail before minutes of tokenizing.
+        check_task_kinds(
+            backbone_family(location, config.model.revision),
+            {spec.name: KINDS[spec.kind] for spec in config.tasks},
+            config.model.name_or_path,
+        )
         tokenizer = load_tokenizer(location, config.model.revision)
         features_cache = Path(config.cache_dir) if config.cache_dir else cache_dir() / "features"
         # The main process fills the features cache; the others then read it, not race to write.

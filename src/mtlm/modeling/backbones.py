@@ -1,0 +1,78 @@
+"""Which kind of language model a checkpoint is, and loading it with the matching class.
+
+An encoder (BERT-like) is loaded bare, and task heads read its hidden states. A causal LM
+(GPT-, Llama-like) or a sequence-to-sequence LM (T5, BART) is loaded with its
+language-modelling head, which text-to-text tasks use as their head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from mtlm.errors import ConfigError
+from mtlm.tasks import TaskKind
+
+Family = Literal["encoder", "causal", "seq2seq"]
+_CLASSES = {"encoder": AutoModel, "causal": AutoModelForCausalLM, "seq2seq": AutoModelForSeq2SeqLM}
+_CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+
+
+def model_family(config: PretrainedConfig) -> Family:
+    """`seq2seq` for encoder-decoder models, `causal` for decoders saved with their LM head
+    (architectures ending in ForCausalLM or LMHeadModel), else `encoder`."""
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    if any(name.endswith(_CAUSAL_SUFFIXES) for name in config.architectures or []):
+        return "causal"
+    return "encoder"
+
+
+def backbone_family(
+    location: str | Path, revision: str | None = None, key: str = "model.name_or_path"
+) -> Family:
+    """The family of the model at `location`, read from its config alone."""
+    try:
+        return model_family(AutoConfig.from_pretrained(location, revision=revision))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{key}: cannot load {str(location)!r} ({error})") from None
+
+
+def load_backbone(
+    location: str | Path, revision: str | None = None, key: str = "model.name_or_path"
+) -> PreTrainedModel:
+    """The pretrained model at `location` in float32, with its LM head for decoder families;
+    a ConfigError names `key` when it cannot be loaded."""
+    family = backbone_family(location, revision, key)
+    try:
+        return _CLASSES[family].from_pretrained(location, revision=revision, dtype=torch.float32)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{key}: cannot load {str(location)!r} ({error})") from None
+
+
+def check_task_kinds(family: Family, kinds: Mapping[str, type[TaskKind]], model: str) -> None:
+    """Refuse tasks the model cannot serve: a head on a decoder's states, or text generation
+    from an encoder; `model` names the model in the message."""
+    for name, kind in kinds.items():
+        if kind.generative and family == "encoder":
+            raise ConfigError(
+                f"tasks[{name}].kind: {kind.name} generates text, which needs a causal or "
+                f"sequence-to-sequence language model; the model is an encoder ({model})"
+            )
+        if not kind.generative and family != "encoder":
+            raise ConfigError(
+                f"tasks[{name}].kind: {kind.name} puts a head on an encoder, and the model is "
+                f"a {family} language model ({model}); cast the task as text_to_text (a prompt "
+                "and a target template)"
+            )
