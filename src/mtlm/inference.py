@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 def input_signature(task: TaskKind) -> tuple[Any, ...]:
     """Tasks with equal signatures (the same tokenizing method, columns and length) tokenize an
-    input identically, so can share a pass; a generative task answers alone."""
-    if task.generative:
+    input identically, so can share a pass; a task that generates answers alone."""
+    if task.generates:
         return ("generates", task.spec.name)
     return (type(task).encode_inputs, tuple(task.input_columns), task.spec.max_length)
 
@@ -78,7 +78,7 @@ def predict_features(
     model.eval()
     device = device or next(model.parameters()).device
     lead = model.tasks[task_names[0]]
-    if lead.generative:
+    if lead.generates:
         from mtlm.modeling.generation import generate_answers
 
         answers = generate_answers(model, task_names[0], features, batch_size, device)
@@ -95,7 +95,10 @@ def predict_features(
         rows = [{key: values[index] for key, values in features.items()} for index in indices]
         batch = {key: value.to(device) for key, value in lead.collate(rows, pad_id).items()}
         for names in groups:
-            outputs = model.forward_heads(batch, names)
+            if lead.uses_language_model_head:
+                outputs = {name: model.task_output(name, batch).head for name in names}
+            else:
+                outputs = model.forward_heads(batch, names)
             for name in names:
                 decoded = model.tasks[name].predict(outputs[name], batch)
                 for index, prediction in zip(indices, decoded, strict=True):

@@ -152,5 +152,5 @@ def test_each_family_refuses_the_kinds_it_cannot_serve(
     head_task = {"name": "sentiment", "kind": "classification"}
     with pytest.raises(ConfigError, match=r"tasks\[sentiment\].kind: .*cast the task as text_to"):
         Trainer(experiment(tiny_decoder_dir, data_files, tmp_path, [head_task]))
-    with pytest.raises(ConfigError, match=r"tasks\[sentiment\].kind: .* model is an encoder"):
+    with pytest.raises(ConfigError, match=r"tasks\[sentiment\].kind: .* is an encoder model"):
         Trainer(experiment(tiny_model_dir, data_files, tmp_path, [SENTIMENT]))

@@ -62,17 +62,18 @@ def load_backbone(
 
 
 def check_task_kinds(family: Family, kinds: Mapping[str, type[TaskKind]], model: str) -> None:
-    """Refuse tasks the model cannot serve: a head on a decoder's states, or text generation
-    from an encoder; `model` names the model in the message."""
+    """Refuse tasks the model's family cannot serve (`model` names the model in the message):
+    a head on a decoder's states, or text generation from an encoder."""
     for name, kind in kinds.items():
-        if kind.generative and family == "encoder":
-            raise ConfigError(
-                f"tasks[{name}].kind: {kind.name} generates text, which needs a causal or "
-                f"sequence-to-sequence language model; the model is an encoder ({model})"
-            )
-        if not kind.generative and family != "encoder":
-            raise ConfigError(
-                f"tasks[{name}].kind: {kind.name} puts a head on an encoder, and the model is "
-                f"a {family} language model ({model}); cast the task as text_to_text (a prompt "
-                "and a target template)"
-            )
+        if family in kind.families:
+            continue
+        served = " or ".join(sorted(kind.families))
+        advice = (
+            "; cast the task as text_to_text (a prompt and a target template)"
+            if "encoder" in kind.families
+            else ""
+        )
+        raise ConfigError(
+            f"tasks[{name}].kind: {kind.name} works with {served} models, and the model is "
+            f"{'an' if family == 'encoder' else 'a'} {family} model ({model}){advice}"
+        )

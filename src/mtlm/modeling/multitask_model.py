@@ -92,15 +92,14 @@ class MultiTaskModel(nn.Module):
         return cls(build_sharing(sharing or SharingSpec(), backbone, list(tasks)), tasks, tokenizer)
 
     def _bind_family(self) -> None:
-        """Refuse kinds the model cannot serve; tell generative tasks which layout it reads."""
+        """Refuse kinds the model cannot serve; tell every task which family it runs on."""
         config = self.sharing.base.config
         architecture = ", ".join(config.architectures or []) or config.model_type
         check_task_kinds(
             self.family, {name: type(task) for name, task in self.tasks.items()}, architecture
         )
         for task in self.tasks.values():
-            if task.generative:
-                task.state["family"] = self.family
+            task.state["family"] = self.family
 
     # --- forward --------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
@@ -133,8 +132,8 @@ class MultiTaskModel(nn.Module):
 
     def task_output(self, task: str, batch: dict[str, torch.Tensor]) -> TaskOutput:
         """A task's head output on its batch, and the last hidden states it came from; for a
-        generative task, the language model's logits."""
-        if self.tasks[task].generative:
+        task on a decoder, the language model's logits."""
+        if self.tasks[task].uses_language_model_head:
             return self._language_model_output(task, batch)
         hidden = self.encode(batch, task)
         return TaskOutput(self.heads[task](hidden, batch["attention_mask"]), hidden)

@@ -32,15 +32,23 @@ class TaskKind(ABC):
     name: ClassVar[str]
     #: Which way the metrics improve; overridden for metrics where lower is better.
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
-    #: Whether the task's output is text from the language model's own head (a causal or
-    #: sequence-to-sequence LM) rather than from a task head on an encoder's states.
-    generative: ClassVar[bool] = False
+    #: The model families the kind works with: `encoder` (a head on the hidden states), and
+    #: `causal` or `seq2seq` (the language model's own head produces the output).
+    families: ClassVar[frozenset[str]] = frozenset({"encoder"})
+    #: Whether answers are generated text, so that evaluation and prediction generate.
+    generates: ClassVar[bool] = False
 
     def __init__(self, spec: TaskSpec, state: dict[str, Any] | None = None) -> None:
         self.spec = spec
         #: What the task learned from its training data (label names, target statistics);
         #: saved with the model so that a reloaded task decodes exactly as before.
         self.state: dict[str, Any] = dict(state or {})
+
+    @property
+    def uses_language_model_head(self) -> bool:
+        """Whether the model's output for this task is its language model's logits (the family
+        the model binds into `state` is a decoder's), not a task head's."""
+        return self.state.get("family", "encoder") != "encoder"
 
     # --- data -----------------------------------------------------------------------------
     @property

@@ -62,7 +62,8 @@ class TextToText(TaskKind):
     """A prompt and a target text; metrics by generation (or by scoring each label)."""
 
     name = "text_to_text"
-    generative = True
+    families = frozenset({"causal", "seq2seq"})
+    generates = True
     lower_is_better = frozenset({"mse"})
 
     @property
