@@ -121,6 +121,9 @@ def test_metrics_follow_the_kind_of_target():
     numbers = make_task([{"text": "a", "label": 1.5}, {"text": "b", "label": -2.0}])
     assert numbers.primary_metric == "pearson"
     assert numbers.metrics(["1.4", "-2"], ["1.5", "-2.0"])["pearson"] == pytest.approx(1.0)
+    many_numbers = make_task([{"text": str(i), "label": i / 10} for i in range(60)])
+    assert many_numbers.label_names is None
+    assert many_numbers.primary_metric == "pearson"
     free = make_task([{"text": str(i), "label": f"answer {i}"} for i in range(60)])
     assert free.label_names is None
     assert free.primary_metric == "chrf"

@@ -49,6 +49,14 @@ def template_fields(template: str, key: str) -> list[str]:
     return list(dict.fromkeys(fields))
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def fill(template: str, row: dict[str, Any]) -> str:
     """The template with the row's values; lists (words, tags) are joined with spaces."""
     values = {
@@ -96,6 +104,7 @@ class TextToText(TaskKind):
         targets = self._targets(rows)
         counts = Counter(targets)
         self.state["label_names"] = sorted(counts) if len(counts) <= _MAX_LABELS else None
+        self.state["numeric"] = bool(counts) and all(_is_number(target) for target in counts)
         self.state["most_common_target"] = counts.most_common(1)[0][0] if counts else ""
         if self.spec.decoding == "score_labels" and self.label_names is None:
             raise ConfigError(
@@ -222,10 +231,9 @@ class TextToText(TaskKind):
     @property
     def default_primary_metric(self) -> str:
         """Pearson for numeric targets, accuracy for labels, chrF for free text."""
-        names = self.label_names
-        if names is not None and numeric_scores(names, names):
+        if self.state.get("numeric"):
             return "pearson"
-        return "accuracy" if names is not None else "chrf"
+        return "accuracy" if self.label_names is not None else "chrf"
 
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
         """Exact match always; accuracy and macro-F1 for labels; BLEU, chrF and ROUGE-L for
