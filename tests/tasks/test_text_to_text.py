@@ -100,16 +100,25 @@ def test_seq2seq_batches_split_the_prompt_from_the_target():
 def test_templates_read_columns_and_join_lists():
     assert template_fields("words: {tokens} -> {tags}", "key") == ["tokens", "tags"]
     assert fill("{tokens}", {"tokens": ["the", "movie"]}) == "the movie"
+    assert template_fields("{translation[de]} -> {translation[en]}", "key") == ["translation"]
+    assert fill("{translation[de]}", {"translation": {"de": "Hallo", "en": "Hello"}}) == "Hallo"
     with pytest.raises(ConfigError, match="key"):
         template_fields("{text", "key")
-    with pytest.raises(ConfigError, match="plain column"):
-        template_fields("{row[0]}", "key")
+    with pytest.raises(ConfigError, match="not a column name"):
+        template_fields("{row.attribute}", "key")
 
 
 def test_a_missing_target_column_names_the_row():
     task = make_task()
     with pytest.raises(DataError, match="train.jsonl, line 2: missing column 'label'"):
         task.prepare(split_rows([ROWS[0], {"text": "good"}]), tiny_decoder_tokenizer())
+
+
+def test_a_nested_value_the_row_lacks_names_the_row():
+    rows = [{"text": {"de": "gut"}, "label": "pos"}, {"text": {"en": "good"}, "label": "pos"}]
+    task = make_task(rows, prompt_template="{text[de]}")
+    with pytest.raises(DataError, match="train.jsonl, line 2: cannot fill the template"):
+        task.prepare(split_rows(rows), tiny_decoder_tokenizer())
 
 
 def test_metrics_follow_the_kind_of_target():

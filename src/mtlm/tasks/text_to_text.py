@@ -15,6 +15,7 @@ prompt masked for a causal LM, encoder input and decoder labels for a sequence-t
 
 from __future__ import annotations
 
+import re
 import string
 from collections import Counter
 from collections.abc import Sequence
@@ -37,16 +38,26 @@ _MAX_LABELS = 50
 _IGNORE = -100
 
 
+#: A column, optionally indexed into a nested value: `text`, `translation[de]`.
+_FIELD = re.compile(r"([A-Za-z_]\w*)(\[[^\[\]]+\])*")
+
+
 def template_fields(template: str, key: str) -> list[str]:
-    """The column names a format string reads; a malformed template names its key."""
+    """The columns a format string reads (`{translation[de]}` reads `translation`); a malformed
+    template names its key."""
     try:
         fields = [field for _, field, _, _ in string.Formatter().parse(template) if field]
     except ValueError as error:
         raise ConfigError(f"{key}: {error}") from None
-    bad = [field for field in fields if not field.isidentifier()]
-    if bad:
-        raise ConfigError(f"{key}: {{{bad[0]}}} is not a plain column name")
-    return list(dict.fromkeys(fields))
+    columns = []
+    for field in fields:
+        matched = _FIELD.fullmatch(field)
+        if matched is None:
+            raise ConfigError(
+                f"{key}: {{{field}}} is not a column name (or a column indexed with [key])"
+            )
+        columns.append(matched.group(1))
+    return list(dict.fromkeys(columns))
 
 
 def _is_number(text: str) -> bool:
@@ -57,13 +68,17 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def fill(template: str, row: dict[str, Any]) -> str:
-    """The template with the row's values; lists (words, tags) are joined with spaces."""
+def fill(template: str, row: dict[str, Any], where: str = "a row") -> str:
+    """The template with the row's values; lists (words, tags) are joined with spaces. A value
+    the template indexes but the row lacks is a DataError naming `where`."""
     values = {
         key: " ".join(map(str, value)) if isinstance(value, list) else value
         for key, value in row.items()
     }
-    return template.format_map(values)
+    try:
+        return template.format_map(values)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise DataError(f"{where}: cannot fill the template {template!r} ({error!r})") from None
 
 
 class TextToText(TaskKind):
@@ -116,7 +131,10 @@ class TextToText(TaskKind):
         for index, row in enumerate(rows.rows):
             for column in self.target_columns:
                 check_value(row, column, rows.where(index))
-        return [fill(self.spec.target_template, row) for row in rows.rows]
+        return [
+            fill(self.spec.target_template, row, rows.where(index))
+            for index, row in enumerate(rows.rows)
+        ]
 
     def encode_inputs(
         self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
@@ -142,6 +160,8 @@ class TextToText(TaskKind):
                 "generated target could not end"
             )
         self.check_inputs(rows.rows, rows.where)
+        for index, row in enumerate(rows.rows):
+            fill(self.prompt_template, row, rows.where(index))
         features = self.encode_inputs(rows.rows, tokenizer)
         features.update(self.encode_targets(rows))
         target_ids = tokenizer(
