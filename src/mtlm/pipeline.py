@@ -18,7 +18,7 @@ from mtlm.inference import predict_features
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.tasks.classification import Classification
 from mtlm.tasks.regression import Regression
-from mtlm.tasks.token_classification import TokenClassification, _first_subwords
+from mtlm.tasks.token_classification import TokenClassification, first_subwords
 
 
 class MultiTaskPipeline:
@@ -132,7 +132,7 @@ class MultiTaskPipeline:
         features: dict[str, list[Any]] = {key: list(value) for key, value in encoded.items()}
         if tagging:
             features["word_starts"] = [
-                _first_subwords(word_ids(text, text_offsets, text_special))
+                first_subwords(word_ids(text, text_offsets, text_special))
                 for text, text_offsets, text_special in zip(texts, offsets, special, strict=True)
             ]
         return features

@@ -101,7 +101,7 @@ class TokenClassification(TaskKind):
         )
         features: Features = {key: list(value) for key, value in encoded.items()}
         features["word_starts"] = [
-            _first_subwords(encoded.word_ids(index)) for index in range(len(rows))
+            first_subwords(encoded.word_ids(index)) for index in range(len(rows))
         ]
         return features
 
@@ -188,7 +188,7 @@ class TokenClassification(TaskKind):
         return [{"tags": [self.label_names[majority]] * len(row)} for row in references]
 
 
-def _first_subwords(word_ids: list[int | None]) -> list[int]:
+def first_subwords(word_ids: list[int | None]) -> list[int]:
     previous = None
     starts = []
     for word in word_ids:
