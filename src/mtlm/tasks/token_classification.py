@@ -189,6 +189,8 @@ class TokenClassification(TaskKind):
 
 
 def first_subwords(word_ids: list[int | None]) -> list[int]:
+    """For each sub-word, 1 + its word's index if it starts the word, else 0 (a continuation,
+    a special token or padding)."""
     previous = None
     starts = []
     for word in word_ids:
