@@ -1,9 +1,11 @@
 """Export one task of a MultiTaskModel as a plain Hugging Face model folder.
 
 The folder (config.json, model.safetensors, tokenizer files) loads with
-`AutoModelForSequenceClassification` or `AutoModelForTokenClassification`, and so with
-`transformers.pipeline`, without mtlm. Weights are mapped by the exported class's own layout,
-and the folder is published only once a reloaded copy reproduces mtlm's outputs.
+`AutoModelForSequenceClassification` or `AutoModelForTokenClassification` (a task with a
+head), or `AutoModelForCausalLM` / `AutoModelForSeq2SeqLM` (a text-to-text task: its own
+language model, adapter merged), and so with `transformers.pipeline`, without mtlm. Weights
+are mapped by the exported class's own layout, and the folder is published only once a
+reloaded copy reproduces mtlm's outputs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -44,6 +48,8 @@ PROBES = [
 ]
 PAIR_PROBES = list(zip(PROBES, PROBES[1:] + PROBES[:1], strict=True))
 
+_LANGUAGE_MODEL_CLASSES = {"causal": AutoModelForCausalLM, "seq2seq": AutoModelForSeq2SeqLM}
+
 #: float32 reorders a few sums (a merged LoRA weight, folded regression scale); no more.
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
@@ -64,8 +70,13 @@ def export_task(model: MultiTaskModel | str | Path, task: str, output_dir: str |
     if model.tokenizer is None:
         raise ConfigError("--model: the model has no tokenizer to export with the task")
     backbone = task_backbone(model, task)
-    auto_class, config = hf_config(kind, backbone.config)
-    exported = build_exported(model, task, backbone, auto_class, config)
+    if kind.uses_language_model_head:
+        exported, auto_class = backbone, _LANGUAGE_MODEL_CLASSES[model.family]
+        check = verify_language_model
+    else:
+        auto_class, config = hf_config(kind, backbone.config)
+        exported = build_exported(model, task, backbone, auto_class, config)
+        check = verify
     output_dir = Path(output_dir)
     with staged_directory(output_dir) as staging:
         exported.save_pretrained(staging)
@@ -73,7 +84,7 @@ def export_task(model: MultiTaskModel | str | Path, task: str, output_dir: str |
         # `truncation=True` in a pipeline then cuts inputs where mtlm cut them in training
         tokenizer.model_max_length = kind.spec.max_length
         tokenizer.save_pretrained(staging)
-        verify(model, task, auto_class, staging)
+        check(model, task, auto_class, staging)
     return output_dir
 
 
@@ -218,6 +229,35 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
         expected, actual = expected[real], actual[real]
     if not torch.allclose(actual, expected, **TOLERANCE):
         difference = float((actual - expected).abs().max())
+        raise ConfigError(
+            f"--task: the exported {type(exported).__name__} does not reproduce mtlm's outputs "
+            f"for {task!r} (largest difference {difference:.3g}); nothing was written"
+        )
+
+
+def verify_language_model(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> None:
+    """Reload a text-to-text task's exported language model and check it gives the logits
+    mtlm's model gives for the task on the probe texts; a ConfigError if it does not."""
+    exported = auto_class.from_pretrained(folder, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    inputs = dict(tokenizer(PROBES, padding=True, return_tensors="pt"))
+    if model.family == "seq2seq":
+        inputs["decoder_input_ids"] = inputs["input_ids"][:, :4]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            encoder = model.sharing.encoder(task)
+            expected = encoder(**{k: v.to(device) for k, v in inputs.items()}).logits.cpu()
+            actual = exported(**inputs).logits
+    finally:
+        model.train(was_training)
+    # A causal model's padded positions predict nothing; every decoder position counts.
+    causal = model.family == "causal"
+    real = inputs["attention_mask"].bool() if causal else torch.ones(actual.shape[:2]).bool()
+    if not torch.allclose(actual[real], expected[real], **TOLERANCE):
+        difference = float((actual[real] - expected[real]).abs().max())
         raise ConfigError(
             f"--task: the exported {type(exported).__name__} does not reproduce mtlm's outputs "
             f"for {task!r} (largest difference {difference:.3g}); nothing was written"

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 import torch
 from conftest import sentiment_rows, tagging_rows, write_jsonl
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mtlm import ConfigError, MultiTaskModel, Trainer
 from mtlm.config import config_from_dict
 from mtlm.evaluation.evaluate import trivial_baseline
+from mtlm.export import export_task
 
 SENTIMENT = {
     "name": "sentiment",
@@ -154,3 +156,29 @@ def test_each_family_refuses_the_kinds_it_cannot_serve(
         Trainer(experiment(tiny_decoder_dir, data_files, tmp_path, [head_task]))
     with pytest.raises(ConfigError, match=r"tasks\[sentiment\].kind: .* is an encoder model"):
         Trainer(experiment(tiny_model_dir, data_files, tmp_path, [SENTIMENT]))
+
+
+@pytest.mark.parametrize("sharing", [{"kind": "hard"}, {"kind": "lora", "r": 4}])
+def test_an_exported_text_to_text_task_generates_what_mtlm_predicts(
+    tiny_decoder_dir, data_files, tmp_path, sharing
+):
+    config = experiment(
+        tiny_decoder_dir,
+        data_files,
+        tmp_path,
+        [SENTIMENT, TAGS],
+        sharing=sharing,
+        training={"max_steps": 30},
+    )
+    trainer = Trainer(config)
+    trainer.train()
+    out = export_task(tmp_path / "run", "sentiment", tmp_path / "exported")
+    exported = AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    answers = []
+    for text in TEXTS:
+        prompt = tokenizer(f"review: {text} sentiment:", return_tensors="pt")
+        generated = exported.generate(**prompt, max_new_tokens=4, do_sample=False)
+        new_tokens = generated[0, prompt["input_ids"].shape[1] :]
+        answers.append(tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
+    assert answers == trainer.model.predict("sentiment", TEXTS)
