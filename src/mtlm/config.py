@@ -37,7 +37,7 @@ class DataSpec(_Strict):
     hub_config: str | None = None
     hub_kwargs: dict[str, Any] = Field(default_factory=dict)
     bundled: str | None = None
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll", "text"] = "auto"
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     split_seed: int = 0
@@ -131,7 +131,8 @@ class TaskSpec(_Strict):
                 f"stride ({self.stride}) is the overlap of consecutive windows of a long context "
                 f"and must be below max_length ({self.max_length})"
             )
-        if self.kind in ("regression", "multiple_choice") and (self.class_weights or self.resample):
+        classless = ("regression", "multiple_choice", "text_to_text", "language_modeling")
+        if self.kind in classless and (self.class_weights or self.resample):
             raise ValueError(
                 f"class_weights and resample need a fixed set of classes; {self.kind} has none"
             )

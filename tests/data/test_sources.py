@@ -86,6 +86,17 @@ def test_explicit_format_overrides_the_suffix(tmp_path: Path) -> None:
     assert "'.txt'" in message
 
 
+def test_plain_text_gives_a_row_per_non_empty_line_under_the_text_column(tmp_path) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("the first line\n\n  the second line \n", encoding="utf-8")
+    task = spec(
+        {"train": str(path), "format": "text"}, kind="language_modeling", text_column="body"
+    )
+    (train,) = read_task_splits(task)[0].values()
+    assert train.rows == [{"body": "the first line"}, {"body": "the second line"}]
+    assert train.where(1) == f"{path}, line 3"
+
+
 def test_parquet(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

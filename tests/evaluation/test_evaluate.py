@@ -36,6 +36,16 @@ def test_aggregate_negates_lower_is_better_metrics() -> None:
     assert aggregate_score(scores, tasks) == pytest.approx((0.8 - 0.5 + 0.4) / 3)
 
 
+def test_an_auxiliary_language_modeling_task_stays_out_of_the_aggregate() -> None:
+    tasks = {"sentiment": kind("classification"), "lm": kind("language_modeling")}
+    scores = {
+        "sentiment": {"primary": "accuracy", "accuracy": 0.8},
+        "lm": {"primary": "perplexity", "perplexity": 250.0},
+    }
+    assert aggregate_score(scores, tasks) == pytest.approx(0.8)
+    assert aggregate_score({"lm": scores["lm"]}, tasks) == pytest.approx(-250.0)
+
+
 def test_aggregate_skips_non_finite_values_and_can_be_empty() -> None:
     tasks = {"a": kind("classification"), "b": kind("regression")}
     scores = {

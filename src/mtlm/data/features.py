@@ -38,8 +38,14 @@ _NOT_FEATURE_SETTINGS = frozenset(
         "oversample",
         "class_weights",
         "resample",
+        "mlm_probability",
+        "max_new_tokens",
+        "decoding",
     }
 )
+#: What a task learns from its model rather than its rows (the model binds it after the
+#: features are built) or what shapes only the loss.
+_NOT_FEATURE_STATE = frozenset({"class_weights", "family", "vocab_size", "mask_token_id"})
 #: Data settings that change how a file's bytes become rows (the file hash does not cover them).
 _PARSE_SETTINGS = ("format", "conll_token_column", "conll_tag_column")
 
@@ -89,8 +95,7 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def _cache_key(data_fingerprint: str, task: TaskKind, tokenizer_hash: str) -> str:
     settings = task.spec.model_dump(mode="json", exclude=_NOT_FEATURE_SETTINGS)
-    # Class weights shape the loss, and the model family the batches, not the features.
-    state = {k: v for k, v in task.state.items() if k not in ("class_weights", "family")}
+    state = {k: v for k, v in task.state.items() if k not in _NOT_FEATURE_STATE}
     settings.update({name: getattr(task.spec.data, name) for name in _PARSE_SETTINGS})
     description = json.dumps(
         [FEATURES_VERSION, data_fingerprint, settings, state, tokenizer_hash],

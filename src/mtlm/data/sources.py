@@ -119,6 +119,8 @@ def read_file(path: str, fmt: str = "auto", spec: TaskSpec | None = None) -> Spl
             rows, locators = _parse_jsonl(text, path)
         elif fmt == "conll":
             rows, locators = _parse_conll(text, path, spec)
+        elif fmt == "text":
+            rows, locators = _parse_text(text, spec.text_column if spec else "text")
         else:
             rows, locators = _parse_delimited(text, "\t" if fmt == "tsv" else ",", path)
     return SplitRows(rows, path, locators, fingerprint)
@@ -150,6 +152,13 @@ def _parse_jsonl(text: str, path: str) -> tuple[list[dict[str, Any]], list[str]]
         rows.append(row)
         locators.append(f"line {number}")
     return rows, locators
+
+
+def _parse_text(text: str, column: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per non-empty line of plain text (a language-modelling corpus), under `column`."""
+    numbered = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1)]
+    rows = [{column: line} for _, line in numbered if line]
+    return rows, [f"line {number}" for number, line in numbered if line]
 
 
 def _parse_delimited(

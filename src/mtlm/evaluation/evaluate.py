@@ -48,9 +48,11 @@ def results(
 
 
 def aggregate_score(scores: dict[str, dict[str, Any]], tasks: dict[str, TaskKind]) -> float | None:
-    """Mean of the tasks' primary metrics; a lower-is-better metric counts negated."""
+    """Mean of the tasks' primary metrics; a lower-is-better metric counts negated. Auxiliary
+    tasks (language modeling: perplexity, on another scale) count only when all tasks are."""
+    main = {name: m for name, m in scores.items() if not tasks[name].auxiliary}
     values = []
-    for name, metrics in scores.items():
+    for name, metrics in (main or scores).items():
         primary = metrics["primary"]
         value = metrics[primary]
         values.append(value if tasks[name].higher_is_better(primary) else -value)

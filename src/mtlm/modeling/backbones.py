@@ -70,7 +70,7 @@ def check_task_kinds(family: Family, kinds: Mapping[str, type[TaskKind]], model:
         served = " or ".join(sorted(kind.families))
         advice = (
             "; cast the task as text_to_text (a prompt and a target template)"
-            if "encoder" in kind.families
+            if kind.families == {"encoder"}
             else ""
         )
         raise ConfigError(

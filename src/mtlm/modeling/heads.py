@@ -58,3 +58,26 @@ class TokenHead(nn.Module):
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits of shape [batch, length, num_outputs]."""
         return self.out(self.dropout(hidden_states))
+
+
+class MaskedLMHead(nn.Module):
+    """A vocabulary distribution at every position: dense, GELU, layer norm and a projection to
+    the vocabulary, the shape of BERT's masked-LM head (Devlin et al., 2019)."""
+
+    def __init__(self, hidden_size: int, vocab_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.activation = nn.GELU()
+        self.norm = nn.LayerNorm(hidden_size)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def start_from_embeddings(self, embeddings: nn.Embedding) -> None:
+        """Start the projection as a copy of the backbone's input embeddings with zero bias, as
+        BERT ties the two; a copy, not a tie, since heads are saved apart from the backbone."""
+        with torch.no_grad():
+            self.out.weight.copy_(embeddings.weight)
+            self.out.bias.zero_()
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits of shape [batch, length, vocab_size]."""
+        return self.out(self.norm(self.activation(self.dense(hidden_states))))

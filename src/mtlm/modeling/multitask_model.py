@@ -21,9 +21,10 @@ from mtlm.config import SharingSpec, TaskSpec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
-from mtlm.modeling.heads import SequenceHead
+from mtlm.modeling.heads import MaskedLMHead, SequenceHead
 from mtlm.modeling.sharing import HardSharing, Sharing, build_sharing, load_sharing
 from mtlm.tasks import KINDS, TaskKind
+from mtlm.tasks.language_modeling import LanguageModeling
 
 MTLM_CONFIG = "mtlm_config.json"
 
@@ -68,6 +69,9 @@ class MultiTaskModel(nn.Module):
             for head in self.heads.values():
                 if isinstance(head, SequenceHead):
                     head.start_from_pooler(pooler)
+        for head in self.heads.values():
+            if isinstance(head, MaskedLMHead):
+                head.start_from_embeddings(self.sharing.base.get_input_embeddings())
         accepted = inspect.signature(self.sharing.base.forward).parameters
         self._backbone_inputs = [
             key for key in ("input_ids", "attention_mask", "token_type_ids") if key in accepted
@@ -92,7 +96,8 @@ class MultiTaskModel(nn.Module):
         return cls(build_sharing(sharing or SharingSpec(), backbone, list(tasks)), tasks, tokenizer)
 
     def _bind_family(self) -> None:
-        """Refuse kinds the model cannot serve; tell every task which family it runs on."""
+        """Refuse kinds the model cannot serve; tell every task which family it runs on, and a
+        language-modelling task the vocabulary it predicts."""
         config = self.sharing.base.config
         architecture = ", ".join(config.architectures or []) or config.model_type
         check_task_kinds(
@@ -100,6 +105,11 @@ class MultiTaskModel(nn.Module):
         )
         for task in self.tasks.values():
             task.state["family"] = self.family
+            if isinstance(task, LanguageModeling):
+                # Here, not when tokenizing: features may come from the cache, and the head
+                # must match the embeddings it starts from.
+                rows = self.sharing.base.get_input_embeddings().num_embeddings
+                task.bind_vocabulary(self.tokenizer, rows)
 
     # --- forward --------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:

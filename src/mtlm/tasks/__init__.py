@@ -3,6 +3,7 @@
 from mtlm.tasks.base import TaskKind
 from mtlm.tasks.classification import Classification
 from mtlm.tasks.extractive_qa import ExtractiveQA
+from mtlm.tasks.language_modeling import LanguageModeling
 from mtlm.tasks.multiple_choice import MultipleChoice
 from mtlm.tasks.regression import Regression
 from mtlm.tasks.text_to_text import TextToText
@@ -17,6 +18,7 @@ KINDS: dict[str, type[TaskKind]] = {
         MultipleChoice,
         ExtractiveQA,
         TextToText,
+        LanguageModeling,
     )
 }
 

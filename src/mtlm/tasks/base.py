@@ -37,6 +37,9 @@ class TaskKind(ABC):
     families: ClassVar[frozenset[str]] = frozenset({"encoder"})
     #: Whether answers are generated text, so that evaluation and prediction generate.
     generates: ClassVar[bool] = False
+    #: Whether the task only helps the others (language modeling): its score is reported but
+    #: left out of the aggregate that picks the best checkpoint, unless all tasks are such.
+    auxiliary: ClassVar[bool] = False
 
     def __init__(self, spec: TaskSpec, state: dict[str, Any] | None = None) -> None:
         self.spec = spec

@@ -81,6 +81,37 @@ def fill(template: str, row: dict[str, Any], where: str = "a row") -> str:
         raise DataError(f"{where}: cannot fill the template {template!r} ({error!r})") from None
 
 
+def causal_batch(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Padded sequences for a causal LM: labels are the tokens after each row's `prompt_length`
+    (-100 on the prompt and the padding), and `prompt_length` goes along so that the model
+    keeps the logits of target positions only."""
+    batch = pad_features(
+        [
+            {
+                "input_ids": f["input_ids"],
+                "attention_mask": f["attention_mask"],
+                "labels": [_IGNORE] * f["prompt_length"] + f["input_ids"][f["prompt_length"] :],
+            }
+            for f in features
+        ],
+        pad_token_id,
+    )
+    batch["prompt_length"] = torch.tensor([f["prompt_length"] for f in features])
+    return batch
+
+
+def next_token_aligned(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A causal LM's logits and the labels they predict, position by position.
+
+    Position t predicts token t + 1, and the model may return logits for the last k positions
+    only (`logits_to_keep`): the kept logits but the last score the last k - 1 labels.
+    """
+    kept = logits.shape[1]
+    return logits[:, :-1], labels[:, labels.shape[1] - kept + 1 :]
+
+
 class TextToText(TaskKind):
     """A prompt and a target text; metrics by generation (or by scoring each label)."""
 
@@ -190,19 +221,7 @@ class TextToText(TaskKind):
             targets = [f["input_ids"][f["prompt_length"] :] for f in features]
             batch["labels"] = pad_features([{"labels": t} for t in targets], pad_token_id)["labels"]
             return batch
-        batch = pad_features(
-            [
-                {
-                    "input_ids": f["input_ids"],
-                    "attention_mask": f["attention_mask"],
-                    "labels": [_IGNORE] * f["prompt_length"] + f["input_ids"][f["prompt_length"] :],
-                }
-                for f in features
-            ],
-            pad_token_id,
-        )
-        batch["prompt_length"] = torch.tensor([f["prompt_length"] for f in features])
-        return batch
+        return causal_batch(features, pad_token_id)
 
     # --- model ----------------------------------------------------------------------------
     def build_head(self, hidden_size: int) -> nn.Module:
@@ -227,17 +246,11 @@ class TextToText(TaskKind):
     def _aligned(
         self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and the labels they predict, position by position.
-
-        A causal LM's position t predicts token t + 1, and it may return logits for the last k
-        positions only (`logits_to_keep`): the kept logits but the last score the last k - 1
-        labels.
-        """
+        """Logits and the labels they predict, position by position."""
         logits, labels = head_output.float(), batch["labels"]
         if self.state.get("family", "causal") == "seq2seq":
             return logits, labels
-        kept = logits.shape[1]
-        return logits[:, :-1], labels[:, labels.shape[1] - kept + 1 :]
+        return next_token_aligned(logits, labels)
 
     def predict(self, head_output: Any, batch: dict[str, torch.Tensor]) -> list[Any]:
         """The generated texts (the model decodes them), without surrounding white space."""
