@@ -185,51 +185,96 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-@pytest.fixture
-def task_files(tmp_path: Path) -> dict[str, dict[str, Path]]:
-    """Train/validation/test JSONL files for a sentiment task and a tagging task."""
+def write_task_files(root: Path) -> dict[str, dict[str, Path]]:
+    """Train/validation/test JSONL files for a sentiment task and a tagging task under root."""
     files: dict[str, dict[str, Path]] = {"sentiment": {}, "tagging": {}}
     for split, count, seed in (("train", 64, 0), ("validation", 24, 1), ("test", 24, 2)):
         files["sentiment"][split] = write_jsonl(
-            tmp_path / "data" / f"sentiment_{split}.jsonl", sentiment_rows(count, seed)
+            root / "data" / f"sentiment_{split}.jsonl", sentiment_rows(count, seed)
         )
         files["tagging"][split] = write_jsonl(
-            tmp_path / "data" / f"tagging_{split}.jsonl", tagging_rows(count, seed)
+            root / "data" / f"tagging_{split}.jsonl", tagging_rows(count, seed)
         )
     return files
+
+
+def three_task_config(
+    model_dir: Path, files: dict[str, dict[str, Path]], root: Path, **training: Any
+) -> ExperimentConfig:
+    """A three-task config (classification, regression, tagging) on `model_dir`, writing under
+    root; keyword arguments override `training` keys."""
+    sentiment = {split: str(path) for split, path in files["sentiment"].items()}
+    tagging = {split: str(path) for split, path in files["tagging"].items()}
+    raw = {
+        "model": {"name_or_path": str(model_dir)},
+        "cache_dir": str(root / "features"),
+        "tasks": [
+            {"name": "sentiment", "kind": "classification", "data": sentiment},
+            {"name": "score", "kind": "regression", "data": sentiment, "label_column": "score"},
+            {"name": "tagging", "kind": "token_classification", "data": tagging},
+        ],
+        "training": {
+            "output_dir": str(root / "run"),
+            "max_steps": 30,
+            "batch_size": 8,
+            "learning_rate": 1e-3,
+            "logging_steps": 5,
+            "eval_steps": 15,
+            "progress_bar": False,
+            **training,
+        },
+    }
+    return config_from_dict(raw)
+
+
+@pytest.fixture
+def task_files(tmp_path: Path) -> dict[str, dict[str, Path]]:
+    """Train/validation/test JSONL files for a sentiment task and a tagging task."""
+    return write_task_files(tmp_path)
 
 
 @pytest.fixture
 def make_config(
     tiny_model_dir: Path, task_files: dict[str, dict[str, Path]], tmp_path: Path
 ) -> Callable[..., ExperimentConfig]:
-    """A three-task config (classification, regression, tagging) on the tiny model.
-
-    Keyword arguments override `training` keys.
-    """
+    """`three_task_config` on the tiny model: keyword arguments override `training` keys."""
 
     def build(**training: Any) -> ExperimentConfig:
-        sentiment = {split: str(path) for split, path in task_files["sentiment"].items()}
-        tagging = {split: str(path) for split, path in task_files["tagging"].items()}
-        raw = {
-            "model": {"name_or_path": str(tiny_model_dir)},
-            "cache_dir": str(tmp_path / "features"),
-            "tasks": [
-                {"name": "sentiment", "kind": "classification", "data": sentiment},
-                {"name": "score", "kind": "regression", "data": sentiment, "label_column": "score"},
-                {"name": "tagging", "kind": "token_classification", "data": tagging},
-            ],
-            "training": {
-                "output_dir": str(tmp_path / "run"),
-                "max_steps": 30,
-                "batch_size": 8,
-                "learning_rate": 1e-3,
-                "logging_steps": 5,
-                "eval_steps": 15,
-                "progress_bar": False,
-                **training,
-            },
-        }
-        return config_from_dict(raw)
+        return three_task_config(tiny_model_dir, task_files, tmp_path, **training)
 
     return build
+
+
+#: Label names and target statistics of the fixture's tasks and of a text-pair task, for models
+#: built without training.
+TASK_STATES = {
+    "sentiment": {"label_names": ["neg", "pos"]},
+    "score": {"mean": 2.5, "std": 0.7},
+    "tagging": {"label_names": ["CC", "DT", "JJ", "NN", "PRP", "RB", "VB"]},
+    "pair": {"label_names": ["contradiction", "entailment", "neutral"]},
+}
+PAIRS = [("the movie was great", "it is boring"), ("a dull plot", "a dull plot and a dull film")]
+
+
+def four_task_model(
+    config: ExperimentConfig, model_dir: Path, sharing: dict[str, Any], pooling: str = "cls"
+) -> Any:
+    """The config's three tasks and a text-pair task on `model_dir`, in eval mode, with every
+    task's own backbone weights made distinct (soft backbones start equal, LoRA's B at zero)."""
+    from mtlm.config import SharingSpec
+    from mtlm.modeling.multitask_model import MultiTaskModel
+    from mtlm.tasks import KINDS
+
+    specs = list(config.tasks)
+    specs[0] = specs[0].model_copy(update={"pooling": pooling})
+    specs.append(specs[0].model_copy(update={"name": "pair", "text_pair_column": "pair"}))
+    tasks = {spec.name: KINDS[spec.kind](spec, TASK_STATES[spec.name]) for spec in specs}
+    torch.manual_seed(1)
+    model = MultiTaskModel.from_backbone(
+        str(model_dir), tasks, sharing=SharingSpec.model_validate(sharing)
+    )
+    with torch.no_grad():
+        for name in tasks:
+            for parameter in model.sharing.task_parameters(name):
+                parameter.add_(torch.randn_like(parameter) * 0.05)
+    return model.eval()

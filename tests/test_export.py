@@ -7,43 +7,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import PAIRS, TASK_STATES, four_task_model
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer, pipeline
 
 from mtlm import ConfigError, MultiTaskModel
-from mtlm.config import SharingSpec
 from mtlm.export import export_task
 from mtlm.modeling.heads import SequenceHead
 from mtlm.modeling.multitask_model import MTLM_CONFIG
-from mtlm.tasks import KINDS
 
 TEXTS = ["the movie was great", "a very dull plot", "it is awful and boring", "lovely film"]
-PAIRS = [("the movie was great", "it is boring"), ("a dull plot", "a dull plot and a dull film")]
-STATES = {
-    "sentiment": {"label_names": ["neg", "pos"]},
-    "score": {"mean": 2.5, "std": 0.7},
-    "tagging": {"label_names": ["CC", "DT", "JJ", "NN", "PRP", "RB", "VB"]},
-    "pair": {"label_names": ["contradiction", "entailment", "neutral"]},
-}
 SHARING = {"hard": {"kind": "hard"}, "soft": {"kind": "soft"}, "lora": {"kind": "lora", "r": 4}}
 
 
 def build_model(make_config, tiny_model_dir: Path, sharing: dict, pooling: str = "cls"):
     """The tiny model with a text-pair task added, each task's own weights made distinct."""
-    specs = list(make_config().tasks)
-    specs[0] = specs[0].model_copy(update={"pooling": pooling})
-    specs.append(specs[0].model_copy(update={"name": "pair", "text_pair_column": "pair"}))
-    tasks = {spec.name: KINDS[spec.kind](spec, STATES[spec.name]) for spec in specs}
-    torch.manual_seed(1)
-    model = MultiTaskModel.from_backbone(
-        str(tiny_model_dir), tasks, sharing=SharingSpec.model_validate(sharing)
-    )
-    with torch.no_grad():
-        # Soft backbones start equal and LoRA's B matrices at zero: make them count.
-        for name in tasks:
-            for parameter in model.sharing.task_parameters(name):
-                parameter.add_(torch.randn_like(parameter) * 0.05)
-    return model.eval()
+    return four_task_model(make_config(), tiny_model_dir, sharing, pooling)
 
 
 @pytest.mark.parametrize("sharing", list(SHARING), ids=list(SHARING))
@@ -55,7 +34,7 @@ def test_exported_tasks_predict_what_mtlm_predicts(make_config, tiny_model_dir, 
         source = str(tmp_path / "saved")
     else:
         source = model
-    folders = {task: export_task(source, task, tmp_path / task) for task in STATES}
+    folders = {task: export_task(source, task, tmp_path / task) for task in TASK_STATES}
 
     classify = pipeline("text-classification", model=str(folders["sentiment"]), top_k=None)
     for ours, theirs in zip(model.predict("sentiment", TEXTS), classify(TEXTS), strict=True):
@@ -109,7 +88,7 @@ def test_exported_config_names_the_labels_and_the_plain_class(
         if task == "score":
             assert len(config["id2label"]) == 1
             continue
-        names = STATES[task]["label_names"]
+        names = TASK_STATES[task]["label_names"]
         assert config["id2label"] == {str(i): name for i, name in enumerate(names)}
         assert config["label2id"] == {name: i for i, name in enumerate(names)}
         assert AutoTokenizer.from_pretrained(folder).model_max_length == 128

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
+from conftest import PAIRS, four_task_model
 
 from mtlm import ConfigError, MultiTaskModel
-from mtlm.config import SharingSpec
 from mtlm.pipeline import MultiTaskPipeline, word_ids
-from mtlm.tasks import KINDS
 
 TEXTS = [
     "the movie was great",
@@ -17,27 +15,11 @@ TEXTS = [
     "lovely",
     "the plots were superb and the films are fine",  # sub-words: plot ##s, film ##s
 ]
-PAIRS = [("the movie was great", "it is boring"), ("a dull plot", "a dull plot and a dull film")]
-STATES = {
-    "sentiment": {"label_names": ["neg", "pos"]},
-    "score": {"mean": 2.5, "std": 0.7},
-    "tagging": {"label_names": ["CC", "DT", "JJ", "NN", "PRP", "RB", "VB"]},
-    "pair": {"label_names": ["contradiction", "entailment", "neutral"]},
-}
 
 
 def build_model(make_config, tiny_model_dir, kind: str = "hard") -> MultiTaskModel:
     """The tiny three-task model and a text-pair task; soft backbones made distinct."""
-    specs = list(make_config().tasks)
-    specs.append(specs[0].model_copy(update={"name": "pair", "text_pair_column": "pair"}))
-    tasks = {spec.name: KINDS[spec.kind](spec, STATES[spec.name]) for spec in specs}
-    torch.manual_seed(1)
-    model = MultiTaskModel.from_backbone(str(tiny_model_dir), tasks, sharing=SharingSpec(kind=kind))
-    with torch.no_grad():
-        for name in tasks:
-            for parameter in model.sharing.task_parameters(name):
-                parameter.add_(torch.randn_like(parameter) * 0.05)
-    return model.eval()
+    return four_task_model(make_config(), tiny_model_dir, {"kind": kind})
 
 
 def assert_same(ours: list, theirs: list) -> None:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import sentiment_rows, tagging_rows, write_jsonl
+from conftest import three_task_config, write_task_files
 from matplotlib.image import imread
 
 from mtlm import Trainer
-from mtlm.config import config_from_dict
 from mtlm.errors import ConfigError
 from mtlm.evaluation import run_report
 from mtlm.evaluation.run_report import write_report
@@ -26,29 +25,8 @@ TASKS = ("sentiment", "score", "tagging")
 def trained_run(tiny_model_dir, tmp_path_factory):
     """One short sampled-mode run of the three tiny tasks, shared by the tests that read it."""
     root = tmp_path_factory.mktemp("report")
-    sentiment, tagging = {}, {}
-    for split, count, seed in (("train", 64, 0), ("validation", 24, 1), ("test", 24, 2)):
-        sentiment[split] = str(write_jsonl(root / f"s_{split}.jsonl", sentiment_rows(count, seed)))
-        tagging[split] = str(write_jsonl(root / f"t_{split}.jsonl", tagging_rows(count, seed)))
-    config = config_from_dict(
-        {
-            "model": {"name_or_path": str(tiny_model_dir)},
-            "cache_dir": str(root / "features"),
-            "tasks": [
-                {"name": "sentiment", "kind": "classification", "data": sentiment},
-                {"name": "score", "kind": "regression", "data": sentiment, "label_column": "score"},
-                {"name": "tagging", "kind": "token_classification", "data": tagging},
-            ],
-            "training": {
-                "output_dir": str(root / "run"),
-                "max_steps": 20,
-                "batch_size": 8,
-                "learning_rate": 1e-3,
-                "logging_steps": 4,
-                "eval_steps": 10,
-                "progress_bar": False,
-            },
-        }
+    config = three_task_config(
+        tiny_model_dir, write_task_files(root), root, max_steps=20, logging_steps=4, eval_steps=10
     )
     Trainer(config).train()
     return root / "run"

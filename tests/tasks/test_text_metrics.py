@@ -8,6 +8,7 @@ from mtlm.tasks.text_metrics import (
     numeric_scores,
     parse_number,
     text_scores,
+    word_accuracy,
 )
 
 
@@ -45,3 +46,10 @@ def test_numbers_are_parsed_and_correlated_with_a_fallback_for_unparsed_ones():
     assert scores["numeric_parsed"] == pytest.approx(2 / 3)
     assert numeric_scores(["1", "2", "4"], ["1", "2", "3"])["pearson"] > 0.9
     assert numeric_scores(["1", "2"], ["positive", "negative"]) == {}
+
+
+def test_word_accuracy_compares_words_by_position_and_counts_extra_words_wrong():
+    assert word_accuracy(["DT NN VB"], ["DT NN VB"]) == 1.0
+    assert word_accuracy(["DT JJ VB"], ["DT NN VB"]) == pytest.approx(2 / 3)
+    # one word short of four, and one word too many on a two-word reference
+    assert word_accuracy(["DT NN VB", "NN VB IN"], ["DT NN VB CC", "NN VB"]) == pytest.approx(5 / 7)

@@ -130,6 +130,13 @@ def test_metrics_follow_the_kind_of_target():
     numbers = make_task([{"text": "a", "label": 1.5}, {"text": "b", "label": -2.0}])
     assert numbers.primary_metric == "pearson"
     assert numbers.metrics(["1.4", "-2"], ["1.5", "-2.0"])["pearson"] == pytest.approx(1.0)
+    tags = make_task(
+        [{"tokens": ["the", "movie"], "tags": ["DT", "NN"]}],
+        prompt_template="{tokens}",
+        target_template="{tags}",
+    )
+    assert tags.primary_metric == "word_accuracy"
+    assert tags.metrics(["DT VB"], ["DT NN"])["word_accuracy"] == pytest.approx(0.5)
     many_numbers = make_task([{"text": str(i), "label": i / 10} for i in range(60)])
     assert many_numbers.label_names is None
     assert many_numbers.primary_metric == "pearson"

@@ -46,6 +46,17 @@ def text_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[s
     }
 
 
+def word_accuracy(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Share of reference words matched by the predicted word at the same position (tagging
+    written as text: one tag per word); missing and extra words count as wrong."""
+    total = hits = 0
+    for prediction, reference in zip(predictions, references, strict=True):
+        gold, predicted = reference.split(), prediction.split()
+        total += max(len(gold), len(predicted))
+        hits += sum(g == p for g, p in zip(gold, predicted, strict=False))
+    return hits / total if total else math.nan
+
+
 _NUMBER = re.compile(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?")
 
 

@@ -31,7 +31,13 @@ from mtlm.data.batching import pad_features
 from mtlm.data.sources import SplitRows
 from mtlm.errors import ConfigError, DataError
 from mtlm.tasks.base import Features, TaskKind, check_value
-from mtlm.tasks.text_metrics import exact_match, normalise, numeric_scores, text_scores
+from mtlm.tasks.text_metrics import (
+    exact_match,
+    normalise,
+    numeric_scores,
+    text_scores,
+    word_accuracy,
+)
 
 #: Targets with at most this many distinct values in training are scored as labels.
 _MAX_LABELS = 50
@@ -152,6 +158,10 @@ class TextToText(TaskKind):
         self.state["label_names"] = sorted(counts) if len(counts) <= _MAX_LABELS else None
         self.state["numeric"] = bool(counts) and all(_is_number(target) for target in counts)
         self.state["most_common_target"] = counts.most_common(1)[0][0] if counts else ""
+        # A target written from a list column (tags, one per word) is scored word by word.
+        self.state["word_targets"] = any(
+            isinstance(row.get(column), list) for row in rows.rows for column in self.target_columns
+        )
         if self.spec.decoding == "score_labels" and self.label_names is None:
             raise ConfigError(
                 f"tasks[{self.spec.name}].decoding: score_labels needs label-like targets, and "
@@ -263,15 +273,20 @@ class TextToText(TaskKind):
 
     @property
     def default_primary_metric(self) -> str:
-        """Pearson for numeric targets, accuracy for labels, chrF for free text."""
+        """Pearson for numbers, word accuracy for word lists (tags), accuracy for labels, chrF
+        for free text."""
         if self.state.get("numeric"):
             return "pearson"
+        if self.state.get("word_targets"):
+            return "word_accuracy"
         return "accuracy" if self.label_names is not None else "chrf"
 
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
         """Exact match always; accuracy and macro-F1 for labels; BLEU, chrF and ROUGE-L for
-        free text; Pearson and MSE for numbers."""
+        free text; Pearson and MSE for numbers; word accuracy for word lists."""
         scores = {"exact_match": exact_match(predictions, references)}
+        if self.state.get("word_targets"):
+            scores["word_accuracy"] = word_accuracy(predictions, references)
         if self.label_names is not None:
             predicted = [normalise(p) for p in predictions]
             gold = [normalise(r) for r in references]
