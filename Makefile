@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/balancing.py --write
 	$(PY) benchmarks/sharing.py --write
+	$(PY) benchmarks/inference.py --write
 
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
