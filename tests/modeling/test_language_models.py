@@ -66,6 +66,21 @@ def experiment(model_dir: Path, files, tmp_path: Path, tasks: list[dict], **opti
     return config_from_dict(raw)
 
 
+def trained_decoder(model_dir, files, tmp_path, sharing: dict, steps: int) -> Trainer:
+    """The sentiment and tags tasks trained on the tiny decoder for a few steps."""
+    config = experiment(
+        model_dir,
+        files,
+        tmp_path,
+        [SENTIMENT, TAGS],
+        sharing=sharing,
+        training={"max_steps": steps},
+    )
+    trainer = Trainer(config)
+    trainer.train()
+    return trainer
+
+
 def test_a_causal_model_learns_a_text_to_text_task_and_reloads_exactly(
     tiny_decoder_dir, data_files, tmp_path
 ):
@@ -99,16 +114,7 @@ def test_a_sequence_to_sequence_model_trains_and_scores_labels(
 def test_adapters_and_soft_sharing_save_and_reload_on_a_decoder(
     tiny_decoder_dir, data_files, tmp_path, sharing
 ):
-    config = experiment(
-        tiny_decoder_dir,
-        data_files,
-        tmp_path,
-        [SENTIMENT, TAGS],
-        sharing=sharing,
-        training={"max_steps": 10},
-    )
-    trainer = Trainer(config)
-    trainer.train()
+    trainer = trained_decoder(tiny_decoder_dir, data_files, tmp_path, sharing, steps=10)
     reloaded = MultiTaskModel.from_pretrained(tmp_path / "run")
     for task in ("sentiment", "tags"):
         inputs = TEXTS if task == "sentiment" else [text.split() for text in TEXTS]
@@ -162,16 +168,7 @@ def test_each_family_refuses_the_kinds_it_cannot_serve(
 def test_an_exported_text_to_text_task_generates_what_mtlm_predicts(
     tiny_decoder_dir, data_files, tmp_path, sharing
 ):
-    config = experiment(
-        tiny_decoder_dir,
-        data_files,
-        tmp_path,
-        [SENTIMENT, TAGS],
-        sharing=sharing,
-        training={"max_steps": 30},
-    )
-    trainer = Trainer(config)
-    trainer.train()
+    trainer = trained_decoder(tiny_decoder_dir, data_files, tmp_path, sharing, steps=30)
     out = export_task(tmp_path / "run", "sentiment", tmp_path / "exported")
     exported = AutoModelForCausalLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
