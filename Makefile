@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/balancing.py --write
 	$(PY) benchmarks/sharing.py --write
 	$(PY) benchmarks/inference.py --write
+	$(PY) benchmarks/data_pipeline.py --write
 
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider

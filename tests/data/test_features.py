@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import sentiment_rows, tiny_tokenizer, write_jsonl
+from conftest import sentiment_rows, tiny_decoder_tokenizer, tiny_tokenizer, write_jsonl
 from datasets import Dataset
 
 from mtlm.config import TaskSpec
-from mtlm.data.features import load_task_data, training_subset
+from mtlm.data.features import load_task_data, tokenizer_fingerprint, training_subset
 from mtlm.tasks.classification import Classification
 
 
@@ -57,6 +57,16 @@ def test_second_load_reuses_the_cache(tmp_path: Path, prepare_calls: list[str]) 
     for split in first.splits:
         assert second.splits[split].to_dict() == first.splits[split].to_dict()
     assert second.task.label_names == first.task.label_names == ["neg", "pos"]
+
+
+def test_the_tokenizer_hash_ignores_truncation_an_earlier_call_left_behind() -> None:
+    # A fast tokenizer keeps the truncation of its last call; one task tokenized at
+    # max_length 64 must not make the next task's cache key differ from run to run.
+    tokenizer = tiny_decoder_tokenizer()
+    fresh = tokenizer_fingerprint(tokenizer)
+    tokenizer(["good movie", "bad plot"], truncation=True, max_length=3, padding=True)
+    assert tokenizer_fingerprint(tokenizer) == fresh
+    assert tokenizer_fingerprint(tiny_tokenizer()) != fresh
 
 
 def test_cached_features_equal_uncached_ones(tmp_path: Path) -> None:

@@ -85,7 +85,15 @@ def load_task_data(
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     """A hash of everything that decides how the tokenizer splits text."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    described = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab())
+    if backend is not None:
+        # A call with truncation or padding leaves those settings on the backend; they say
+        # nothing about how text is split, and would change the hash from one task to the next.
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        described = json.dumps(state, sort_keys=True)
+    else:
+        described = json.dumps(tokenizer.get_vocab())
     settings = json.dumps(
         [type(tokenizer).__name__, tokenizer.model_max_length, tokenizer.padding_side],
         default=str,
