@@ -211,16 +211,11 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
         tokenizer.pad_token_id or 0,
     )
     accepted = inspect.signature(exported.forward).parameters
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            on_device = {key: value.to(device) for key, value in batch.items()}
-            expected = model.forward_heads(on_device, [task])[task].float().cpu()
-            actual = exported(**{k: v for k, v in batch.items() if k in accepted}).logits
-    finally:
-        model.train(was_training)
+    with model.evaluating(), torch.no_grad():
+        device = next(model.parameters()).device
+        on_device = {key: value.to(device) for key, value in batch.items()}
+        expected = model.forward_heads(on_device, [task])[task].float().cpu()
+        actual = exported(**{k: v for k, v in batch.items() if k in accepted}).logits
     if isinstance(kind, Regression):
         expected = expected * kind.state["std"] + kind.state["mean"]
     if isinstance(kind, TokenClassification):
@@ -243,16 +238,11 @@ def verify_language_model(model: MultiTaskModel, task: str, auto_class: Any, fol
     inputs = dict(tokenizer(PROBES, padding=True, return_tensors="pt"))
     if model.family == "seq2seq":
         inputs["decoder_input_ids"] = inputs["input_ids"][:, :4]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            encoder = model.sharing.encoder(task)
-            expected = encoder(**{k: v.to(device) for k, v in inputs.items()}).logits.cpu()
-            actual = exported(**inputs).logits
-    finally:
-        model.train(was_training)
+    with model.evaluating(), torch.no_grad():
+        device = next(model.parameters()).device
+        encoder = model.sharing.encoder(task)
+        expected = encoder(**{k: v.to(device) for k, v in inputs.items()}).logits.cpu()
+        actual = exported(**inputs).logits
     # A causal model's padded positions predict nothing; every decoder position counts.
     causal = model.family == "causal"
     real = inputs["attention_mask"].bool() if causal else torch.ones(actual.shape[:2]).bool()

@@ -74,34 +74,31 @@ def predict_features(
     Each batch goes through the backbone once per group of tasks that share an encoder (once
     for all of them under hard sharing).
     """
-    was_training = model.training
-    model.eval()
     device = device or next(model.parameters()).device
     lead = model.tasks[task_names[0]]
     if lead.generates:
         from mtlm.modeling.generation import generate_answers
 
-        answers = generate_answers(model, task_names[0], features, batch_size, device)
-        model.train(was_training)
+        with model.evaluating():
+            answers = generate_answers(model, task_names[0], features, batch_size, device)
         return {task_names[0]: lead.predict(answers, {})}
-    pad_id = model.tokenizer.pad_token_id if model.tokenizer is not None else 0
-    pad_id = pad_id if pad_id is not None else 0
     count = len(features["input_ids"])
     order = sorted(range(count), key=lambda index: len(features["input_ids"][index]))
     predictions: dict[str, list[Any]] = {name: [None] * count for name in task_names}
     groups = pass_groups(model, task_names)
-    for start in range(0, count, batch_size):
-        indices = order[start : start + batch_size]
-        rows = [{key: values[index] for key, values in features.items()} for index in indices]
-        batch = {key: value.to(device) for key, value in lead.collate(rows, pad_id).items()}
-        for names in groups:
-            if lead.uses_language_model_head:
-                outputs = {name: model.task_output(name, batch).head for name in names}
-            else:
-                outputs = model.forward_heads(batch, names)
-            for name in names:
-                decoded = model.tasks[name].predict(outputs[name], batch)
-                for index, prediction in zip(indices, decoded, strict=True):
-                    predictions[name][index] = prediction
-    model.train(was_training)
+    with model.evaluating():
+        for start in range(0, count, batch_size):
+            indices = order[start : start + batch_size]
+            rows = [{key: values[index] for key, values in features.items()} for index in indices]
+            batch = lead.collate(rows, model.pad_token_id)
+            batch = {key: value.to(device) for key, value in batch.items()}
+            for names in groups:
+                if lead.uses_language_model_head:
+                    outputs = {name: model.task_output(name, batch).head for name in names}
+                else:
+                    outputs = model.forward_heads(batch, names)
+                for name in names:
+                    decoded = model.tasks[name].predict(outputs[name], batch)
+                    for index, prediction in zip(indices, decoded, strict=True):
+                        predictions[name][index] = prediction
     return predictions

@@ -143,9 +143,7 @@ def affinity_step(
     """
     shared = _shared_parameters(model)
     names = list(batches)
-    was_training = model.training
-    model.eval()
-    try:
+    with model.evaluating():
         gradients, before = [], []
         for name in names:
             loss = _loss(model, name, batches[name])
@@ -168,8 +166,6 @@ def affinity_step(
                 rows.append(1 - after / losses_before)
                 for parameter, value in zip(shared, saved, strict=True):
                     parameter.copy_(value)
-    finally:
-        model.train(was_training)
     return cosine_matrix(_gramian(gradients)), torch.stack(rows)
 
 

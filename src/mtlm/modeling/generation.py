@@ -48,7 +48,7 @@ def _generator(
     model: MultiTaskModel, task: str, device: torch.device
 ) -> Callable[[list[list[int]]], list[str]]:
     tokenizer = model.tokenizer
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = model.pad_token_id
     language_model = model.sharing.encoder(task)
     causal = model.family == "causal"
 
@@ -77,7 +77,7 @@ def _label_scorer(
     prompt: a closed-set answer that generation could miss by a token."""
     kind = model.tasks[task]
     tokenizer = model.tokenizer
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = model.pad_token_id
     labels = kind.label_names
     label_ids = [
         ids + [tokenizer.eos_token_id]

@@ -29,10 +29,11 @@ class SequenceHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_outputs)
 
-    def start_from_pooler(self, pooler_dense: nn.Module) -> None:
-        """Copy a pretrained pooler's dense layer into this head's, as Hugging Face's
-        sequence classifiers start from it."""
-        if self.dense is None:
+    def start_from_backbone(self, backbone: nn.Module) -> None:
+        """Copy the backbone's pretrained pooler (if it has one) into this head's dense layer,
+        as Hugging Face's sequence classifiers start from it."""
+        pooler_dense = getattr(getattr(backbone, "pooler", None), "dense", None)
+        if self.dense is None or pooler_dense is None:
             return
         with torch.no_grad():
             # weight/bias, not state_dict: a LoRA-wrapped layer exposes its base layer's here
@@ -71,11 +72,11 @@ class MaskedLMHead(nn.Module):
         self.norm = nn.LayerNorm(hidden_size)
         self.out = nn.Linear(hidden_size, vocab_size)
 
-    def start_from_embeddings(self, embeddings: nn.Embedding) -> None:
+    def start_from_backbone(self, backbone: nn.Module) -> None:
         """Start the projection as a copy of the backbone's input embeddings with zero bias, as
         BERT ties the two; a copy, not a tie, since heads are saved apart from the backbone."""
         with torch.no_grad():
-            self.out.weight.copy_(embeddings.weight)
+            self.out.weight.copy_(backbone.get_input_embeddings().weight)
             self.out.bias.zero_()
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,10 @@ heads as safetensors, the tasks as JSON. No pickle anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,10 +22,8 @@ from mtlm.config import SharingSpec, TaskSpec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
-from mtlm.modeling.heads import MaskedLMHead, SequenceHead
 from mtlm.modeling.sharing import HardSharing, Sharing, build_sharing, load_sharing
 from mtlm.tasks import KINDS, TaskKind
-from mtlm.tasks.language_modeling import LanguageModeling
 
 MTLM_CONFIG = "mtlm_config.json"
 
@@ -64,14 +63,12 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict(
             {name: task.build_head(hidden_size) for name, task in tasks.items()}
         )
-        pooler = getattr(getattr(self.sharing.base, "pooler", None), "dense", None)
-        if pooler is not None:
-            for head in self.heads.values():
-                if isinstance(head, SequenceHead):
-                    head.start_from_pooler(pooler)
         for head in self.heads.values():
-            if isinstance(head, MaskedLMHead):
-                head.start_from_embeddings(self.sharing.base.get_input_embeddings())
+            # Heads with a pretrained counterpart in the backbone (a pooler, the embeddings)
+            # start from it, as Hugging Face's task classes do.
+            start = getattr(head, "start_from_backbone", None)
+            if start is not None:
+                start(self.sharing.base)
         accepted = inspect.signature(self.sharing.base.forward).parameters
         self._backbone_inputs = [
             key for key in ("input_ids", "attention_mask", "token_type_ids") if key in accepted
@@ -95,21 +92,33 @@ class MultiTaskModel(nn.Module):
         backbone = load_backbone(location, revision)
         return cls(build_sharing(sharing or SharingSpec(), backbone, list(tasks)), tasks, tokenizer)
 
+    @property
+    def pad_token_id(self) -> int:
+        """The id batches are padded with: the tokenizer's pad token, else 0 (padding is masked
+        out either way)."""
+        pad = self.tokenizer.pad_token_id if self.tokenizer is not None else None
+        return 0 if pad is None else pad
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[MultiTaskModel]:
+        """Eval mode (no dropout) for the block, then the mode the model was in before."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
+
     def _bind_family(self) -> None:
-        """Refuse kinds the model cannot serve; tell every task which family it runs on, and a
-        language-modelling task the vocabulary it predicts."""
+        """Refuse kinds the model cannot serve; tell every task about the model it runs on."""
         config = self.sharing.base.config
         architecture = ", ".join(config.architectures or []) or config.model_type
         check_task_kinds(
             self.family, {name: type(task) for name, task in self.tasks.items()}, architecture
         )
+        vocabulary_size = self.sharing.base.get_input_embeddings().num_embeddings
         for task in self.tasks.values():
-            task.state["family"] = self.family
-            if isinstance(task, LanguageModeling):
-                # Here, not when tokenizing: features may come from the cache, and the head
-                # must match the embeddings it starts from.
-                rows = self.sharing.base.get_input_embeddings().num_embeddings
-                task.bind_vocabulary(self.tokenizer, rows)
+            task.bind_model(self.family, self.tokenizer, vocabulary_size)
 
     # --- forward --------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:

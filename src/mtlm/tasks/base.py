@@ -47,6 +47,13 @@ class TaskKind(ABC):
         #: saved with the model so that a reloaded task decodes exactly as before.
         self.state: dict[str, Any] = dict(state or {})
 
+    def bind_model(
+        self, family: str, tokenizer: PreTrainedTokenizerBase | None, vocabulary_size: int
+    ) -> None:
+        """Learn what the task needs from the model it runs on (its family, by default); the
+        model calls this when it is built, since features may come from the cache."""
+        self.state["family"] = family
+
     @property
     def uses_language_model_head(self) -> bool:
         """Whether the model's output for this task is its language model's logits (the family

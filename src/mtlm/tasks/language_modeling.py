@@ -67,6 +67,14 @@ class LanguageModeling(TaskKind):
             )
         return self.state["vocab_size"]
 
+    def bind_model(
+        self, family: str, tokenizer: PreTrainedTokenizerBase | None, vocabulary_size: int
+    ) -> None:
+        """The family, and the vocabulary the head predicts (the embeddings' rows, so that the
+        head matches the embeddings it starts from)."""
+        super().bind_model(family, tokenizer, vocabulary_size)
+        self.bind_vocabulary(tokenizer, vocabulary_size)
+
     def bind_vocabulary(self, tokenizer: PreTrainedTokenizerBase | None, size: int) -> None:
         """Learn the model's vocabulary size and, to mask on an encoder, the tokenizer's mask
         token; an encoder whose tokenizer has none is refused."""

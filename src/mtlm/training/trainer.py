@@ -324,7 +324,7 @@ class Trainer:
     def task_streams(self) -> dict[str, TaskBatchStream]:
         """Each task's endless batch stream over its training rows (capped, oversampled)."""
         args, accelerator = self.args, self.accelerator
-        pad_id = self.model.tokenizer.pad_token_id or 0
+        pad_id = self.model.pad_token_id
         streams = {}
         for index, (name, data) in enumerate(self.data.items()):
             features = training_subset(data.splits["train"], data.task.spec, args.seed + index)
