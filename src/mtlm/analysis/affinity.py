@@ -90,8 +90,8 @@ def measure_affinity(
     _shared_parameters(model)  # refuse before any training
     streams = trainer.task_streams()
     tasks = list(streams)
-    # The trainer's groups: heads at their own learning rate, no decay on biases and norms.
-    optimizer = torch.optim.AdamW(trainer.parameter_groups(None), lr=args.learning_rate)
+    # The trainer's optimizer: heads at their own learning rate, no decay on biases and norms.
+    optimizer = trainer.optimizer(None)
     gradient = torch.zeros(len(tasks), len(tasks), dtype=torch.float64)
     lookahead = torch.zeros_like(gradient)
     started = time.perf_counter()

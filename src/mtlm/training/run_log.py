@@ -106,6 +106,7 @@ class LogWindow:
             "loss": sum(per_task.values()) / max(len(per_task), 1),
             "losses": per_task,
             "learning_rate": learning_rate,
+            "examples": self.examples,
             "examples_per_second": self.examples / seconds,
             "tokens_per_second": self.tokens / seconds,
             "batches": dict(self.counts),

@@ -118,7 +118,7 @@ class Trainer:
         self._prepare_output_dir(resume)
         streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
-        optimizer = torch.optim.AdamW(self.parameter_groups(balancer), lr=args.learning_rate)
+        optimizer = self.optimizer(balancer)
         scheduler = get_linear_schedule_with_warmup(
             optimizer, math.ceil(args.warmup_ratio * plan.total_steps), plan.total_steps
         )
@@ -152,7 +152,9 @@ class Trainer:
             dynamic_ncols=True,
         )
         started = time.perf_counter()
+        outside_steps = 0.0  # validation and checkpoints, left out of the throughput
         examples_at_start, steps_at_start = state["examples"], step
+        tokens_at_start = state["tokens"]
         model.train()
         state["accounting"] = self.model.accounting()
         self._print_accounting(state["accounting"])
@@ -185,6 +187,7 @@ class Trainer:
                 progress.set_postfix(task=",".join(tasks), loss=f"{row['loss']:.4f}")
                 run_log.write(row)
             evaluate_now = args.eval_steps is not None and step % args.eval_steps == 0
+            paused = time.perf_counter()
             if evaluate_now or step == plan.total_steps:
                 self._validate(step, model, state, run_log, sampler)
             if args.save_steps is not None and step % args.save_steps == 0:
@@ -199,9 +202,17 @@ class Trainer:
                     balancer,
                     state,
                 )
+            outside_steps += time.perf_counter() - paused
         progress.close()
         elapsed = time.perf_counter() - started
-        final = self._finish(model, state, elapsed, step - steps_at_start, examples_at_start, plan)
+        final = self._finish(
+            model,
+            state,
+            _Timing(elapsed, elapsed - outside_steps),
+            step - steps_at_start,
+            (examples_at_start, tokens_at_start),
+            plan,
+        )
         run_log.close()
         return final
 
@@ -364,6 +375,13 @@ class Trainer:
             total = max(1, math.ceil(round(steps, 9)))
         return TrainingPlan(total, steps_per_epoch, epoch_examples)
 
+    def optimizer(self, balancer: Balancer | None) -> torch.optim.AdamW:
+        """AdamW over `parameter_groups`, fused: one kernel over every tensor instead of a
+        dozen operations per tensor, which on CPU makes the optimizer step about 5× faster."""
+        groups = self.parameter_groups(balancer)
+        fused = all(p.is_floating_point() for group in groups for p in group["params"])
+        return torch.optim.AdamW(groups, lr=self.args.learning_rate, fused=fused)
+
     def parameter_groups(self, balancer: Balancer | None) -> list[dict[str, Any]]:
         """Weight decay except on biases and norms; heads may have their own learning rate;
         learned balancing parameters get the balancer's."""
@@ -475,7 +493,7 @@ class Trainer:
         sampler.observe(broadcast_object_list(gaps)[0])
         model.train()
 
-    def _finish(self, model, state, elapsed, steps_done, examples_at_start, plan) -> EvalResults:
+    def _finish(self, model, state, timing, steps_done, counts_at_start, plan) -> EvalResults:
         """Restore the best weights, save the model, evaluate on the final split, summarise."""
         unwrapped = self.accelerator.unwrap_model(model)
         best = self.output_dir / "checkpoints" / "best"
@@ -486,13 +504,18 @@ class Trainer:
             unwrapped.save_pretrained(self.output_dir / "model")
             final = self.evaluate(self.args.final_eval_split)
             write_json(self.output_dir / "eval_results.json", final)
-            examples = state.get("examples", 0) - examples_at_start
+            examples = state["examples"] - counts_at_start[0]
+            tokens = state["tokens"] - counts_at_start[1]
+            stepping = timing.step_seconds
             summary = {
                 "steps": plan.total_steps,
                 "steps_per_epoch": plan.steps_per_epoch,
                 "epochs": round(plan.total_steps / plan.steps_per_epoch, 3),
-                "train_seconds": round(elapsed, 2),
-                "examples_per_second": round(examples / elapsed, 2) if elapsed else None,
+                "train_seconds": round(timing.elapsed, 2),
+                # Throughput counts the optimizer steps only, not validation and checkpoints.
+                "step_seconds": round(stepping, 2),
+                "examples_per_second": round(examples / stepping, 2) if stepping else None,
+                "real_tokens_per_second": round(tokens / stepping, 1) if stepping else None,
                 "steps_this_session": steps_done,
                 # Every process draws the same task with its own shard of the batch.
                 "examples_per_task": {
@@ -509,8 +532,9 @@ class Trainer:
             write_json(self.output_dir / "train_summary.json", summary)
             report = write_report(self.output_dir)
             self._print(
-                f"trained {steps_done} steps in {elapsed:.0f}s "
-                f"({summary['examples_per_second']} examples/s); "
+                f"trained {steps_done} steps in {timing.elapsed:.0f}s "
+                f"({summary['examples_per_second']} examples/s, "
+                f"{summary['real_tokens_per_second']} real tokens/s); "
                 f"padding {100 * summary['padding_fraction']:.1f}% of tokens; "
                 f"best validation aggregate {state['best_score']} at step {state['best_step']}"
             )
@@ -553,6 +577,13 @@ def _average_gradients(model: torch.nn.Module) -> None:
         if parameter.grad is not None:
             torch.distributed.all_reduce(parameter.grad)
             parameter.grad /= world
+
+
+class _Timing(NamedTuple):
+    """A session's wall time, and the part of it spent in optimizer steps."""
+
+    elapsed: float
+    step_seconds: float
 
 
 class TrainingPlan(NamedTuple):
