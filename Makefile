@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.mtlm-installed
 
-.PHONY: demo test lint install bench
+.PHONY: demo test lint install bench bench-methods
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,12 +24,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
-# Figures for BENCHMARKS.md (not part of the tests; about 25 minutes on 2 cores).
+# Speed and memory figures for BENCHMARKS.md (not part of the tests; about 25 minutes on 2
+# cores). The first run also builds tasknet's own virtualenv (about 3 minutes more).
 bench: $(STAMP)
+	$(PY) benchmarks/training_speed.py --write
+	$(PY) benchmarks/task_scaling.py --write
+	$(PY) benchmarks/data_pipeline.py --write
+	$(PY) benchmarks/inference.py --write
+
+# What the balancing and sharing methods cost and score (about 40 minutes on 2 cores).
+bench-methods: $(STAMP)
 	$(PY) benchmarks/balancing.py --write
 	$(PY) benchmarks/sharing.py --write
-	$(PY) benchmarks/inference.py --write
-	$(PY) benchmarks/data_pipeline.py --write
 
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider

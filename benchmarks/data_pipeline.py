@@ -2,7 +2,9 @@
 empty features cache and again with it filled, and the padding left in training batches.
 
 Each preparation runs in a fresh process, so the second one gains only from the on-disk cache
-(not from anything kept in memory). The padding fraction is over one epoch of every task's
+(not from anything kept in memory): it hashes each task's data files, finds the task's entry
+(what reading and fitting gave) and loads the features, without parsing, validating or
+tokenizing a row. The padding fraction is over one epoch of every task's
 length-grouped training batches, as the trainer forms them. Prints one JSON object; with
 `--write` it replaces the data-pipeline section of BENCHMARKS.md.
 
@@ -96,7 +98,8 @@ def main() -> None:
             "Data pipeline: preparing the demo tasks, and padding",
             "read, validate and tokenize the 4 demo tasks (6,025 training rows and their "
             "validation and test splits) in a fresh process with an empty features cache, then "
-            "in another with the cache filled; padding over one epoch of length-grouped "
+            "in another with the cache filled (it hashes the data files and loads the cached "
+            "task state and features); padding over one epoch of length-grouped "
             f"training batches of {result['batch_size']}.",
             "| first preparation | cached | speed-up | padding |\n|---|---|---|---|\n"
             f"| {result['first_seconds']:.2f} s | {result['cached_seconds']:.2f} s | "

@@ -1,0 +1,365 @@
+"""Training speed against what users would otherwise run, and how well it uses the hardware.
+
+On the bundled MiniLM encoder and the same rows of the 4 demo tasks (the first `--rows` of
+each training split), batch 16, each task's max_length, 2 threads, the same number of optimizer
+steps, each contender in a fresh process:
+
+- mtlm, hard sharing, `sampled` steps, fp32 and `mixed_precision: bf16`;
+- the Hugging Face `Trainer` fine-tuning one plain model per task, one task after another,
+  with dynamic padding (`DataCollatorWithPadding` / `DataCollatorForTokenClassification`);
+- tasknet, in a virtualenv of its own (`tasknet_peer.py`).
+
+Throughput counts real (non-padding) tokens and examples over the training calls only (model
+loading, tokenizing and evaluation are left out for every contender); a forward hook on the
+encoder counts what each one fed its model. Useful FLOP/s = (6 × non-embedding parameters ×
+real tokens + 12 × layers × hidden × Σ real length² for attention) / seconds, divided by the
+rate of a large fp32 `torch.matmul` measured in the same run. mtlm's per-step overhead is the
+share of its step time not spent in forward, backward and the optimizer: a bare loop in a
+fresh process draws the same batches (same seeds) and only trains on them, and the two times
+are compared. The bf16 run's test
+scores are compared with the fp32 run's.
+
+Prints one JSON object; with `--write` it replaces the training-speed section of BENCHMARKS.md.
+
+    python benchmarks/training_speed.py [--rows 400] [--no-tasknet] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from counting import TokenCounter, peak_rss_mb  # noqa: E402
+from hf_trainer_peer import run_hf_trainer  # noqa: E402
+from report import ROOT, run_isolated, write_section  # noqa: E402
+
+THREADS = 2
+BATCH_SIZE = 16
+LEARNING_RATE = 1e-4
+SEED = 42
+MATMUL_SIZE = 4096
+
+
+# --- the workload, shared by every contender ---------------------------------------------------
+def write_workload(folder: Path, rows: int) -> Path:
+    """The first `rows` training rows of every demo task as JSONL files, and `workload.json`
+    describing them (the format `tasknet_peer.py` reads too)."""
+    from mtlm import load_config
+    from mtlm.assets import prepare_demo, resolve_model_name
+
+    config = load_config(ROOT / "examples" / "demo.yaml")
+    files = prepare_demo()
+    tasks = []
+    for spec in config.tasks:
+        source = files[spec.data.bundled]
+        lines = source["train"].read_text(encoding="utf-8").splitlines()[:rows]
+        train = folder / f"{spec.name}.jsonl"
+        train.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        records = [json.loads(line) for line in lines]
+        task = {
+            "name": spec.name,
+            "kind": spec.kind,
+            "train": str(train),
+            "validation": str(source["validation"]),
+            "test": str(source["test"]),
+            "max_length": spec.max_length,
+        }
+        if spec.kind == "token_classification":
+            task |= {"tokens_column": "tokens", "tags_column": "tags"}
+            task["labels"] = sorted({tag for record in records for tag in record["tags"]})
+        else:
+            task |= {"text_column": "text", "label_column": "label"}
+            if spec.kind == "classification":
+                task["labels"] = sorted({record["label"] for record in records})
+        tasks.append(task)
+    workload = {
+        "model": resolve_model_name(config.model.name_or_path),
+        "batch_size": BATCH_SIZE,
+        "threads": THREADS,
+        "learning_rate": LEARNING_RATE,
+        "seed": SEED,
+        "tasks": tasks,
+    }
+    path = folder / "workload.json"
+    path.write_text(json.dumps(workload, indent=1), encoding="utf-8")
+    return path
+
+
+def optimizer_steps(workload: dict) -> int:
+    """One epoch of every task's rows in batches: the steps every contender takes."""
+    return sum(
+        math.ceil(sum(1 for _ in open(task["train"], encoding="utf-8")) / BATCH_SIZE)
+        for task in workload["tasks"]
+    )
+
+
+# --- contenders --------------------------------------------------------------------------------
+def mtlm_config(workload_path: Path, precision: str, output: str):
+    """The workload as an mtlm config: hard sharing, sampled steps, proportional sampling, one
+    epoch's worth of steps, no validation while training, the test split at the end."""
+    from mtlm.config import ExperimentConfig
+
+    workload = json.loads(workload_path.read_text())
+    tasks = []
+    for task in workload["tasks"]:
+        spec = {
+            "name": task["name"],
+            "kind": task["kind"],
+            "max_length": task["max_length"],
+            "data": {key: task[key] for key in ("train", "validation", "test")},
+        }
+        if task["kind"] == "token_classification":
+            spec |= {"tokens_column": "tokens", "tags_column": "tags"}
+        tasks.append(spec)
+    return ExperimentConfig.model_validate(
+        {
+            "model": {"name_or_path": "bundled:minilm"},
+            "tasks": tasks,
+            "training": {
+                "output_dir": output,
+                "seed": SEED,
+                "max_steps": optimizer_steps(workload),
+                "batch_size": BATCH_SIZE,
+                "learning_rate": LEARNING_RATE,
+                "head_learning_rate": 1e-3,
+                "sampler": {"kind": "proportional"},
+                "mixed_precision": precision,
+                "logging_steps": 20,
+                "eval_split": "none",  # no validation during the timed steps
+                "final_eval_split": "test",
+                "progress_bar": False,
+            },
+        }
+    )
+
+
+def run_mtlm(workload_path: Path, precision: str) -> dict:
+    """mtlm's Trainer on the workload; its clock leaves out the final evaluation."""
+    import torch
+
+    from mtlm import Trainer
+
+    torch.set_num_threads(THREADS)
+    with tempfile.TemporaryDirectory() as output:
+        trainer = Trainer(mtlm_config(workload_path, precision, output))
+        counter = TokenCounter(trainer.model)  # skips the eval-mode passes
+        final = trainer.train()
+        summary = json.loads((Path(output) / "train_summary.json").read_text())
+    result = counter.figures(summary["step_seconds"], trainer.model)
+    return result | {
+        "name": f"mtlm ({precision})" if precision != "no" else "mtlm",
+        "optimizer_steps": summary["steps"],
+        "examples_per_task": summary["examples_per_task"],
+        "test_scores": {
+            task: metrics[metrics["primary"]] for task, metrics in final["tasks"].items()
+        },
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_bare_loop(workload_path: Path, precision: str) -> dict:
+    """What mtlm's steps cost without mtlm's loop around them: the same sampler draws and
+    batches (same seeds) through forward, loss, backward, clipping, AdamW and the schedule,
+    nothing else; a fresh process like mtlm's, so both pay the same cold start."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from mtlm import Trainer
+    from mtlm.training.sampling import TaskSampler
+
+    torch.set_num_threads(THREADS)
+    with tempfile.TemporaryDirectory() as output:
+        trainer = Trainer(mtlm_config(workload_path, precision, output))
+    args, model = trainer.args, trainer.model
+    streams = trainer.task_streams()
+    sampler = TaskSampler({n: len(s.features) for n, s in streams.items()}, args.sampler, args.seed)
+    optimizer = trainer.optimizer(None)
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, args.max_steps)
+    dtype = torch.bfloat16 if precision == "bf16" else None
+    drawn = dict.fromkeys(streams, 0)
+    model.train()
+    started = time.perf_counter()
+    for step in range(args.max_steps):
+        sampler.set_progress(step / args.max_steps)
+        name = sampler.sample()
+        batch = streams[name].next_batch()
+        drawn[name] += len(batch["input_ids"])
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            loss = trainer.data[name].task.loss(model(name, batch), batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+    return {"seconds": time.perf_counter() - started, "examples_per_task": drawn}
+
+
+def matmul_rate(dtype_name: str) -> float:
+    """FLOP/s of a large square matrix product with the benchmark's threads (best of 5)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    dtype = getattr(torch, dtype_name)
+    left = torch.randn(MATMUL_SIZE, MATMUL_SIZE).to(dtype)
+    right = torch.randn(MATMUL_SIZE, MATMUL_SIZE).to(dtype)
+    torch.matmul(left, right)
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        torch.matmul(left, right)
+        best = min(best, time.perf_counter() - started)
+    return 2 * MATMUL_SIZE**3 / best
+
+
+# --- the report --------------------------------------------------------------------------------
+def table(results: dict) -> str:
+    """The Markdown table of every contender, ratios against the HF Trainer."""
+    trainer = results["hf_trainer"]
+    fp32_rate = results["matmul_fp32"]
+    lines = [
+        "| contender | steps | examples/s | real tokens/s | × HF Trainer | padding | "
+        "useful FLOP/s | ÷ fp32 matmul | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in ("mtlm", "mtlm_bf16", "hf_trainer", "tasknet"):
+        result = results.get(key)
+        if result is None:
+            continue
+        if "error" in result:
+            lines.append(f"| {result['name']} | failed: {result['error']} | | | | | | | |")
+            continue
+        lines.append(
+            f"| {result['name']} | {result['optimizer_steps']} | "
+            f"{result['examples_per_second']:.1f} | {result['tokens_per_second']:.0f} | "
+            f"{result['tokens_per_second'] / trainer['tokens_per_second']:.2f} | "
+            f"{100 * result['padding_fraction']:.1f} % | "
+            f"{result['useful_flops_per_second'] / 1e9:.1f} G | "
+            f"{result['useful_flops_per_second'] / fp32_rate:.2f} | {result['peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def goals(results: dict) -> dict:
+    """Each ratio the project set a goal for, with the goal."""
+    mtlm, trainer = results["mtlm"], results["hf_trainer"]
+    tasknet = results.get("tasknet") or {}
+    figures = {
+        "mtlm ÷ HF Trainer (real tokens/s)": (
+            mtlm["tokens_per_second"] / trainer["tokens_per_second"],
+            ">= 1.3",
+        ),
+        "useful FLOP/s ÷ fp32 matmul rate": (
+            mtlm["useful_flops_per_second"] / results["matmul_fp32"],
+            ">= 0.5",
+        ),
+        "per-step overhead (share of the step)": (mtlm["step_overhead"], "<= 0.05"),
+    }
+    if "tokens_per_second" in tasknet:
+        figures["mtlm ÷ tasknet (real tokens/s)"] = (
+            mtlm["tokens_per_second"] / tasknet["tokens_per_second"],
+            ">= 1",
+        )
+    return {
+        name: {"value": round(value, 3), "goal": goal, "met": _meets(value, goal)}
+        for name, (value, goal) in figures.items()
+    }
+
+
+def _meets(value: float, goal: str) -> bool:
+    sign, bound = goal.split()
+    return value >= float(bound) if sign == ">=" else value <= float(bound)
+
+
+def markdown(results: dict) -> str:
+    """Table, goals, bf16 score change and the figures behind the hardware ratio."""
+    mtlm, bf16 = results["mtlm"], results.get("mtlm_bf16", {})
+    text = table(results) + "\n\n| goal | value | target | met |\n|---|---|---|---|\n"
+    for name, goal in results["goals"].items():
+        met = "yes" if goal["met"] else "no"
+        text += f"| {name} | {goal['value']:.3f} | {goal['goal']} | {met} |\n"
+    text += (
+        f"\nMatrix-multiply rate ({MATMUL_SIZE}² `torch.matmul`, {THREADS} threads): fp32 "
+        f"{results['matmul_fp32'] / 1e9:.1f} GFLOP/s, bf16 {results['matmul_bf16'] / 1e9:.1f} "
+        f"GFLOP/s. mtlm's step: {mtlm['train_seconds']:.1f} s for {mtlm['optimizer_steps']} "
+        f"steps; the same batches through a bare forward/backward/AdamW loop "
+        f"{mtlm['bare_loop_seconds']:.1f} s.\n"
+    )
+    if "test_scores" in bf16:
+        rows = "".join(
+            f"| {task} | {mtlm['test_scores'][task]:.3f} | {score:.3f} | "
+            f"{score - mtlm['test_scores'][task]:+.3f} |\n"
+            for task, score in bf16["test_scores"].items()
+        )
+        text += (
+            "\nTest-split primary metric after these steps, fp32 against bf16 autocast:\n\n"
+            "| task | fp32 | bf16 | change |\n|---|---|---|---|\n" + rows
+        )
+    tasknet = results.get("tasknet") or {}
+    for note in tasknet.get("notes", []):
+        text += f"\ntasknet: {note}\n"
+    return text
+
+
+def main() -> None:
+    """Run every contender in its own process and report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=400, help="training rows per task")
+    parser.add_argument("--no-tasknet", action="store_true", help="leave the tasknet run out")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args, rest = parser.parse_known_args()
+    if args.one:
+        one = {
+            "mtlm": lambda: run_mtlm(Path(rest[0]), "no"),
+            "mtlm_bf16": lambda: run_mtlm(Path(rest[0]), "bf16"),
+            "bare_loop": lambda: run_bare_loop(Path(rest[0]), "no"),
+            "hf_trainer": lambda: run_hf_trainer(Path(rest[0])),
+            "matmul": lambda: {"fp32": matmul_rate("float32"), "bf16": matmul_rate("bfloat16")},
+        }[args.one]
+        print(json.dumps(one()), flush=True)
+        return
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as folder:
+        workload = write_workload(Path(folder), args.rows)
+        rates = run_isolated(__file__, "matmul", [])
+        results["matmul_fp32"], results["matmul_bf16"] = rates["fp32"], rates["bf16"]
+        for name in ("mtlm", "mtlm_bf16", "hf_trainer"):
+            results[name] = run_isolated(__file__, name, [str(workload)])
+            print(json.dumps(results[name]), flush=True)
+            if "error" in results[name] and name != "mtlm_bf16":
+                raise SystemExit(f"{name} failed: {results[name]['error']}")
+        bare = run_isolated(__file__, "bare_loop", [str(workload)])
+        if bare.get("examples_per_task") != results["mtlm"]["examples_per_task"]:
+            raise SystemExit(f"the bare loop did not replay mtlm's batches: {bare}")
+        results["mtlm"]["bare_loop_seconds"] = round(bare["seconds"], 2)
+        results["mtlm"]["step_overhead"] = round(
+            1 - bare["seconds"] / results["mtlm"]["train_seconds"], 4
+        )
+        if not args.no_tasknet:
+            from tasknet_peer import run_tasknet
+
+            results["tasknet"] = run_tasknet(workload)
+            print(json.dumps(results["tasknet"]), flush=True)
+    results["goals"] = goals(results)
+    print(json.dumps(results))
+    if args.write:
+        write_section(
+            "training-speed",
+            "Training speed: mtlm against the HF Trainer and tasknet",
+            f"the bundled MiniLM encoder, the first {args.rows} training rows of each of the 4 "
+            f"demo tasks, one epoch's worth of optimizer steps, batch {BATCH_SIZE}, each task's "
+            f"max_length, {THREADS} threads, each contender in a fresh process; throughput over "
+            "the training calls only (loading, tokenizing and evaluation left out for all).",
+            markdown(results),
+            f"python benchmarks/training_speed.py --rows {args.rows} --write",
+        )
+
+
+if __name__ == "__main__":
+    main()
