@@ -344,8 +344,16 @@ def markdown(results: dict) -> str:
             "| task | fp32 | bf16 | change |\n|---|---|---|---|\n" + rows
         )
     tasknet = results.get("tasknet") or {}
-    for note in tasknet.get("notes", []):
-        text += f"\ntasknet: {note}\n"
+    if "tasknet_version" in tasknet:
+        text += (
+            f"\ntasknet {tasknet['tasknet_version']} with transformers "
+            f"{tasknet['transformers_version']} and torch {tasknet['torch_version']}, in a "
+            "virtualenv of its own:\n\n" + "".join(f"- {note}\n" for note in tasknet["notes"])
+        )
+    text += (
+        "\nThe bare-loop comparison runs in two processes and carries their noise (±5 %); the "
+        "cProfile figure is taken within one run.\n"
+    )
     return text
 
 
