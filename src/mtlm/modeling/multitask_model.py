@@ -22,6 +22,7 @@ from mtlm.config import SharingSpec, TaskSpec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
+from mtlm.modeling.dropout import use_cheap_masks
 from mtlm.modeling.sharing import HardSharing, Sharing, build_sharing, load_sharing
 from mtlm.tasks import KINDS, TaskKind
 
@@ -73,6 +74,7 @@ class MultiTaskModel(nn.Module):
         self._backbone_inputs = [
             key for key in ("input_ids", "attention_mask", "token_type_ids") if key in accepted
         ]
+        use_cheap_masks(self)
 
     @classmethod
     def from_backbone(
