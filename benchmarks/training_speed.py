@@ -2,7 +2,7 @@
 
 On the bundled MiniLM encoder and the same rows of the 4 demo tasks (the first `--rows` of
 each training split), batch 16, each task's max_length, 2 threads, the same number of optimizer
-steps, each contender in a fresh process:
+steps, each contender in a fresh process, the best of `--repeats` interleaved runs kept:
 
 - mtlm, hard sharing, `sampled` steps, fp32 and `mixed_precision: bf16`;
 - the Hugging Face `Trainer` fine-tuning one plain model per task, one task after another,
@@ -22,7 +22,7 @@ scores are compared with the fp32 run's.
 
 Prints one JSON object; with `--write` it replaces the training-speed section of BENCHMARKS.md.
 
-    python benchmarks/training_speed.py [--rows 400] [--no-tasknet] [--write]
+    python benchmarks/training_speed.py [--rows 400] [--repeats 2] [--no-tasknet] [--write]
 """
 
 from __future__ import annotations
@@ -237,6 +237,15 @@ def run_profiled(workload_path: Path) -> dict:
     }
 
 
+def _run_contender(name: str, workload: Path) -> dict:
+    """One training run of a contender, in a fresh process (tasknet: in its own virtualenv)."""
+    if name == "tasknet":
+        from tasknet_peer import run_tasknet
+
+        return run_tasknet(workload)
+    return run_isolated(__file__, name, [str(workload)])
+
+
 def matmul_rate(dtype_name: str) -> float:
     """FLOP/s of a large square matrix product with the benchmark's threads (best of 5)."""
     import torch
@@ -325,7 +334,8 @@ def markdown(results: dict) -> str:
         met = "yes" if goal["met"] else "no"
         text += f"| {name} | {goal['value']:.3f} | {goal['goal']} | {met} |\n"
     text += (
-        f"\nMatrix-multiply rate ({MATMUL_SIZE}² `torch.matmul`, {THREADS} threads): fp32 "
+        f"\nMatrix-multiply rate ({MATMUL_SIZE}² `torch.matmul`, {THREADS} threads, the higher "
+        "of a measurement before and one after the contenders): fp32 "
         f"{results['matmul_fp32'] / 1e9:.1f} GFLOP/s, bf16 {results['matmul_bf16'] / 1e9:.1f} "
         f"GFLOP/s. mtlm's step: {mtlm['train_seconds']:.1f} s for {mtlm['optimizer_steps']} "
         f"steps; the same batches through a bare forward/backward/AdamW loop "
@@ -362,6 +372,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=400, help="training rows per task")
     parser.add_argument("--no-tasknet", action="store_true", help="leave the tasknet run out")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per contender, best kept")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args, rest = parser.parse_known_args()
@@ -379,26 +390,38 @@ def main() -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory() as folder:
         workload = write_workload(Path(folder), args.rows)
-        rates = run_isolated(__file__, "matmul", [])
-        results["matmul_fp32"], results["matmul_bf16"] = rates["fp32"], rates["bf16"]
-        for name in ("mtlm", "mtlm_bf16", "hf_trainer"):
-            results[name] = run_isolated(__file__, name, [str(workload)])
-            print(json.dumps(results[name]), flush=True)
-            if "error" in results[name] and name != "mtlm_bf16":
-                raise SystemExit(f"{name} failed: {results[name]['error']}")
-        bare = run_isolated(__file__, "bare_loop", [str(workload)])
+        # The machine's matmul rate drifts (200-290 GFLOP/s fp32 here): measured before and
+        # after the contenders, the higher of the two is the reference.
+        rates = [run_isolated(__file__, "matmul", [])]
+        # Runs on this machine drift by 10-20 % with their place in the sequence: every
+        # contender runs `repeats` times, interleaved with the others, and keeps its best.
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):
+            for name in ("mtlm", "hf_trainer", "tasknet", "bare_loop"):
+                if name == "tasknet" and args.no_tasknet:
+                    continue
+                result = _run_contender(name, workload)
+                print(json.dumps(result), flush=True)
+                if "error" in result and name != "tasknet":
+                    raise SystemExit(f"{name} failed: {result['error']}")
+                runs.setdefault(name, []).append(result)
+        for name, tries in runs.items():
+            results[name] = max(
+                tries, key=lambda r: r.get("tokens_per_second", -r.get("seconds", 0))
+            )
+        bare = results.pop("bare_loop")
         if bare.get("examples_per_task") != results["mtlm"]["examples_per_task"]:
             raise SystemExit(f"the bare loop did not replay mtlm's batches: {bare}")
         results["mtlm"]["bare_loop_seconds"] = round(bare["seconds"], 2)
         results["mtlm"]["step_overhead"] = round(
             1 - bare["seconds"] / results["mtlm"]["train_seconds"], 4
         )
+        results["mtlm_bf16"] = run_isolated(__file__, "mtlm_bf16", [str(workload)])
+        print(json.dumps(results["mtlm_bf16"]), flush=True)
         results["mtlm"]["profile"] = run_isolated(__file__, "profile", [str(workload)])
-        if not args.no_tasknet:
-            from tasknet_peer import run_tasknet
-
-            results["tasknet"] = run_tasknet(workload)
-            print(json.dumps(results["tasknet"]), flush=True)
+        rates.append(run_isolated(__file__, "matmul", []))
+        results["matmul_fp32"] = max(rate["fp32"] for rate in rates)
+        results["matmul_bf16"] = max(rate["bf16"] for rate in rates)
     results["goals"] = goals(results)
     print(json.dumps(results))
     if args.write:
@@ -407,10 +430,12 @@ def main() -> None:
             "Training speed: mtlm against the HF Trainer and tasknet",
             f"the bundled MiniLM encoder, the first {args.rows} training rows of each of the 4 "
             f"demo tasks, one epoch's worth of optimizer steps, batch {BATCH_SIZE}, each task's "
-            f"max_length, {THREADS} threads, each contender in a fresh process; throughput over "
+            f"max_length, {THREADS} threads, each contender in a fresh process, the best of "
+            f"{args.repeats} interleaved runs (bf16 and the profile: one run); throughput over "
             "the training calls only (loading, tokenizing and evaluation left out for all).",
             markdown(results),
-            f"python benchmarks/training_speed.py --rows {args.rows} --write",
+            f"python benchmarks/training_speed.py --rows {args.rows} --repeats {args.repeats} "
+            "--write",
         )
 
 
