@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
-# Speed and memory figures for BENCHMARKS.md (not part of the tests; about 25 minutes on 2
+# Speed and memory figures for BENCHMARKS.md (not part of the tests; about 18 minutes on 2
 # cores). The first run also builds tasknet's own virtualenv (about 3 minutes more).
 bench: $(STAMP)
 	$(PY) benchmarks/training_speed.py --write
