@@ -15,11 +15,10 @@ import json
 import resource
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, run_each, write_section  # noqa: E402
+from report import ROOT, run_each, timed_log_rows, write_section  # noqa: E402
 
 from mtlm import config  # noqa: E402
 
@@ -37,7 +36,7 @@ def all_methods() -> list[str]:
 
 def measure_one(method: str, steps: int, warmup: int) -> dict:
     """Train `warmup + steps` joint steps with one balancer; time the last `steps`."""
-    from mtlm import Trainer, load_config
+    from mtlm import load_config
 
     kind, _, on = method.partition(":")
     config = load_config(ROOT / "examples" / "demo.yaml")
@@ -48,16 +47,7 @@ def measure_one(method: str, steps: int, warmup: int) -> dict:
     )
     training.max_steps = warmup + steps
     training.batch_size = 16
-    training.logging_steps = 1
-    training.eval_steps = None
-    training.save_steps = None
-    training.progress_bar = False
-    # No task has these splits, so evaluation costs nothing: only the steps are measured.
-    training.eval_split = training.final_eval_split = "none"
-    with tempfile.TemporaryDirectory() as output:
-        Trainer(config, output).train()
-        rows = [json.loads(line) for line in (Path(output) / "metrics.jsonl").open()]
-    timed = [row for row in rows if "examples_per_second" in row][warmup:]
+    timed = timed_log_rows(config, warmup)
     seconds = [sum(row["batches"].values()) * 16 / row["examples_per_second"] for row in timed]
     return {
         "method": method,

@@ -58,3 +58,22 @@ def run_each(script: str, names: list[str], arguments: list[str], key: str) -> l
         print(json.dumps(result), flush=True)
         results.append(result)
     return results
+
+
+def timed_log_rows(config, warmup: int) -> list[dict]:
+    """Train `config` logging every step, with no evaluation or checkpoints, in a temporary
+    folder; its metrics rows after the first `warmup` steps."""
+    import tempfile
+
+    from mtlm import Trainer
+
+    training = config.training
+    training.logging_steps = 1
+    training.eval_steps = training.save_steps = None
+    training.progress_bar = False
+    # No task has these splits, so evaluation costs nothing: only the steps are measured.
+    training.eval_split = training.final_eval_split = "none"
+    with tempfile.TemporaryDirectory() as output:
+        Trainer(config, output).train()
+        rows = [json.loads(line) for line in (Path(output) / "metrics.jsonl").open()]
+    return [row for row in rows if "examples_per_second" in row][warmup:]

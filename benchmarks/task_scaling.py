@@ -18,11 +18,10 @@ import argparse
 import json
 import resource
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, run_each, write_section  # noqa: E402
+from report import ROOT, run_each, timed_log_rows, write_section  # noqa: E402
 
 COUNTS = (1, 2, 4, 8)
 BATCH_SIZE = 16
@@ -33,7 +32,7 @@ def measure_one(run: str, examples: int, warmup: int) -> dict:
     """Train one (mode, T) for about `examples` timed examples after `warmup` steps."""
     import torch
 
-    from mtlm import Trainer, load_config
+    from mtlm import load_config
 
     torch.set_num_threads(THREADS)
     mode, count = run.split(":")
@@ -49,15 +48,7 @@ def measure_one(run: str, examples: int, warmup: int) -> dict:
     training.sampler = training.sampler.model_validate({"kind": "uniform"})
     training.max_steps = warmup + max(2, -(-examples // per_step))
     training.batch_size = BATCH_SIZE
-    training.logging_steps = 1
-    training.eval_steps = training.save_steps = None
-    training.progress_bar = False
-    # No task has these splits, so evaluation costs nothing: only the steps are measured.
-    training.eval_split = training.final_eval_split = "none"
-    with tempfile.TemporaryDirectory() as output:
-        Trainer(config, output).train()
-        rows = [json.loads(line) for line in (Path(output) / "metrics.jsonl").open()]
-    timed = [row for row in rows if "examples_per_second" in row][warmup:]
+    timed = timed_log_rows(config, warmup)
     seconds = sum(row["examples"] / row["examples_per_second"] for row in timed)
     trained = sum(row["examples"] for row in timed)
     return {
