@@ -205,14 +205,14 @@ class Trainer:
             outside_steps += time.perf_counter() - paused
         progress.close()
         elapsed = time.perf_counter() - started
-        final = self._finish(
-            model,
-            state,
-            _Timing(elapsed, elapsed - outside_steps),
+        session = _Session(
+            elapsed,
+            elapsed - outside_steps,
             step - steps_at_start,
-            (examples_at_start, tokens_at_start),
-            plan,
+            state["examples"] - examples_at_start,
+            state["tokens"] - tokens_at_start,
         )
+        final = self._finish(model, state, session, plan)
         run_log.close()
         return final
 
@@ -493,7 +493,7 @@ class Trainer:
         sampler.observe(broadcast_object_list(gaps)[0])
         model.train()
 
-    def _finish(self, model, state, timing, steps_done, counts_at_start, plan) -> EvalResults:
+    def _finish(self, model, state, session: _Session, plan) -> EvalResults:
         """Restore the best weights, save the model, evaluate on the final split, summarise."""
         unwrapped = self.accelerator.unwrap_model(model)
         best = self.output_dir / "checkpoints" / "best"
@@ -504,19 +504,19 @@ class Trainer:
             unwrapped.save_pretrained(self.output_dir / "model")
             final = self.evaluate(self.args.final_eval_split)
             write_json(self.output_dir / "eval_results.json", final)
-            examples = state["examples"] - counts_at_start[0]
-            tokens = state["tokens"] - counts_at_start[1]
-            stepping = timing.step_seconds
+            stepping = session.step_seconds
             summary = {
                 "steps": plan.total_steps,
                 "steps_per_epoch": plan.steps_per_epoch,
                 "epochs": round(plan.total_steps / plan.steps_per_epoch, 3),
-                "train_seconds": round(timing.elapsed, 2),
+                "train_seconds": round(session.elapsed, 2),
                 # Throughput counts the optimizer steps only, not validation and checkpoints.
                 "step_seconds": round(stepping, 2),
-                "examples_per_second": round(examples / stepping, 2) if stepping else None,
-                "real_tokens_per_second": round(tokens / stepping, 1) if stepping else None,
-                "steps_this_session": steps_done,
+                "examples_per_second": (
+                    round(session.examples / stepping, 2) if stepping else None
+                ),
+                "real_tokens_per_second": round(session.tokens / stepping, 1) if stepping else None,
+                "steps_this_session": session.steps,
                 # Every process draws the same task with its own shard of the batch.
                 "examples_per_task": {
                     name: count * self.accelerator.num_processes
@@ -532,7 +532,7 @@ class Trainer:
             write_json(self.output_dir / "train_summary.json", summary)
             report = write_report(self.output_dir)
             self._print(
-                f"trained {steps_done} steps in {timing.elapsed:.0f}s "
+                f"trained {session.steps} steps in {session.elapsed:.0f}s "
                 f"({summary['examples_per_second']} examples/s, "
                 f"{summary['real_tokens_per_second']} real tokens/s); "
                 f"padding {100 * summary['padding_fraction']:.1f}% of tokens; "
@@ -579,11 +579,15 @@ def _average_gradients(model: torch.nn.Module) -> None:
             parameter.grad /= world
 
 
-class _Timing(NamedTuple):
-    """A session's wall time, and the part of it spent in optimizer steps."""
+class _Session(NamedTuple):
+    """What one call of `train` did: its wall time, the part of it spent in optimizer steps
+    (not validation or checkpoints), and the steps, examples and real tokens it trained."""
 
     elapsed: float
     step_seconds: float
+    steps: int
+    examples: int
+    tokens: int
 
 
 class TrainingPlan(NamedTuple):
