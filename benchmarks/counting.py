@@ -1,6 +1,7 @@
 """What a training run fed its encoder, and the useful FLOP/s that makes.
 
-Shared by the training benchmarks of mtlm and of the peers that run in the main virtualenv.
+Shared by the training benchmarks of mtlm and of its peers; it needs torch only, so that the
+peers in virtualenvs of their own can use it too.
 """
 
 from __future__ import annotations
@@ -9,15 +10,21 @@ import resource
 
 
 class TokenCounter:
-    """Counts what training fed an encoder: rows, real and computed tokens, Σ length²."""
+    """Counts what training fed the BERT encoders of the models it watches: rows, real and
+    computed tokens, Σ length² (the watched encoders must share one architecture)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self) -> None:
         self.examples = self.real = self.computed = self.squares = 0
+        self.encoder = None
+
+    def watch(self, model) -> None:
+        """Count the training-mode forwards of every BERT encoder inside `model`."""
         encoders = [m for m in model.modules() if type(m).__name__ == "BertModel"]
-        for encoder in encoders:
-            encoder.register_forward_pre_hook(self._count, with_kwargs=True)
         if not encoders:
             raise RuntimeError("no BERT encoder found to count tokens on")
+        for encoder in encoders:
+            encoder.register_forward_pre_hook(self._count, with_kwargs=True)
+        self.encoder = self.encoder or encoders[0]
 
     def _count(self, module, args, kwargs) -> None:
         if not module.training:
@@ -31,12 +38,12 @@ class TokenCounter:
         self.computed += mask.numel()
         self.squares += int((lengths.double() ** 2).sum())
 
-    def figures(self, seconds: float, model) -> dict:
-        """Throughput and useful FLOP/s of the counted tokens over `seconds`."""
-        encoder = next(m for m in model.modules() if type(m).__name__ == "BertModel")
-        config = encoder.config
+    def figures(self, seconds: float) -> dict:
+        """Throughput and useful FLOP/s of the counted tokens over `seconds`: 6 × non-embedding
+        parameters × real tokens, plus 12 × layers × hidden × Σ length² for attention."""
+        config = self.encoder.config
         parameters = sum(
-            p.numel() for name, p in encoder.named_parameters() if "embeddings" not in name
+            p.numel() for name, p in self.encoder.named_parameters() if "embeddings" not in name
         )
         attention = 12 * config.num_hidden_layers * config.hidden_size * self.squares
         return {

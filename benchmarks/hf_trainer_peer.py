@@ -33,7 +33,7 @@ def run_hf_trainer(workload_path: Path) -> dict:
     workload = json.loads(workload_path.read_text())
     torch.set_num_threads(workload["threads"])
     tokenizer = AutoTokenizer.from_pretrained(workload["model"])
-    seconds, steps, totals, flops = 0.0, 0, {}, 0.0
+    counter, seconds, steps = TokenCounter(), 0.0, 0
     for task in workload["tasks"]:
         rows = [json.loads(line) for line in open(task["train"], encoding="utf-8")]
         tagging = task["kind"] == "token_classification"
@@ -76,27 +76,15 @@ def run_hf_trainer(workload_path: Path) -> dict:
             trainer = Trainer(
                 model=model, args=arguments, train_dataset=dataset, data_collator=collator
             )
-            counter = TokenCounter(model)
+            counter.watch(model)
             started = time.perf_counter()
             trainer.train()
-            elapsed = time.perf_counter() - started
-        seconds += elapsed
+            seconds += time.perf_counter() - started
         steps += trainer.state.global_step
-        flops += counter.figures(elapsed, model)["useful_flops_per_second"] * elapsed
-        for key in ("examples", "real", "computed"):
-            totals[key] = totals.get(key, 0) + getattr(counter, key)
-    return {
+    return counter.figures(seconds) | {
         "name": "HF Trainer, one task at a time",
         "transformers_version": __import__("transformers").__version__,
         "optimizer_steps": steps,
-        "train_seconds": round(seconds, 2),
-        "examples": totals["examples"],
-        "real_tokens": totals["real"],
-        "computed_tokens": totals["computed"],
-        "padding_fraction": round(1 - totals["real"] / totals["computed"], 4),
-        "tokens_per_second": round(totals["real"] / seconds, 1),
-        "examples_per_second": round(totals["examples"] / seconds, 2),
-        "useful_flops_per_second": flops / seconds,
         "peak_rss_mb": peak_rss_mb(),
     }
 

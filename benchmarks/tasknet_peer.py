@@ -123,7 +123,6 @@ def _tasks(tn, work: dict, notes: list) -> list:
 
 def _run(workload_path: str) -> dict:
     os.environ.update(OFFLINE)
-    import resource
     import tempfile
     import time
     from importlib.metadata import version
@@ -131,6 +130,7 @@ def _run(workload_path: str) -> dict:
     import evaluate
     import torch
     import transformers
+    from counting import TokenCounter, peak_rss_mb  # torch only, no mtlm
 
     work = json.loads(Path(workload_path).read_text())
     torch.set_num_threads(int(work["threads"]))
@@ -145,16 +145,6 @@ def _run(workload_path: str) -> dict:
         evaluate.load = hub_load
     notes = ["evaluate.load stubbed for `import tasknet`, which fetches seqeval/bleu from the Hub"]
     tasks = _tasks(tn, work, notes)
-
-    counts = {"examples": 0, "real_tokens": 0, "computed_tokens": 0}
-    squares = [0]  # Σ real length², for the attention FLOPs
-
-    def count(module, args, kwargs):  # each task's HF model, fed the batch after truncation
-        lengths = kwargs["attention_mask"].sum(-1)
-        counts["examples"] += int(lengths.shape[0])
-        counts["computed_tokens"] += int(kwargs["input_ids"].numel())
-        counts["real_tokens"] += int(lengths.sum())
-        squares[0] += int((lengths.double() ** 2).sum())
 
     with tempfile.TemporaryDirectory(prefix="tasknet-peer-") as out_dir:
         args = dict(
@@ -175,30 +165,19 @@ def _run(workload_path: str) -> dict:
         )
         model = tn.Model(tasks, args)
         trainer = tn.Trainer(model, tasks, args)
-        for task_model in model.task_models_list:
-            task_model.register_forward_pre_hook(count, with_kwargs=True)
+        counter = TokenCounter()  # on the shared encoder, fed each batch after trimming
+        counter.watch(model)
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
 
-    real, computed = counts["real_tokens"], counts["computed_tokens"]
-    # useful FLOPs as the driver counts them: 6 × non-embedding parameters × real tokens + attention
-    encoder = model.shared_encoder
-    params = sum(p.numel() for name, p in encoder.named_parameters() if "embeddings" not in name)
-    attention = 12 * encoder.config.num_hidden_layers * encoder.config.hidden_size * squares[0]
-    return {
+    return counter.figures(seconds) | {
         "name": "tasknet",
         "tasknet_version": version("tasknet"),
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
-        **counts,
         "optimizer_steps": int(trainer.state.global_step),
-        "train_seconds": round(seconds, 3),
-        "tokens_per_second": real / seconds,
-        "examples_per_second": counts["examples"] / seconds,
-        "padding_fraction": 1 - real / computed if computed else 0.0,
-        "useful_flops_per_second": (6 * params * real + attention) / seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "tasks": [t.name for t in tasks],
         "notes": notes,
     }

@@ -149,10 +149,11 @@ def run_mtlm(workload_path: Path, precision: str) -> dict:
     torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as output:
         trainer = Trainer(mtlm_config(workload_path, precision, output))
-        counter = TokenCounter(trainer.model)  # skips the eval-mode passes
+        counter = TokenCounter()
+        counter.watch(trainer.model)  # skips the eval-mode passes
         final = trainer.train()
         summary = json.loads((Path(output) / "train_summary.json").read_text())
-    result = counter.figures(summary["step_seconds"], trainer.model)
+    result = counter.figures(summary["step_seconds"])
     return result | {
         "name": f"mtlm ({precision})" if precision != "no" else "mtlm",
         "optimizer_steps": summary["steps"],
