@@ -239,10 +239,17 @@ class TrainingSpec(_Strict):
     joint_groups: list[list[str]] | None = None
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     logging_steps: int = Field(10, gt=0)
+    # `steps`: validate every eval_steps steps (if set); `epoch`: at the end of every epoch.
+    eval_strategy: Literal["steps", "epoch"] = "steps"
     eval_steps: int | None = Field(None, gt=0)
     save_steps: int | None = Field(None, gt=0)
     save_total_limit: int = Field(2, gt=0)
     load_best_model_at_end: bool = True
+    # Stop after this many validations in a row that do not beat the best validation aggregate
+    # by more than early_stopping_threshold (as transformers' EarlyStoppingCallback); the
+    # learning-rate schedule stays planned for max_steps / num_epochs.
+    early_stopping_patience: int | None = Field(None, gt=0)
+    early_stopping_threshold: float = Field(0.0, ge=0.0)
     length_group_chunk: int = Field(50, gt=0)
     eval_split: str = "validation"
     final_eval_split: str = "test"
@@ -327,6 +334,15 @@ class ExperimentConfig(_Strict):
                 f"training.joint_groups: training.balancer.kind {training.balancer.kind!r} keeps "
                 "per-task state, so every joint step must hold every task; drop joint_groups or "
                 f"choose a balancer outside {', '.join(PER_TASK_BALANCERS)}"
+            )
+        if (
+            training.early_stopping_patience is not None
+            and training.eval_strategy == "steps"
+            and training.eval_steps is None
+        ):
+            raise ValueError(
+                "training.early_stopping_patience counts validations: set training.eval_steps "
+                "or training.eval_strategy: epoch"
             )
         if training.sampler.kind == "dynamic" and training.sampler.floor * len(names) > 1:
             raise ValueError("training.sampler.floor times the number of tasks must be at most 1")

@@ -146,3 +146,45 @@ def test_joint_groups_alternate(make_config, tmp_path):
         {"sentiment": 1, "score": 1},
     ]
     assert [set(row["losses"]) for row in rows[:2]] == [{"sentiment", "score"}, {"tagging"}]
+
+
+def test_early_stopping_ends_the_run_after_patience_validations_without_improvement(
+    make_config, tmp_path, capsys
+):
+    # A threshold no score can beat makes every validation after the first stale.
+    config = make_config(
+        max_steps=40,
+        eval_steps=4,
+        early_stopping_patience=2,
+        early_stopping_threshold=10.0,
+        logging_steps=1000,
+    )
+    Trainer(config).train()
+    summary = read_json(tmp_path / "run" / "train_summary.json")
+    assert summary["steps"] == 12
+    assert summary["planned_steps"] == 40
+    printed = capsys.readouterr().out
+    assert "early stopping at step 12" in printed
+    lines = [line for line in printed.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["4", "8", "12"]
+    assert lines[0].endswith("(best)") and "sentiment accuracy" in lines[0]
+    best = next(line for line in lines if line.split()[1] == str(summary["best_step"]))
+    assert best.endswith("(best)")
+
+
+def test_eval_strategy_epoch_validates_at_each_epoch_end(make_config, tmp_path):
+    config = make_config(
+        max_steps=None, num_epochs=2, batch_size=32, eval_steps=None, eval_strategy="epoch"
+    )
+    Trainer(config).train()
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [row["step"] for row in rows if "eval" in row] == [6, 12]
+
+
+def test_early_stopping_needs_a_validation_schedule(make_config):
+    from mtlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="early_stopping_patience counts validations"):
+        make_config(eval_steps=None, early_stopping_patience=2)

@@ -136,6 +136,7 @@ class Trainer:
             "padded": 0,
             "examples": 0,
             "task_examples": dict.fromkeys(self.data, 0),
+            "stale_validations": 0,
         }
         step = 0
         checkpoints = self.output_dir / "checkpoints"
@@ -186,10 +187,10 @@ class Trainer:
                 row = window.flush(step, scheduler.get_last_lr()[0], sampler.probabilities)
                 progress.set_postfix(task=",".join(tasks), loss=f"{row['loss']:.4f}")
                 run_log.write(row)
-            evaluate_now = args.eval_steps is not None and step % args.eval_steps == 0
             paused = time.perf_counter()
-            if evaluate_now or step == plan.total_steps:
-                self._validate(step, model, state, run_log, sampler)
+            stop = False
+            if self._validates_at(step, plan):
+                stop = self._validate(step, model, state, run_log, sampler)
             if args.save_steps is not None and step % args.save_steps == 0:
                 self._checkpoint(
                     checkpoints,
@@ -203,6 +204,13 @@ class Trainer:
                     state,
                 )
             outside_steps += time.perf_counter() - paused
+            if stop:
+                self._print(
+                    f"early stopping at step {step}: {state['stale_validations']} validations "
+                    f"without a better aggregate than {state['best_score']:.4f} "
+                    f"(step {state['best_step']})"
+                )
+                break
         progress.close()
         elapsed = time.perf_counter() - started
         session = _Session(
@@ -212,6 +220,7 @@ class Trainer:
             state["examples"] - examples_at_start,
             state["tokens"] - tokens_at_start,
         )
+        state["step"] = step
         final = self._finish(model, state, session, plan)
         run_log.close()
         return final
@@ -330,7 +339,8 @@ class Trainer:
 
     def _print(self, message: str) -> None:
         if self._is_main:
-            print(message, flush=True)
+            # Above the progress bar rather than through it.
+            tqdm.write(message)
 
     def task_streams(self) -> dict[str, TaskBatchStream]:
         """Each task's endless batch stream over its training rows (capped, oversampled)."""
@@ -471,27 +481,48 @@ class Trainer:
             )
         self.accelerator.wait_for_everyone()
 
-    def _validate(self, step: int, model, state: dict[str, Any], run_log, sampler) -> None:
+    def _validates_at(self, step: int, plan: TrainingPlan) -> bool:
+        """Validation after the last step, and every eval_steps steps or at each epoch's end."""
+        if step == plan.total_steps:
+            return True
+        if self.args.eval_strategy == "epoch":
+            return step % plan.steps_per_epoch == 0
+        return self.args.eval_steps is not None and step % self.args.eval_steps == 0
+
+    def _validate(self, step: int, model, state: dict[str, Any], run_log, sampler) -> bool:
         """Evaluate on the validation split; keep the weights if the aggregate is the best;
-        tell a dynamic sampler how far each task still is from its target."""
-        gaps = [None]
+        tell a dynamic sampler how far each task still is from its target. Returns whether
+        early stopping's patience has run out."""
+        shared: list[Any] = [None, False]
         if self._is_main:
             results = self.evaluate(self.args.eval_split)
             score = results["aggregate"]
             run_log.write({"step": step, "eval": results})
-            gaps[0] = metric_gaps(
+            shared[0] = metric_gaps(
                 results, {name: d.task for name, d in self.data.items()}, self.args.sampler.targets
             )
-            if score is not None and (state["best_score"] is None or score > state["best_score"]):
+            best = state["best_score"]
+            if score is not None and (best is None or score > best):
                 state["best_score"], state["best_step"] = score, step
                 save_weights(
                     self.output_dir / "checkpoints" / "best",
                     self.accelerator.unwrap_model(model),
                     {"step": step, "aggregate": score, "split": self.args.eval_split},
                 )
-        # Every process must draw the same tasks, so all take the main process's gaps.
-        sampler.observe(broadcast_object_list(gaps)[0])
+            improved = score is not None and (
+                best is None or score > best + self.args.early_stopping_threshold
+            )
+            stale = state.get("stale_validations", 0)
+            state["stale_validations"] = 0 if improved else stale + 1
+            patience = self.args.early_stopping_patience
+            shared[1] = patience is not None and state["stale_validations"] >= patience
+            self._print(validation_line(step, results, step == state["best_step"]))
+        # Every process must draw the same tasks and stop together, so all take the main
+        # process's gaps and decision.
+        gaps, stop = broadcast_object_list(shared)
+        sampler.observe(gaps)
         model.train()
+        return stop
 
     def _finish(self, model, state, session: _Session, plan) -> EvalResults:
         """Restore the best weights, save the model, evaluate on the final split, summarise."""
@@ -506,9 +537,10 @@ class Trainer:
             write_json(self.output_dir / "eval_results.json", final)
             stepping = session.step_seconds
             summary = {
-                "steps": plan.total_steps,
+                "steps": state["step"],
+                "planned_steps": plan.total_steps,
                 "steps_per_epoch": plan.steps_per_epoch,
-                "epochs": round(plan.total_steps / plan.steps_per_epoch, 3),
+                "epochs": round(state["step"] / plan.steps_per_epoch, 3),
                 "train_seconds": round(session.elapsed, 2),
                 # Throughput counts the optimizer steps only, not validation and checkpoints.
                 "step_seconds": round(stepping, 2),
@@ -542,6 +574,18 @@ class Trainer:
             self._print(f"report: {report}")
         self.accelerator.wait_for_everyone()
         return final
+
+
+def validation_line(step: int, results: EvalResults, best: bool) -> str:
+    """One console line per validation: each task's primary metric and the aggregate."""
+    scores = [
+        f"{name} {metrics['primary']} {metrics[metrics['primary']]:.4f}"
+        for name, metrics in results["tasks"].items()
+    ]
+    aggregate = results["aggregate"]
+    shown = "n/a" if aggregate is None else f"{aggregate:.4f}"
+    mark = " (best)" if best else ""
+    return f"step {step} {results['split']}: {', '.join(scores)}; aggregate {shown}{mark}"
 
 
 def _multi_process_cpu_launch() -> bool:
