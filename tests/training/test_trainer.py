@@ -28,6 +28,10 @@ def test_training_writes_a_run_directory_and_learns(make_config, tmp_path):
     assert any("losses" in row for row in rows) and any("eval" in row for row in rows)
     assert results["aggregate"] > before["aggregate"]
     assert results["tasks"]["tagging"]["accuracy"] > 0.8
+    trivial = json.loads((run / "trivial_results.json").read_text())
+    assert trivial["split"] == "test"
+    assert trivial["tasks"]["score"]["pearson"] == 0.0
+    assert trivial["tasks"]["tagging"]["accuracy"] < results["tasks"]["tagging"]["accuracy"]
 
 
 def test_two_runs_with_one_seed_end_with_identical_weights(make_config, tmp_path):

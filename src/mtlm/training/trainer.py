@@ -26,7 +26,7 @@ from mtlm.assets import cache_dir, resolve_model_name
 from mtlm.config import ExperimentConfig
 from mtlm.data.features import TaskData, load_task_data, training_subset
 from mtlm.errors import ConfigError
-from mtlm.evaluation.evaluate import EvalResults, evaluate
+from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.evaluation.run_report import write_report
 from mtlm.files import write_json
 from mtlm.modeling.backbones import backbone_family, check_task_kinds
@@ -535,6 +535,12 @@ class Trainer:
             unwrapped.save_pretrained(self.output_dir / "model")
             final = self.evaluate(self.args.final_eval_split)
             write_json(self.output_dir / "eval_results.json", final)
+            # What input-blind predictions score on the same split: a model that does not beat
+            # them has learned nothing (read by compare and plan).
+            write_json(
+                self.output_dir / "trivial_results.json",
+                trivial_baseline(self.data, self.args.final_eval_split),
+            )
             stepping = session.step_seconds
             summary = {
                 "steps": state["step"],
