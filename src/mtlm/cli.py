@@ -115,7 +115,11 @@ def _train(args: argparse.Namespace) -> int:
     trainer = Trainer(config, args.output_dir)
     results = trainer.train(resume=args.resume)
     if results:
-        print_results({"model": results})
+        columns = {"model": results}
+        finetuned = trainer.output_dir / "finetuned" / "eval_results.json"
+        if config.training.finetune is not None and finetuned.is_file():
+            columns = {"multi-task": results, "+ fine-tune": json.loads(finetuned.read_text())}
+        print_results(columns)
     return 0
 
 
