@@ -49,6 +49,13 @@ def test_fine_tuning_writes_a_model_with_one_adapter_per_task(two_stage_run):
         assert task["best_step"] in (8, 16)
     results = json.loads((folder / "eval_results.json").read_text())
     assert set(results["tasks"]) == {"sentiment", "score", "tagging"}
+    validation = json.loads((folder / "validation_results.json").read_text())
+    assert validation["split"] == "validation"
+    for name, task in summary["tasks"].items():
+        # one task alone: its validation aggregate is its primary metric (mse negated)
+        metrics = validation["tasks"][name]
+        signed = metrics[metrics["primary"]] * (-1 if metrics["primary"] == "mse" else 1)
+        assert task["best_validation_score"] == pytest.approx(signed)
     assert (folder / "tasks" / "sentiment" / "metrics.jsonl").is_file()
     assert not (folder / "tasks" / "sentiment" / "model").exists()
     adapters = sorted(p.name for p in (folder / "model" / "adapters").iterdir())

@@ -89,8 +89,8 @@ def finetune_tasks(
     config: ExperimentConfig, model: MultiTaskModel, data: dict[str, TaskData], run_dir: Path
 ) -> EvalResults:
     """Fine-tune every task alone from the trained multi-task `model`; write the result to
-    `run_dir/finetuned/` (model/, eval_results.json, trivial_results.json, train_summary.json,
-    and a folder per task with its training log); return its final-split scores."""
+    `run_dir/finetuned/` (model/, eval_results.json, validation_results.json,
+    trivial_results.json, train_summary.json, and a folder per task with its training log); return its final-split scores."""
     from mtlm.training.trainer import Trainer
 
     args = config.training
@@ -120,6 +120,8 @@ def finetune_tasks(
     tuned.save_pretrained(folder / "model")
     final = evaluate(tuned, data, args.final_eval_split, args.eval_batch_size)
     write_json(folder / "eval_results.json", final)
+    validation = evaluate(tuned, data, args.eval_split, args.eval_batch_size)
+    write_json(folder / "validation_results.json", validation)
     write_json(folder / "trivial_results.json", trivial_baseline(data, args.final_eval_split))
     write_json(
         folder / "train_summary.json",

@@ -70,6 +70,7 @@ class Trainer:
         self.args = config.training
         #: train_summary.json's content once `train` has finished.
         self.summary: dict[str, Any] | None = None
+        self._best_validation: EvalResults | None = None
         self.output_dir = Path(output_dir or self.args.output_dir)
         self.accelerator = Accelerator(
             mixed_precision=self.args.mixed_precision,
@@ -531,6 +532,7 @@ class Trainer:
             best = state["best_score"]
             if score is not None and (best is None or score > best):
                 state["best_score"], state["best_step"] = score, step
+                self._best_validation = results
                 save_weights(
                     self.output_dir / "checkpoints" / "best",
                     self.accelerator.unwrap_model(model),
@@ -562,6 +564,11 @@ class Trainer:
             unwrapped.save_pretrained(self.output_dir / "model")
             final = self.evaluate(self.args.final_eval_split)
             write_json(self.output_dir / "eval_results.json", final)
+            # The validation scores of the model kept: what choices between models may read.
+            validation = self._best_validation
+            if not (self.args.load_best_model_at_end and validation is not None):
+                validation = self.evaluate(self.args.eval_split)
+            write_json(self.output_dir / "validation_results.json", validation)
             # What input-blind predictions score on the same split: a model that does not beat
             # them has learned nothing (read by compare and plan).
             write_json(
