@@ -90,7 +90,8 @@ def finetune_tasks(
 ) -> EvalResults:
     """Fine-tune every task alone from the trained multi-task `model`; write the result to
     `run_dir/finetuned/` (model/, eval_results.json, validation_results.json,
-    trivial_results.json, train_summary.json, and a folder per task with its training log); return its final-split scores."""
+    trivial_results.json, train_summary.json, and a folder per task with its training log);
+    return its final-split scores."""
     from mtlm.training.trainer import Trainer
 
     args = config.training
