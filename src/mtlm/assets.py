@@ -64,6 +64,8 @@ BUNDLED_PREFIX = "bundled:"
 _DEMO_FORMAT = 1
 _DEMO_SEED = 0
 _STAMP_FILE = ".build.json"
+# The row key that keeps rows together in one split (see DemoTask).
+_GROUP = "_group"
 
 
 def cache_dir() -> Path:
@@ -357,7 +359,11 @@ class SplitSizes(NamedTuple):
 
 @dataclass(frozen=True)
 class DemoTask:
-    """A demo task: the archive it comes from, how to read its rows, and its split sizes."""
+    """A demo task: the archive it comes from, how to read its rows, and its split sizes.
+
+    A reader may give rows a `_group` key: rows that share its value land in the same split
+    (the renderings of one template, say), and the key is not written to the files.
+    """
 
     archive: str
     read: Callable[[Path], list[Row]]
@@ -524,16 +530,28 @@ DEMO_TASKS: tuple[str, ...] = tuple(DEMO)
 
 
 def _split(rows: list[Row], sizes: SplitSizes, seed: int) -> dict[str, list[Row]]:
-    order = np.random.default_rng(seed).permutation(len(rows))
-    shuffled = [rows[i] for i in order]
-    n_test = min(sizes.test, len(shuffled))
-    n_val = min(sizes.validation, len(shuffled) - n_test)
-    n_train = min(sizes.train, len(shuffled) - n_test - n_val)
-    return {
-        "test": shuffled[:n_test],
-        "validation": shuffled[n_test : n_test + n_val],
-        "train": shuffled[n_test + n_val : n_test + n_val + n_train],
-    }
+    """Shuffle by `seed`, then fill test, validation and train in turn up to their sizes.
+
+    Rows that share a `_group` value move as one unit, and the key is dropped from them; the
+    first unit that no longer fits closes a split. Rows without the key are units of one.
+    """
+    units: dict[Any, list[Row]] = {}
+    for index, row in enumerate(rows):
+        key = (_GROUP, row[_GROUP]) if _GROUP in row else index
+        units.setdefault(key, []).append({k: v for k, v in row.items() if k != _GROUP})
+    shuffled = list(units.values())
+    order = np.random.default_rng(seed).permutation(len(shuffled))
+    parts: dict[str, list[Row]] = {split: [] for split in SPLITS}
+    fill = iter(("test", "validation", "train"))
+    split: str | None = next(fill)
+    for i in order:
+        unit = shuffled[i]
+        while split is not None and len(parts[split]) + len(unit) > getattr(sizes, split):
+            split = next(fill, None)
+        if split is None:
+            break
+        parts[split].extend(unit)
+    return parts
 
 
 def _write_jsonl(path: Path, rows: list[Row]) -> None:
