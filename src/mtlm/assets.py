@@ -699,8 +699,8 @@ DEMO: dict[str, DemoTask] = {
     # All 1,225 pairs: two thirds to train on, 150 to validate, and 250 to test, which puts the
     # standard error of a Pearson r around 0.5 near 0.05.
     "lee_similarity": DemoTask("gensim", _read_lee_similarity, SplitSizes(825, 150, 250)),
-    # 159 usable templates, 15 renderings each: whole templates go to a split, so the sizes
-    # are caps that the last template to fit may leave a few rows short of.
+    # 159 usable templates, 15 renderings each (once for the 14 without slots), 2,151 rows
+    # without duplicates: whole templates go to a split, so a split may end a few rows short.
     "ner": DemoTask("presidio-evaluator", _read_ner, SplitSizes(1500, 300, 500)),
 }
 DEMO_TASKS: tuple[str, ...] = tuple(DEMO)
