@@ -23,12 +23,12 @@ SINGLE_TASK = "single-task"
 @dataclass
 class Candidate:
     """One trained candidate: the validation and test scores (primary metric) of the tasks it
-    serves, and where its model is."""
+    serves, and the model folder that serves each of them."""
 
     name: str
     validation: dict[str, float]
     test: dict[str, float] = field(default_factory=dict)
-    model_dir: str | None = None
+    models: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
