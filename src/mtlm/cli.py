@@ -190,7 +190,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from mtlm.analysis.compare import compare, format_comparison
+    from mtlm.analysis.compare import compare
+    from mtlm.analysis.compare_report import format_comparison
     from mtlm.config import load_config
 
     config = load_config(args.config)

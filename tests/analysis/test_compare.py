@@ -14,8 +14,8 @@ from mtlm.analysis.compare import (
     baseline_key,
     compare,
     data_fingerprint,
-    format_comparison,
 )
+from mtlm.analysis.compare_report import format_comparison
 from mtlm.config import ExperimentConfig, SharingSpec, config_from_dict
 from mtlm.errors import ConfigError
 from mtlm.training.trainer import Trainer
