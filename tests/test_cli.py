@@ -179,6 +179,13 @@ def test_compare_with_no_seeds_exits_2_naming_the_flag(make_config, tmp_path, ca
     assert not (tmp_path / "run-compare").exists()
 
 
+def test_compare_with_no_baseline_epochs_exits_2_naming_the_flag(make_config, tmp_path, capsys):
+    config = write_yaml(make_config().model_dump(mode="json"), tmp_path / "exp.yaml")
+    assert main(["compare", str(config), "--baseline-epochs", "0"]) == 2
+    assert "--baseline-epochs" in one_line_error(capsys.readouterr().err)
+    assert not (tmp_path / "run-compare").exists()
+
+
 def test_affinity_prints_both_matrices_and_writes_them(make_config, tmp_path, capsys):
     config = write_yaml(make_config().model_dump(mode="json"), tmp_path / "exp.yaml")
     out = tmp_path / "affinity"

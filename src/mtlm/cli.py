@@ -70,11 +70,27 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_export)
 
     compare = commands.add_parser(
-        "compare", help="each task: multi-task score against a same-budget single-task model"
+        "compare", help="each task: multi-task score against single-task models of it"
     )
     compare.add_argument("config", help="experiment YAML file")
     compare.add_argument(
         "--seeds", type=int, default=1, help="seeds from training.seed on; 3 or more to test noise"
+    )
+    compare.add_argument(
+        "--baseline",
+        choices=["converged", "equal_examples", "both"],
+        default="converged",
+        help="single-task models trained to their best validation score (converged, default), "
+        "on as many examples as the multi-task run gave the task (equal_examples), or both",
+    )
+    compare.add_argument(
+        "--baseline-epochs", type=int, default=10, help="converged baselines: at most (10)"
+    )
+    compare.add_argument(
+        "--baseline-patience",
+        type=int,
+        default=2,
+        help="converged baselines: stop after this many epochs without improvement (2)",
     )
     compare.add_argument("--output-dir", help="default: <training.output_dir>-compare")
     compare.add_argument("--baseline-cache", help="default: <mtlm cache>/baselines")
@@ -219,13 +235,18 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from mtlm.analysis.compare import compare, format_comparison
+    from mtlm.analysis.compare import BaselinePlan, compare
+    from mtlm.analysis.compare_report import format_comparison
     from mtlm.config import load_config
 
+    plan = BaselinePlan(args.baseline, args.baseline_epochs, args.baseline_patience)
+    plan.check()  # before reading data or training anything
     config = load_config(args.config)
     # Beside the training folder, not in it: overwrite_output_dir would delete it.
     output = Path(args.output_dir or f"{config.training.output_dir}-compare")
-    comparison = compare(config, output, seeds=args.seeds, baseline_cache=args.baseline_cache)
+    comparison = compare(
+        config, output, seeds=args.seeds, baseline_cache=args.baseline_cache, plan=plan
+    )
     print(format_comparison(comparison))
     print(f"report: {output / 'comparison.md'}")
     return 0

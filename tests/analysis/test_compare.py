@@ -1,4 +1,4 @@
-"""`compare`: same-budget single-task baselines, their cache, and the reports."""
+"""`compare`: converged and equal-examples single-task baselines, their cache, and the reports."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from mtlm.analysis.compare import (
+    BaselinePlan,
     baseline_config,
     baseline_key,
     compare,
+    converged_baseline_config,
     data_fingerprint,
-    format_comparison,
 )
+from mtlm.analysis.compare_report import format_comparison
 from mtlm.config import ExperimentConfig, SharingSpec, config_from_dict
 from mtlm.errors import ConfigError
 from mtlm.training.trainer import Trainer
@@ -62,10 +64,59 @@ def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
         assert getattr(training, key) == getattr(config.training, key)
 
 
+def test_a_converged_baseline_trains_one_task_alone_until_validation_stops_improving(
+    make_config,
+):
+    config = make_config(
+        seed=7,
+        max_steps=30,
+        eval_steps=15,
+        save_steps=10,
+        early_stopping_threshold=0.05,
+        step_mode="joint",
+        balancer={"kind": "upgrad"},
+    )
+    tasks = config.model_dump(mode="json")["tasks"]
+    tasks[1]["loss_weight"] = 3.0
+    tasks[1]["max_length"] = 24
+    config = _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
+
+    baseline = converged_baseline_config(config, "score", epochs=6, patience=3)
+
+    assert [task.name for task in baseline.tasks] == ["score"]
+    assert baseline.tasks[0].loss_weight == 1.0 and baseline.tasks[0].max_length == 24
+    assert baseline.sharing == SharingSpec()
+    training = baseline.training
+    assert training.num_epochs == 6 and training.max_steps is None
+    assert training.eval_strategy == "epoch" and training.eval_steps is None
+    assert training.early_stopping_patience == 3
+    assert training.early_stopping_threshold == 0.0  # any improvement counts
+    assert training.load_best_model_at_end and training.save_steps is None
+    assert training.step_mode == "sampled" and training.balancer.kind == "static"
+    assert training.seed == 7 + 1
+    for key in ("learning_rate", "warmup_ratio", "batch_size", "gradient_accumulation_steps"):
+        assert getattr(training, key) == getattr(config.training, key)
+    defaults = converged_baseline_config(config, "score").training
+    assert defaults.num_epochs == 10 and defaults.early_stopping_patience == 2
+
+
 def test_a_lora_baseline_keeps_its_adapter(make_config):
     config = _variant(make_config(), sharing={"kind": "lora", "r": 4})
     baseline = baseline_config(config, "tagging", examples=40, multitask_steps=30)
     assert baseline.sharing == config.sharing
+    assert converged_baseline_config(config, "tagging").sharing == config.sharing
+
+
+def test_the_two_kinds_of_baseline_never_share_a_cache_entry(make_config, task_files):
+    config = make_config()
+    data = data_fingerprint(config.tasks[0])
+    # Even an equal-examples budget of exactly 10 epochs is another config than 10 epochs
+    # with early stopping.
+    steps_per_epoch = math.ceil(64 / config.training.batch_size)
+    examples = 10 * steps_per_epoch * config.training.batch_size
+    equal = baseline_config(config, "sentiment", examples, multitask_steps=30)
+    converged = converged_baseline_config(config, "sentiment", epochs=10)
+    assert baseline_key(equal, data) != baseline_key(converged, data)
 
 
 def test_the_baseline_key_ignores_where_a_run_writes_but_not_what_it_learns(
@@ -89,30 +140,43 @@ def test_the_baseline_key_ignores_where_a_run_writes_but_not_what_it_learns(
     assert baseline_key(config, changed) != baseline_key(config, data)
 
 
-def test_seeds_below_one_are_refused(make_config, tmp_path):
+def test_seeds_and_baseline_limits_below_one_are_refused(make_config, tmp_path):
     with pytest.raises(ConfigError, match="--seeds"):
         compare(make_config(), tmp_path / "compare", seeds=0)
+    for plan, flag in (
+        (BaselinePlan(epochs=0), "--baseline-epochs"),
+        (BaselinePlan(patience=0), "--baseline-patience"),
+        (BaselinePlan("longest"), "--baseline"),
+    ):
+        with pytest.raises(ConfigError, match=flag):
+            compare(make_config(), tmp_path / "compare", plan=plan)
     assert not (tmp_path / "compare").exists()
 
 
-def test_compare_reports_every_task_against_a_same_budget_baseline(make_config, tmp_path):
+def test_both_kinds_of_baseline_are_reported_side_by_side(make_config, tmp_path):
     config = make_config(max_steps=12, eval_steps=6)
     tasks = config.model_dump(mode="json")["tasks"]
     tasks[1]["primary_metric"] = "mse"  # a lower-is-better metric, end to end
     config = _variant(config, tasks=tasks)
     output = tmp_path / "compare"
+    plan = BaselinePlan("both", epochs=2, patience=1)
 
-    comparison = compare(config, output, seeds=2, baseline_cache=tmp_path / "baselines")
+    comparison = compare(config, output, seeds=2, baseline_cache=tmp_path / "baselines", plan=plan)
 
     names = [task.name for task in config.tasks]
     saved = _read(output / "comparison.json")
     assert list(saved["tasks"]) == names
+    assert saved["baseline"] == {"mode": "both", "epochs": 2, "patience": 1}
     assert (output / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (output / "comparison.md").read_text()
     table = format_comparison(comparison)
     for text in (markdown, table):
         assert all(name in text for name in names)
-        assert "Δm" in text and "Welch" in text
+        assert "Welch" in text
+        assert "single-task (equal examples)" in text and "single-task (converged)" in text
+        assert "trained to their best validation score (≤ 2 epochs, patience 1)" in text
+        assert "the same training examples per task" in text
+        assert text.count("Δm = ") >= 2
     assert saved["tasks"]["score"]["higher_is_better"] is False
 
     per_step = config.training.batch_size * config.training.gradient_accumulation_steps
@@ -120,29 +184,90 @@ def test_compare_reports_every_task_against_a_same_budget_baseline(make_config, 
         multitask = Path(run["multitask"])
         seen = _read(multitask / "train_summary.json")["examples_per_task"]
         scores = _read(multitask / "eval_results.json")["tasks"]
-        for name, baseline in run["baselines"].items():
-            folder = Path(baseline["folder"])
-            examples = _read(folder / "train_summary.json")["examples_per_task"][name]
-            assert abs(examples - seen[name]) <= per_step
-            assert not (folder / "model").exists() and not (folder / "checkpoints").exists()
-            metric = saved["tasks"][name]["metric"]
-            index = saved["seeds"].index(run["seed"])
-            assert saved["tasks"][name]["multi_task"]["scores"][index] == scores[name][metric]
-            single = _read(folder / "eval_results.json")["tasks"][name][metric]
-            assert saved["tasks"][name]["single_task"]["scores"][index] == single
+        index = saved["seeds"].index(run["seed"])
+        assert set(run["baselines"]) == {"equal_examples", "converged"}
+        for kind, baselines in run["baselines"].items():
+            for name, baseline in baselines.items():
+                folder = Path(baseline["folder"])
+                summary = _read(folder / "train_summary.json")
+                if kind == "equal_examples":
+                    assert abs(summary["examples_per_task"][name] - seen[name]) <= per_step
+                else:
+                    assert summary["epochs"] <= 2
+                assert baseline["steps"] == summary["steps"] <= summary["planned_steps"]
+                assert baseline["stopped_early"] == (summary["steps"] < summary["planned_steps"])
+                assert not (folder / "model").exists() and not (folder / "checkpoints").exists()
+                metric = saved["tasks"][name]["metric"]
+                columns = saved["tasks"][name]["scores"]
+                assert columns["multi_task"]["scores"][index] == scores[name][metric]
+                single = _read(folder / "eval_results.json")["tasks"][name][metric]
+                assert columns[kind]["scores"][index] == single
 
-    terms = []
-    for name, task in saved["tasks"].items():
-        single, multi = task["single_task"]["mean"], task["multi_task"]["mean"]
-        better = multi - single if task["higher_is_better"] else single - multi
-        assert task["negative_transfer"] == (better < 0)
-        assert bool(task["advice"]) == task["negative_transfer"]
-        assert (f"- {name}: negative transfer" in markdown) == task["negative_transfer"]
-        if task["p_value"] is not None:
-            assert task["significant"] == (task["p_value"] < 0.05)
-        if single != 0:
-            terms.append(100 * better / abs(single))
-    assert saved["delta_m_percent"] == pytest.approx(sum(terms) / len(terms))
+    for kind in ("equal_examples", "converged"):
+        terms = []
+        for task in saved["tasks"].values():
+            single = task["scores"][kind]["mean"]
+            multi = task["scores"]["multi_task"]["mean"]
+            better = multi - single if task["higher_is_better"] else single - multi
+            contrast = task["against"][kind]
+            assert contrast["negative_transfer"] == (better < 0)
+            assert bool(contrast["advice"]) == contrast["negative_transfer"]
+            if contrast["p_value"] is not None:
+                assert contrast["significant"] == (contrast["p_value"] < 0.05)
+            if single != 0:
+                terms.append(100 * better / abs(single))
+        assert saved["views"][kind]["delta_m_percent"] == pytest.approx(sum(terms) / len(terms))
+    # The headline is against the baselines that cannot flatter multi-task training.
+    assert saved["headline"] == "converged"
+    assert saved["delta_m_percent"] == saved["views"]["converged"]["delta_m_percent"]
+
+
+def test_converged_baselines_stop_by_their_epochs_and_do_not_depend_on_the_multitask_budget(
+    make_config, tmp_path, monkeypatch
+):
+    trained: list[list[str]] = []
+    original = Trainer.train
+
+    def counting_train(self: Trainer, resume: bool = False):
+        trained.append([task.name for task in self.config.tasks])
+        return original(self, resume)
+
+    monkeypatch.setattr(Trainer, "train", counting_train)
+    cache = tmp_path / "baselines"
+    names = [task.name for task in make_config().tasks]
+    plan = BaselinePlan(epochs=4, patience=1)
+
+    comparison = compare(
+        make_config(max_steps=12, eval_steps=None),
+        tmp_path / "short",
+        baseline_cache=cache,
+        plan=plan,
+    )
+
+    assert trained == [names] + [[name] for name in names]
+    assert list(comparison.runs[0].baselines) == ["converged"]
+    for baseline in comparison.runs[0].baselines["converged"].values():
+        summary = _read(baseline.folder / "train_summary.json")
+        stored = _read(baseline.folder / "experiment_config.json")["training"]
+        assert stored["eval_strategy"] == "epoch" and stored["early_stopping_patience"] == 1
+        assert summary["planned_steps"] == 4 * summary["steps_per_epoch"]
+        assert baseline.steps <= baseline.planned_steps and baseline.epochs <= 4
+        assert baseline.stopped_early == (baseline.steps < baseline.planned_steps)
+        # Early stopping ends a run at an epoch's end.
+        assert baseline.steps % summary["steps_per_epoch"] == 0 or not baseline.stopped_early
+    table = format_comparison(comparison)
+    assert "single-task models trained to their best validation score (≤ 4 epochs, patience 1)" in (
+        table
+    )
+
+    trained.clear()
+    compare(
+        make_config(max_steps=16, eval_steps=None),
+        tmp_path / "longer",
+        baseline_cache=cache,
+        plan=plan,
+    )
+    assert trained == [names]  # a longer multi-task run, the same converged baselines
 
 
 def test_baselines_are_reused_while_the_budget_per_task_is_the_same(
@@ -163,23 +288,27 @@ def test_baselines_are_reused_while_the_budget_per_task_is_the_same(
     config = make_config(max_steps=12, eval_steps=None, save_steps=6)
     names = [task.name for task in config.tasks]
 
-    hard = compare(config, tmp_path / "hard", baseline_cache=cache)
+    equal = BaselinePlan("equal_examples")
+    hard = compare(config, tmp_path / "hard", baseline_cache=cache, plan=equal)
     assert trained == [names] + [[name] for name in names]
     assert not any(resumed)
 
     trained.clear()
-    compare(config, tmp_path / "hard", baseline_cache=cache)
+    compare(config, tmp_path / "hard", baseline_cache=cache, plan=equal)
     assert trained == []  # a finished multi-task run and cached baselines: nothing to train
 
     # A run killed before its summary resumes from its checkpoint; the baselines stay cached.
     (hard.runs[0].multitask / "train_summary.json").unlink()
-    compare(config, tmp_path / "hard", baseline_cache=cache)
+    compare(config, tmp_path / "hard", baseline_cache=cache, plan=equal)
     assert trained == [names] and resumed[-1]
     trained.clear()
 
     capsys.readouterr()
     soft = compare(
-        _variant(config, sharing={"kind": "soft"}), tmp_path / "soft", baseline_cache=cache
+        _variant(config, sharing={"kind": "soft"}),
+        tmp_path / "soft",
+        baseline_cache=cache,
+        plan=equal,
     )
     assert trained == [names]
     assert "cached" in capsys.readouterr().out
@@ -189,14 +318,18 @@ def test_baselines_are_reused_while_the_budget_per_task_is_the_same(
         return summary["examples_per_task"]
 
     assert examples(soft) == examples(hard)
-    assert all(run.cached for run in soft.runs[0].baselines.values())
-    assert {n: b.folder for n, b in soft.runs[0].baselines.items()} == {
-        n: b.folder for n, b in hard.runs[0].baselines.items()
+    soft_baselines = soft.runs[0].baselines["equal_examples"]
+    assert all(run.cached for run in soft_baselines.values())
+    assert {n: b.folder for n, b in soft_baselines.items()} == {
+        n: b.folder for n, b in hard.runs[0].baselines["equal_examples"].items()
     }
 
     trained.clear()
     longer = compare(
-        make_config(max_steps=16, eval_steps=None), tmp_path / "longer", baseline_cache=cache
+        make_config(max_steps=16, eval_steps=None),
+        tmp_path / "longer",
+        baseline_cache=cache,
+        plan=equal,
     )
     changed = [name for name in names if examples(longer)[name] != examples(hard)[name]]
     assert changed

@@ -192,6 +192,11 @@ def test_perplexity_is_the_exponent_of_the_mean_loss_per_token():
     assert aggregate_score({"lm": scores}, {"lm": task}) == pytest.approx(-math.exp(2.0))
 
 
+def test_the_ideal_perplexity_is_1_and_the_ideal_loss_0():
+    task = make_task()
+    assert task.ideal_score("perplexity") == 1.0 and task.ideal_score("loss") == 0.0
+
+
 def test_the_trivial_baseline_is_a_smoothed_unigram_model_of_the_training_tokens():
     task = make_task()
     train = {

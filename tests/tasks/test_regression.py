@@ -123,6 +123,12 @@ def test_trivial_predictions_are_the_training_mean() -> None:
     assert task.score(trivial, references)["mse"] == pytest.approx((4 + 9) / 2)
 
 
+def test_the_ideal_scores_are_a_perfect_correlation_and_no_error() -> None:
+    task = make_task(ROWS)
+    assert task.ideal_score("pearson") == 1.0 and task.ideal_score("spearman") == 1.0
+    assert task.ideal_score("mse") == 0.0
+
+
 def test_regression_refuses_class_options() -> None:
     for fields in ({"class_weights": "balanced"}, {"resample": "balanced"}):
         raw = {

@@ -171,6 +171,11 @@ class TaskKind(ABC):
         """Whether a larger value of `metric` is better."""
         return metric not in self.lower_is_better
 
+    def ideal_score(self, metric: str) -> float:
+        """The best value `metric` can take: 1 where higher is better (every such mtlm metric
+        is a fraction or a correlation, at most 1), 0 where lower is better (an error)."""
+        return 1.0 if self.higher_is_better(metric) else 0.0
+
 
 def sequence_inputs(
     spec: TaskSpec, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase

@@ -52,6 +52,10 @@ class LanguageModeling(TaskKind):
     lower_is_better = frozenset({"perplexity", "loss"})
     default_primary_metric = "perplexity"
 
+    def ideal_score(self, metric: str) -> float:
+        """Perplexity is at least 1 (every token predicted with certainty); the loss at least 0."""
+        return 1.0 if metric == "perplexity" else super().ideal_score(metric)
+
     @property
     def input_columns(self) -> list[str]:
         """The text column."""

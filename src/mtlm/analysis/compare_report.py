@@ -1,0 +1,235 @@
+"""The reports of `mtlm compare`: the terminal table, comparison.json, .md and .png.
+
+One table holds each model's scores; each kind of baseline the multi-task model is compared
+against (one, or two with `--baseline both`) adds its change and transfer columns, in the same
+table for one kind and in a table of its own under its Δm line for two.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mtlm.analysis.transfer import SEED_TEST, mean_std
+from mtlm.files import write_json, write_text
+from mtlm.plots import new_figure, save_figure
+
+if TYPE_CHECKING:
+    from mtlm.analysis.compare import Comparison, View
+
+_DELTA_M = (
+    "Δm: mean relative change of the primary metrics, > 0 when multi-task training helps "
+    "(Maninis et al. 2019)"
+)
+_CHANGE = "change: relative to the single-task score, > 0 when better"
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """The terminal report: what the baselines were given, Δm, the per-task table, and the tasks
+    that got worse with advice."""
+    lines = [_title(comparison), *_regimes(comparison), ""]
+    for block in _blocks(comparison):
+        lines += [*block[0], _aligned(block[1]), ""]
+    lines += [_DELTA_M, _CHANGE]
+    if len(comparison.seeds) > 1:
+        lines.append(f"p: {SEED_TEST}")
+    flags = _flag_lines(comparison, bullet="- ", sub_bullet="    ")
+    if flags:
+        lines += ["", *flags]
+    lines += [f"note: {note}" for note in comparison.notes]
+    return "\n".join(lines)
+
+
+def write_comparison(comparison: Comparison, output_dir: Path) -> None:
+    """Write comparison.json, comparison.md and comparison.png into `output_dir`."""
+    write_json(output_dir / "comparison.json", comparison.to_dict())
+    write_text(output_dir / "comparison.md", _markdown(comparison))
+    save_figure(_figure(comparison), output_dir / "comparison.png")
+
+
+def column_label(comparison: Comparison, column: str) -> str:
+    """A column's name in reports: `single-task`, `single-task (converged)`, `multi-task`."""
+    if column == "multi_task":
+        return "multi-task"
+    if len(comparison.plan.kinds) == 1:
+        return "single-task"
+    return f"single-task ({column.replace('_', ' ')})"
+
+
+def _title(comparison: Comparison) -> str:
+    return (
+        f"multi-task vs single-task on the {comparison.split} split, "
+        f"{_seed_words(comparison.seeds)}"
+    )
+
+
+def _regimes(comparison: Comparison) -> list[str]:
+    """What each kind of baseline was given: the regime the comparison measured."""
+    plan = comparison.plan
+    return [f"{column_label(comparison, kind)} models {plan.describe(kind)}" for kind in plan.kinds]
+
+
+def _headline(comparison: Comparison, view: View) -> str:
+    value = view.delta_m.value
+    text = "Δm = n/a (no task has a nonzero baseline)" if value is None else f"Δm = {value:+.2f} %"
+    per_seed = [v for v in view.delta_m_per_seed if v is not None]
+    if len(per_seed) > 1:
+        text += f" (± {mean_std(per_seed)[1]:.2f} over seeds)"
+    return f"{text}: multi-task against {column_label(comparison, view.baseline)}"
+
+
+def _blocks(comparison: Comparison) -> list[tuple[list[str], list[list[str]]]]:
+    """(heading lines, table rows) to print in turn: with one kind of baseline its Δm and one
+    table; with two the scores first, then each kind's Δm over its change columns."""
+    scores = _score_rows(comparison)
+    views = list(comparison.views.values())
+    if len(views) == 1:
+        view = views[0]
+        extra = _view_rows(comparison, view)
+        merged = [row + more[1:] for row, more in zip(scores, extra, strict=True)]
+        return [([_headline(comparison, view)], merged)]
+    blocks: list[tuple[list[str], list[list[str]]]] = [([], scores)]
+    for view in views:
+        blocks.append(([_headline(comparison, view)], _view_rows(comparison, view)))
+    return blocks
+
+
+def _score_rows(comparison: Comparison) -> list[list[str]]:
+    columns = list(comparison.tasks[0].scores) if comparison.tasks else ["multi_task"]
+    rows = [["task", "metric", *(column_label(comparison, c) for c in columns)]]
+    for task in comparison.tasks:
+        arrow = "↑" if task.higher_is_better else "↓"
+        cells = [_mean_cell(task.scores[column]) for column in columns]
+        rows.append([task.task, f"{task.metric} {arrow}", *cells])
+    return rows
+
+
+def _view_rows(comparison: Comparison, view: View) -> list[list[str]]:
+    several = len(comparison.seeds) > 1
+    rows = [["task", "difference", "change", *(["p"] if several else []), "transfer"]]
+    for task in comparison.tasks:
+        contrast = task.against[view.baseline]
+        change = contrast.relative_change
+        row = [
+            task.task,
+            f"{contrast.difference:+.4f}",
+            "n/a" if change is None else f"{change:+.1f} %",
+        ]
+        if several:
+            test = contrast.seed_test
+            row.append("-" if test is None else f"{test.p_value:.3f}")
+        rows.append([*row, contrast.transfer])
+    return rows
+
+
+def _flag_lines(comparison: Comparison, bullet: str, sub_bullet: str) -> list[str]:
+    """Each task the multi-task model did worse on, against which baselines, with the advice
+    of the comparison against the headline's baselines where it is one of them."""
+    headline = comparison.headline.baseline
+    lines = []
+    for task in comparison.tasks:
+        flagged = [c for c in task.against.values() if c.negative_transfer]
+        flagged.sort(key=lambda contrast: contrast.baseline != headline)
+        if not flagged:
+            continue
+        if len(comparison.views) == 1:
+            lines.append(f"{bullet}{task.task}: {flagged[0].transfer} on {task.metric}")
+        else:
+            words = [
+                f"{contrast.transfer} against {column_label(comparison, contrast.baseline)}"
+                for contrast in flagged
+            ]
+            lines.append(f"{bullet}{task.task} ({task.metric}): {'; '.join(words)}")
+        lines += [f"{sub_bullet}- {line}" for line in flagged[0].advice]
+    return lines
+
+
+def _markdown(comparison: Comparison) -> str:
+    parts = [
+        "# Multi-task vs single-task",
+        "",
+        f"Primary metric on the {comparison.split} split, {_seed_words(comparison.seeds)}"
+        + (" (mean ± sample std)" if len(comparison.seeds) > 1 else "")
+        + ".",
+        "",
+        *(f"- {line}" for line in _regimes(comparison)),
+    ]
+    for heading, rows in _blocks(comparison):
+        parts += ["", *(f"**{line}**" for line in heading), *([""] if heading else [])]
+        parts += _markdown_table(rows)
+    parts += ["", f"{_DELTA_M}. {_CHANGE}."]
+    if len(comparison.seeds) > 1:
+        parts[-1] += f" p: {SEED_TEST}."
+    flags = _flag_lines(comparison, bullet="- ", sub_bullet="  ")
+    if flags:
+        parts += ["", "## Negative transfer", "", *flags]
+    if comparison.notes:
+        parts += ["", "## Notes", "", *(f"- {note}" for note in comparison.notes)]
+    parts += ["", "## Runs", ""]
+    for run in comparison.runs:
+        parts.append(f"- seed {run.seed}: multi-task `{run.multitask}`")
+        for kind, baselines in run.baselines.items():
+            for name, b in baselines.items():
+                stopped = ", stopped early" if b.stopped_early else ""
+                parts.append(
+                    f"  - {name} ({kind.replace('_', ' ')}): `{b.folder}` ({b.steps} steps, "
+                    f"{b.epochs:g} epochs{stopped}, {b.examples} examples"
+                    + (", cached)" if b.cached else ")")
+                )
+    return "\n".join(parts) + "\n"
+
+
+def _markdown_table(rows: list[list[str]]) -> list[str]:
+    table = [f"| {' | '.join(row)} |" for row in rows]
+    table.insert(1, "|" + "---|" * len(rows[0]))
+    return table
+
+
+def _figure(comparison: Comparison):
+    tasks = comparison.tasks
+    columns = list(tasks[0].scores) if tasks else []
+    figure = new_figure(max(4.0, (0.5 * len(columns) + 0.6) * len(tasks) + 1.5), 4.0)
+    axes = figure.add_subplot()
+    positions = np.arange(len(tasks))
+    width = 0.8 / max(len(columns), 1)
+    several = len(comparison.seeds) > 1
+    for index, column in enumerate(columns):
+        stats = [mean_std(task.scores[column]) for task in tasks]
+        axes.bar(
+            positions + (index - (len(columns) - 1) / 2) * width,
+            [mean for mean, _ in stats],
+            width,
+            yerr=[std for _, std in stats] if several else None,
+            capsize=3,
+            label=column_label(comparison, column),
+        )
+    axes.set_xticks(
+        positions,
+        [f"{t.task}\n{t.metric} {'↑' if t.higher_is_better else '↓'}" for t in tasks],
+    )
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.set_ylabel(f"primary metric ({comparison.split})")
+    value = comparison.headline.delta_m.value
+    axes.set_title("Δm = n/a" if value is None else f"Δm = {value:+.2f} %")
+    axes.legend()
+    return figure
+
+
+def _mean_cell(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def _seed_words(seeds: list[int]) -> str:
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
+
+
+def _aligned(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
