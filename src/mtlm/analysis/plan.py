@@ -68,7 +68,7 @@ def make_plan(
         _say(f"measuring task affinity ({affinity_steps} joint steps)")
         measured = measure_affinity(config, affinity_steps, affinity_every)
         report = write_affinity(measured, folder / "affinity", [groups])
-        partition = report["recommended"][0]["tasks"]
+        partition = report["grouping"]["recommended"][0]["tasks"]
     models = {"all-in-one": names} | {
         f"group {index} ({', '.join(group)})": group
         for index, group in enumerate(partition, start=1)
@@ -82,10 +82,14 @@ def make_plan(
         candidates.append(_candidate(name, run))
         candidates.append(_candidate(name + FINE_TUNED, run / "finetuned"))
     candidates.append(_single_task_candidate(config, candidates_dir / "single-task"))
-    directions = {}
-    for spec in config.tasks:
-        kind = KINDS[spec.kind](spec)
-        directions[spec.name] = kind.higher_is_better(kind.primary_metric)
+    # A kind's primary metric can depend on what it learned from its rows (tags in BIO form
+    # or not), so it is read from the scores of the model of all tasks.
+    scored = json.loads((candidates_dir / "multitask-0" / "eval_results.json").read_text())
+    directions = {
+        spec.name: KINDS[spec.kind](spec).higher_is_better(scored["tasks"][spec.name]["primary"])
+        for spec in config.tasks
+        if spec.name in scored["tasks"]
+    }
     choices = choose_per_task(candidates, directions)
     plan = Plan(candidates, choices, partition, folder)
     _write_model(plan)
