@@ -94,7 +94,7 @@ def run_entry(suite: str, entry: str, seed: int) -> dict[str, Any]:
     config = config_from_dict(raw, source=f"{suite}:{entry}")
     started = time.perf_counter()
     if entry == "single_task":
-        record = _single_task_record(config)
+        record = _single_task_record(config, folder)
     else:
         record = _multitask_record(config, folder)
     record.update(
@@ -138,13 +138,17 @@ def _multitask_record(config, folder: Path) -> dict[str, Any]:
     return record
 
 
-def _single_task_record(config) -> dict[str, Any]:
-    from mtlm.analysis.compare import converged_baselines
+def _single_task_record(config, folder: Path) -> dict[str, Any]:
+    """Every task alone with `mtlm compare`'s converged settings (at most 10 epochs, a
+    validation per epoch, patience 2, its best weights)."""
+    from mtlm import Trainer
+    from mtlm.analysis.compare import converged_baseline_config
 
-    runs = converged_baselines(config)
     record: dict[str, Any] = {"validation": {}, "test": {}, "train_seconds": 0.0, "parameters": 0}
-    for task, folder in runs.items():
-        one = _run_record(folder)
+    for spec in config.tasks:
+        task = spec.name
+        Trainer(converged_baseline_config(config, task), folder / task).train()
+        one = _run_record(folder / task)
         record["validation"][task] = one["validation"][task]
         record["test"][task] = one["test"][task]
         record["train_seconds"] += one["train_seconds"]

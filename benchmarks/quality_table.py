@@ -112,8 +112,14 @@ def render(suite: str, records: Records, seeds: list[int]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if single:
-        base = [f"{task} {mean_std([r['test'][task] for r in single.values()])[0]:.4f}" for task in tasks]
-        lines += ["", f"Single-task test scores (mean of {len(single)} seeds): " + ", ".join(base) + "."]
+        base = [
+            f"{task} {mean_std([r['test'][task] for r in single.values()])[0]:.4f}"
+            for task in tasks
+        ]
+        lines += [
+            "",
+            f"Single-task test scores (mean of {len(single)} seeds): " + ", ".join(base) + ".",
+        ]
     missing = [
         f"{entry}/seed-{seed}"
         for entry in ENTRIES
