@@ -1,0 +1,76 @@
+"""The methods-quality table's figures, from hand-written records with hand-computed values."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from quality_table import derived_rows, entry_figures, render  # noqa: E402
+
+PRIMARY = {"a": "accuracy", "b": "mse"}
+TRIVIAL = {"a": 0.5, "b": 1.0}
+
+
+def multitask(validation, test, finetuned=None):
+    record = {
+        "validation": validation,
+        "test": test,
+        "trivial": TRIVIAL,
+        "primary": PRIMARY,
+        "train_seconds": 100.0,
+    }
+    if finetuned:
+        record["finetuned"] = {**finetuned, "train_seconds": 20.0}
+    return record
+
+
+RECORDS = {
+    "single_task": {
+        42: {
+            "validation": {"a": 0.70, "b": 0.60},
+            "test": {"a": 0.80, "b": 0.50},
+            "train_seconds": 50.0,
+        }
+    },
+    "hard_temperature": {
+        42: multitask(
+            {"a": 0.72, "b": 0.65},
+            {"a": 0.84, "b": 0.40},
+            finetuned={"validation": {"a": 0.71, "b": 0.55}, "test": {"a": 0.90, "b": 0.30}},
+        )
+    },
+}
+
+
+def test_delta_m_and_delta_n_of_one_seed():
+    figures = entry_figures(
+        RECORDS["hard_temperature"], RECORDS["single_task"], RECORDS["hard_temperature"]
+    )
+    # a: (0.84 - 0.80) / 0.80 = +5 %; b (lower is better): (0.50 - 0.40) / 0.50 = +20 %
+    assert figures["delta_m"] == [pytest.approx(12.5)]
+    # a: n = (x - 0.5) / 0.5: 60 -> 68; b: n = (1 - x) / 1: 50 -> 60
+    assert figures["delta_n"] == [pytest.approx(9.0)]
+    assert figures["changes"] == {"a": pytest.approx(5.0), "b": pytest.approx(20.0)}
+    assert figures["seconds"] == 100.0
+
+
+def test_two_stage_and_plan_rows_come_from_the_records():
+    rows = derived_rows(RECORDS)
+    assert rows["two_stage"][42]["test"] == {"a": 0.90, "b": 0.30}
+    assert rows["two_stage"][42]["train_seconds"] == 120.0
+    # a: all-in-one has the best validation (0.72); b: the fine-tuned model (0.55 < 0.60)
+    assert rows["plan"][42]["chosen"] == {"a": "all-in-one", "b": "all-in-one + fine-tune"}
+    assert rows["plan"][42]["test"] == {"a": 0.84, "b": 0.30}
+    assert rows["plan"][42]["train_seconds"] == 170.0
+
+
+def test_the_table_lists_every_row_and_the_missing_records():
+    text = render("suite", RECORDS, [42, 43])
+    assert "| hard_temperature | 1 | +12.50 | +9.00 |" in text
+    assert "| two_stage | 1 |" in text and "| plan | 1 |" in text
+    assert "single_task/seed-43" in text and "hard_temperature/seed-43" in text
+    assert "single_task/seed-42" not in text
