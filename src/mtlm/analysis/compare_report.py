@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mtlm.analysis.transfer import SEED_TEST, mean_std
+from mtlm.analysis.transfer import LEARNED_RULE, SEED_TEST, mean_std
 from mtlm.files import write_json, write_text
 from mtlm.plots import new_figure, save_figure
 
@@ -24,6 +24,11 @@ _DELTA_M = (
     "(Maninis et al. 2019)"
 )
 _CHANGE = "change: relative to the single-task score, > 0 when better"
+_TRIVIAL = "trivial: the score of input-blind predictions (majority class, training mean)"
+_NORMALISED = (
+    "Δ normalised: change of the normalised score n = 100 (x − trivial) / (ideal − trivial), "
+    "0 = trivial, 100 = ideal, in points; Δn is its mean over tasks"
+)
 
 
 def format_comparison(comparison: Comparison) -> str:
@@ -32,7 +37,7 @@ def format_comparison(comparison: Comparison) -> str:
     lines = [_title(comparison), *_regimes(comparison), ""]
     for block in _blocks(comparison):
         lines += [*block[0], _aligned(block[1]), ""]
-    lines += [_DELTA_M, _CHANGE]
+    lines += [_DELTA_M, _CHANGE, _TRIVIAL, _NORMALISED, LEARNED_RULE]
     if len(comparison.seeds) > 1:
         lines.append(f"p: {SEED_TEST}")
     flags = _flag_lines(comparison, bullet="- ", sub_bullet="    ")
@@ -72,12 +77,20 @@ def _regimes(comparison: Comparison) -> list[str]:
 
 
 def _headline(comparison: Comparison, view: View) -> str:
-    value = view.delta_m.value
-    text = "Δm = n/a (no task has a nonzero baseline)" if value is None else f"Δm = {value:+.2f} %"
-    per_seed = [v for v in view.delta_m_per_seed if v is not None]
-    if len(per_seed) > 1:
-        text += f" (± {mean_std(per_seed)[1]:.2f} over seeds)"
-    return f"{text}: multi-task against {column_label(comparison, view.baseline)}"
+    m = _figure_text("Δm", view.delta_m.value, view.delta_m_per_seed, " %")
+    n = _figure_text("Δn", view.delta_n.value, view.delta_n_per_seed, " points")
+    return f"{m}, {n}: multi-task against {column_label(comparison, view.baseline)}"
+
+
+def _figure_text(name: str, value: float | None, per_seed: list[float | None], unit: str) -> str:
+    """`Δm = +1.23 % (± 0.40 over seeds)`, or n/a."""
+    if value is None:
+        return f"{name} = n/a"
+    text = f"{name} = {value:+.2f}{unit}"
+    values = [v for v in per_seed if v is not None]
+    if len(values) > 1:
+        text += f" (± {mean_std(values)[1]:.2f} over seeds)"
+    return text
 
 
 def _blocks(comparison: Comparison) -> list[tuple[list[str], list[list[str]]]]:
@@ -98,24 +111,26 @@ def _blocks(comparison: Comparison) -> list[tuple[list[str], list[list[str]]]]:
 
 def _score_rows(comparison: Comparison) -> list[list[str]]:
     columns = list(comparison.tasks[0].scores) if comparison.tasks else ["multi_task"]
-    rows = [["task", "metric", *(column_label(comparison, c) for c in columns)]]
+    rows = [["task", "metric", "trivial", *(column_label(comparison, c) for c in columns)]]
     for task in comparison.tasks:
         arrow = "↑" if task.higher_is_better else "↓"
+        trivial = "n/a" if task.trivial is None else _mean_cell(task.trivial)
         cells = [_mean_cell(task.scores[column]) for column in columns]
-        rows.append([task.task, f"{task.metric} {arrow}", *cells])
+        rows.append([task.task, f"{task.metric} {arrow}", trivial, *cells])
     return rows
 
 
 def _view_rows(comparison: Comparison, view: View) -> list[list[str]]:
     several = len(comparison.seeds) > 1
-    rows = [["task", "difference", "change", *(["p"] if several else []), "transfer"]]
+    header = ["task", "change", "Δ normalised", *(["p"] if several else []), "transfer"]
+    rows = [header]
     for task in comparison.tasks:
         contrast = task.against[view.baseline]
-        change = contrast.relative_change
+        change, normalised = contrast.relative_change, contrast.normalised_change
         row = [
             task.task,
-            f"{contrast.difference:+.4f}",
             "n/a" if change is None else f"{change:+.1f} %",
+            "n/a" if normalised is None else f"{normalised:+.1f}",
         ]
         if several:
             test = contrast.seed_test
@@ -125,22 +140,24 @@ def _view_rows(comparison: Comparison, view: View) -> list[list[str]]:
 
 
 def _flag_lines(comparison: Comparison, bullet: str, sub_bullet: str) -> list[str]:
-    """Each task the multi-task model did worse on, against which baselines, with the advice
-    of the comparison against the headline's baselines where it is one of them."""
+    """Each task the multi-task model did worse on or neither model learned, against which
+    baselines, with the advice of the comparison against the headline's baselines where it is
+    one of them."""
     headline = comparison.headline.baseline
     lines = []
     for task in comparison.tasks:
-        flagged = [c for c in task.against.values() if c.negative_transfer]
+        flagged = [c for c in task.against.values() if c.negative_transfer or c.not_learned]
         flagged.sort(key=lambda contrast: contrast.baseline != headline)
         if not flagged:
             continue
         if len(comparison.views) == 1:
             lines.append(f"{bullet}{task.task}: {flagged[0].transfer} on {task.metric}")
         else:
-            words = [
-                f"{contrast.transfer} against {column_label(comparison, contrast.baseline)}"
-                for contrast in flagged
-            ]
+            against: dict[str, list[str]] = {}
+            for contrast in flagged:
+                label = column_label(comparison, contrast.baseline)
+                against.setdefault(contrast.transfer, []).append(label)
+            words = [f"{word} against {' and '.join(labels)}" for word, labels in against.items()]
             lines.append(f"{bullet}{task.task} ({task.metric}): {'; '.join(words)}")
         lines += [f"{sub_bullet}- {line}" for line in flagged[0].advice]
     return lines
@@ -159,12 +176,13 @@ def _markdown(comparison: Comparison) -> str:
     for heading, rows in _blocks(comparison):
         parts += ["", *(f"**{line}**" for line in heading), *([""] if heading else [])]
         parts += _markdown_table(rows)
-    parts += ["", f"{_DELTA_M}. {_CHANGE}."]
+    parts += ["", *(f"- {line}." for line in (_DELTA_M, _CHANGE, _TRIVIAL, _NORMALISED))]
+    parts += [f"- {LEARNED_RULE}."]
     if len(comparison.seeds) > 1:
-        parts[-1] += f" p: {SEED_TEST}."
+        parts.append(f"- p: {SEED_TEST}.")
     flags = _flag_lines(comparison, bullet="- ", sub_bullet="  ")
     if flags:
-        parts += ["", "## Negative transfer", "", *flags]
+        parts += ["", "## Negative transfer and unlearned tasks", "", *flags]
     if comparison.notes:
         parts += ["", "## Notes", "", *(f"- {note}" for note in comparison.notes)]
     parts += ["", "## Runs", ""]
@@ -205,14 +223,28 @@ def _figure(comparison: Comparison):
             capsize=3,
             label=column_label(comparison, column),
         )
+    for position, task in zip(positions, tasks, strict=True):
+        if task.trivial is not None:
+            axes.hlines(
+                task.trivial_mean,
+                position - 0.45,
+                position + 0.45,
+                colors="black",
+                linestyles="dashed",
+                label="trivial" if position == 0 else None,
+            )
     axes.set_xticks(
         positions,
         [f"{t.task}\n{t.metric} {'↑' if t.higher_is_better else '↓'}" for t in tasks],
     )
     axes.axhline(0.0, color="grey", linewidth=0.8)
     axes.set_ylabel(f"primary metric ({comparison.split})")
-    value = comparison.headline.delta_m.value
-    axes.set_title("Δm = n/a" if value is None else f"Δm = {value:+.2f} %")
+    headline = comparison.headline
+    axes.set_title(
+        _figure_text("Δm", headline.delta_m.value, [], " %")
+        + ", "
+        + _figure_text("Δn", headline.delta_n.value, [], " points")
+    )
     axes.legend()
     return figure
 
