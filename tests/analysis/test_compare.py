@@ -62,7 +62,9 @@ def _fake_runs(
     for task, score in single.items():
         folder = root / "baselines" / task
         _write(folder / "eval_results.json", _results({task: score}))
-        baselines[task] = BaselineRun(folder, "converged", 64, 24, 80, 3.0, 1.5, cached=False)
+        baselines[task] = BaselineRun(
+            folder, "converged", 64, 24, 80, 3.0, 1.5, cached=False, parameters=500
+        )
     return [SeedRuns(1, multitask, {"converged": baselines})]
 
 
@@ -248,7 +250,7 @@ def test_both_kinds_of_baseline_are_reported_side_by_side(make_config, tmp_path)
             single = task["scores"][kind]["mean"]
             multi = task["scores"]["multi_task"]["mean"]
             better = multi - single if task["higher_is_better"] else single - multi
-            contrast = task["against"][kind]
+            contrast = task["against"]["multi_task"][kind]
             single_learned = task["scores"][kind]["learned"]
             multi_learned = task["scores"]["multi_task"]["learned"]
             if not single_learned and not multi_learned:
@@ -269,14 +271,15 @@ def test_both_kinds_of_baseline_are_reported_side_by_side(make_config, tmp_path)
             floor = task["trivial"]
             room = ideal[name] - floor
             points.append(100 * (multi - floor) / room - 100 * (single - floor) / room)
-        view = saved["views"][kind]
+        view = saved["views"]["multi_task"][kind]
         assert view["delta_m_percent"] == pytest.approx(sum(terms) / len(terms))
         assert view["delta_n_points"] == pytest.approx(sum(points) / len(points))
         assert len(view["delta_n_points_per_seed"]) == 2
     # The headline is against the baselines that cannot flatter multi-task training.
-    assert saved["headline"] == "converged"
-    assert saved["delta_m_percent"] == saved["views"]["converged"]["delta_m_percent"]
-    assert saved["delta_n_points"] == saved["views"]["converged"]["delta_n_points"]
+    assert saved["headline"] == {"model": "multi_task", "baseline": "converged"}
+    converged = saved["views"]["multi_task"]["converged"]
+    assert saved["delta_m_percent"] == converged["delta_m_percent"]
+    assert saved["delta_n_points"] == converged["delta_n_points"]
 
 
 def test_converged_baselines_stop_by_their_epochs_and_do_not_depend_on_the_multitask_budget(
@@ -412,7 +415,7 @@ def test_tasks_a_model_did_not_learn_get_words_instead_of_transfer(make_config, 
 
     comparison = summarise(config, runs, BaselinePlan())
 
-    against = {task.task: task.against["converged"] for task in comparison.tasks}
+    against = {task.task: task.against["multi_task"]["converged"] for task in comparison.tasks}
     # sentiment: 1 and −2 points, neither above 2; tagging: 1.7 points against 50.
     assert against["sentiment"].transfer == "not learned (neither model beats trivial)"
     assert len(against["sentiment"].advice) == 1 and "no advice" in against["sentiment"].advice[0]
@@ -440,7 +443,7 @@ def test_tasks_a_model_did_not_learn_get_words_instead_of_transfer(make_config, 
 
     # The multi-task model at 1 point of mse where its baseline is at 60.
     _write(runs[0].multitask / "eval_results.json", _results({**multi, "score": ("mse", 0.99)}))
-    score = summarise(config, runs, BaselinePlan()).tasks[1].against["converged"]
+    score = summarise(config, runs, BaselinePlan()).tasks[1].against["multi_task"]["converged"]
     assert score.transfer == "learned only by single-task"
     assert score.negative_transfer and any("weigh" in line for line in score.advice)
 
@@ -459,6 +462,69 @@ def test_a_run_without_trivial_results_has_no_trivial_column_values_or_delta_n(
 
     assert comparison.headline.delta_n.value is None
     assert comparison.headline.delta_m.value == pytest.approx(0.0)
-    assert all(task.against["converged"].transfer == "none" for task in comparison.tasks)
+    assert all(t.against["multi_task"]["converged"].transfer == "none" for t in comparison.tasks)
     assert any("no trivial_results.json" in note for note in comparison.notes)
     assert "Δn = n/a" in format_comparison(comparison)
+
+
+def test_a_fine_tuned_model_is_a_column_of_its_own_with_its_cost(make_config, tmp_path):
+    trivial = {
+        "sentiment": ("accuracy", 0.5),
+        "score": ("pearson", 0.0),
+        "tagging": ("accuracy", 0.4),
+    }
+    single = {
+        "sentiment": ("accuracy", 0.8),
+        "score": ("pearson", 0.5),
+        "tagging": ("accuracy", 0.41),
+    }
+    multi = {
+        "sentiment": ("accuracy", 0.7),
+        "score": ("pearson", 0.6),
+        "tagging": ("accuracy", 0.7),
+    }
+    tuned = {
+        "sentiment": ("accuracy", 0.9),
+        "score": ("pearson", 0.4),
+        "tagging": ("accuracy", 0.76),
+    }
+    runs = _fake_runs(tmp_path, single, multi, trivial)
+    multitask = runs[0].multitask
+    _write(
+        multitask / "train_summary.json",
+        {"train_seconds": 10.0, "model": {"total_parameters": 1000}},
+    )
+    _write(multitask / "finetuned" / "eval_results.json", _results(tuned))
+    _write(
+        multitask / "finetuned" / "train_summary.json",
+        {"train_seconds": 6.0, "model": {"total_parameters": 3000}},
+    )
+
+    comparison = summarise(make_config(), runs, BaselinePlan())
+    write_comparison(comparison, tmp_path / "report")
+
+    saved = _read(tmp_path / "report" / "comparison.json")
+    view = saved["views"]["finetuned"]["converged"]
+    # Against the single-task scores 0.8, 0.5, 0.41 (trivial 0.5, 0, 0.4; ideal 1):
+    assert view["delta_m_percent"] == pytest.approx((12.5 - 20.0 + 100 * 0.35 / 0.41) / 3)
+    assert view["delta_n_points"] == pytest.approx((20.0 - 10.0 + (60.0 - 100 * 0.01 / 0.6)) / 3)
+    # The multi-task model's own view is still the headline.
+    assert saved["headline"] == {"model": "multi_task", "baseline": "converged"}
+    assert saved["delta_m_percent"] == pytest.approx((-12.5 + 20.0 + 100 * 0.29 / 0.41) / 3)
+    tuned_against = {t: saved["tasks"][t]["against"]["finetuned"]["converged"] for t in tuned}
+    assert tuned_against["sentiment"]["transfer"] == "positive"
+    assert tuned_against["score"]["transfer"] == "negative transfer"
+    assert tuned_against["score"]["advice"] == []  # advice is about the multi-task config
+    assert tuned_against["tagging"]["transfer"] == "learned only by multi-task + fine-tune"
+    assert saved["costs"] == {
+        "converged": {"train_seconds": 4.5, "train_seconds_per_seed": [4.5], "parameters": 1500},
+        "multi_task": {"train_seconds": 10.0, "train_seconds_per_seed": [10.0], "parameters": 1000},
+        "finetuned": {"train_seconds": 16.0, "train_seconds_per_seed": [16.0], "parameters": 3000},
+    }
+    table = format_comparison(comparison)
+    assert "multi-task + fine-tune against single-task" in table
+    score_header = next(line for line in table.splitlines() if line.startswith("task "))
+    assert score_header.split("  ")[-1].strip() == "multi-task + fine-tune"
+    assert "16.0 s" in table and "3,000" in table
+    markdown = (tmp_path / "report" / "comparison.md").read_text()
+    assert "| multi-task + fine-tune | 16.0 s | 3,000 |" in markdown

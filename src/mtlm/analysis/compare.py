@@ -39,6 +39,10 @@ baselines, and every multi-task config of the same tasks, model and optimizer se
 the converged ones. The model is named by its path or hub name and revision, not hashed:
 replace a local model in place and the cache must be cleared by hand.
 
+Where the multi-task run folder holds `finetuned/eval_results.json` (the multi-task model with
+each task fine-tuned alone afterwards), it is a column of its own, compared against the same
+baselines. Each column also reports what it costs: training seconds, and parameters to serve.
+
 Δm (Maninis, Radosavovic and Kokkinos, 2019) is the headline, and Δn beside it: the mean
 change of the normalised score, which puts each task between its trivial score (0: what the
 multi-task run's `trivial_results.json` says input-blind predictions score) and its ideal score
@@ -91,6 +95,8 @@ BASELINE_VERSION = 1
 BASELINE_KINDS = ("equal_examples", "converged")
 #: What `--baseline` accepts: one kind, or both.
 BASELINE_CHOICES = ("converged", "equal_examples", "both")
+#: The models compared against the baselines, and their names in reports.
+MODELS = {"multi_task": "multi-task", "finetuned": "multi-task + fine-tune"}
 #: Training keys that decide where a run writes or how it reports progress, not what it learns.
 _RUN_ONLY_KEYS = (
     "output_dir",
@@ -153,6 +159,7 @@ class BaselineRun:
     epochs: float
     train_seconds: float | None
     cached: bool
+    parameters: int | None = None
 
     @property
     def stopped_early(self) -> bool:
@@ -169,6 +176,7 @@ class BaselineRun:
             "epochs": self.epochs,
             "stopped_early": self.stopped_early,
             "train_seconds": self.train_seconds,
+            "parameters": self.parameters,
             "cached": self.cached,
         }
 
@@ -181,12 +189,37 @@ class SeedRuns:
     multitask: Path
     baselines: dict[str, dict[str, BaselineRun]]
 
+    @property
+    def finetuned(self) -> Path:
+        """Where a fine-tuned copy of the multi-task model keeps its results, if it has one."""
+        return self.multitask / "finetuned"
+
+
+@dataclass
+class Cost:
+    """What a column's models cost: training seconds per seed (None where a run does not say),
+    and parameters to serve."""
+
+    train_seconds: list[float | None]
+    parameters: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, with the mean training time over seeds."""
+        known = [seconds for seconds in self.train_seconds if seconds is not None]
+        return {
+            "train_seconds": mean_std(known)[0] if len(known) == len(self.train_seconds) else None,
+            "train_seconds_per_seed": self.train_seconds,
+            "parameters": self.parameters,
+        }
+
 
 @dataclass
 class Contrast:
-    """One task's multi-task scores against one kind of single-task baseline, over seeds, and
-    whether each model learned the task (None without a trivial score)."""
+    """One task's scores of a multi-task model (`model`: multi_task or finetuned) against one
+    kind of single-task baseline, over seeds, and whether each model learned the task (None
+    without a trivial score)."""
 
+    model: str
     baseline: str
     single: list[float]
     multi: list[float]
@@ -245,9 +278,8 @@ class Contrast:
         if self.not_learned:
             return "not learned (neither model beats trivial)"
         if self.learned_by_one is not None:
-            return (
-                f"learned only by {'single' if self.learned_by_one == 'single' else 'multi'}-task"
-            )
+            learner = "single-task" if self.learned_by_one == "single" else MODELS[self.model]
+            return f"learned only by {learner}"
         if not self.negative_transfer:
             return "positive" if self.difference != 0 else "none"
         return "negative transfer" + (" (within seed noise)" if self.within_noise else "")
@@ -274,10 +306,10 @@ class TaskComparison:
     task: str
     metric: str
     higher_is_better: bool
-    #: Seed scores by column: a baseline kind, or `multi_task`.
+    #: Seed scores by column: a baseline kind, `multi_task` or `finetuned`.
     scores: dict[str, list[float]]
-    #: The multi-task model against each baseline kind, by kind.
-    against: dict[str, Contrast]
+    #: Each model (of MODELS) against each baseline kind, by model and kind.
+    against: dict[str, dict[str, Contrast]]
     #: What input-blind predictions score, per seed; None where the runs do not say.
     trivial: list[float] | None = None
     ideal: float = 1.0
@@ -309,15 +341,18 @@ class TaskComparison:
             "trivial_per_seed": self.trivial,
             "ideal": self.ideal,
             "scores": columns,
-            "against": {kind: contrast.to_dict() for kind, contrast in self.against.items()},
+            "against": {
+                model: {kind: contrast.to_dict() for kind, contrast in contrasts.items()}
+                for model, contrasts in self.against.items()
+            },
         }
 
 
 @dataclass
 class View:
-    """The multi-task model against one kind of baseline over all tasks: Δm and Δn, overall and
-    per seed."""
+    """A model against one kind of baseline over all tasks: Δm and Δn, overall and per seed."""
 
+    model: str
     baseline: str
     delta_m: DeltaM
     delta_m_per_seed: list[float | None]
@@ -344,15 +379,33 @@ class Comparison:
     seeds: list[int]
     plan: BaselinePlan
     tasks: list[TaskComparison]
-    views: dict[str, View]
+    views: list[View]
+    costs: dict[str, Cost]
     runs: list[SeedRuns]
     notes: list[str] = field(default_factory=list)
 
     @property
+    def columns(self) -> list[str]:
+        """The columns of scores: the baseline kinds, multi_task, and finetuned where any task
+        has fine-tuned scores."""
+        finetuned = any("finetuned" in task.scores for task in self.tasks)
+        return [*self.plan.kinds, "multi_task", *(["finetuned"] if finetuned else [])]
+
+    @property
     def headline(self) -> View:
-        """The view against converged baselines where they were trained (they cannot flatter
-        multi-task training), else against equal-examples ones."""
-        return self.views.get("converged") or self.views["equal_examples"]
+        """The multi-task model against converged baselines where they were trained (they
+        cannot flatter multi-task training), else against equal-examples ones."""
+        kind = "converged" if "converged" in self.plan.kinds else "equal_examples"
+        return next(v for v in self.views if v.model == "multi_task" and v.baseline == kind)
+
+    def label(self, column: str) -> str:
+        """A column's name in reports: `single-task` (`single-task (converged)` beside another
+        kind), `multi-task`, `multi-task + fine-tune`."""
+        if column in MODELS:
+            return MODELS[column]
+        if len(self.plan.kinds) == 1:
+            return "single-task"
+        return f"single-task ({column.replace('_', ' ')})"
 
     def to_dict(self) -> dict[str, Any]:
         """The `comparison.json` structure: the headline view's figures at the top."""
@@ -364,9 +417,13 @@ class Comparison:
                 "epochs": self.plan.epochs if "converged" in self.plan.kinds else None,
                 "patience": self.plan.patience if "converged" in self.plan.kinds else None,
             },
-            "headline": self.headline.baseline,
+            "headline": {"model": self.headline.model, "baseline": self.headline.baseline},
             **self.headline.to_dict(),
-            "views": {kind: view.to_dict() for kind, view in self.views.items()},
+            "views": {
+                model: {v.baseline: v.to_dict() for v in self.views if v.model == model}
+                for model in dict.fromkeys(v.model for v in self.views)
+            },
+            "costs": {column: cost.to_dict() for column, cost in self.costs.items()},
             "delta_m_method": "Maninis, Radosavovic, Kokkinos 2019: mean over tasks of "
             "(-1)^l (M_mt - M_st) / |M_st| x 100, l = 1 where lower is better",
             "delta_n_method": "mean over tasks of n(M_mt) - n(M_st), n(x) = (x - trivial) / "
@@ -379,6 +436,7 @@ class Comparison:
                 {
                     "seed": run.seed,
                     "multitask": str(run.multitask),
+                    "finetuned": str(run.finetuned) if "finetuned" in self.costs else None,
                     "baselines": {
                         kind: {name: b.to_dict() for name, b in baselines.items()}
                         for kind, baselines in run.baselines.items()
@@ -530,6 +588,7 @@ def summarise(
     notes = []
     multi = [_read_json(run.multitask / "eval_results.json") for run in runs]
     trivial = _trivial_results(runs, notes)
+    finetuned = _finetuned_results(runs, notes)
     split = multi[0]["split"]
     tasks = []
     for spec in config.tasks:
@@ -552,6 +611,11 @@ def summarise(
             for kind in plan.kinds
         }
         scores["multi_task"] = [results["tasks"][name][metric] for results in multi]
+        if finetuned is not None:
+            if all(metric in results["tasks"].get(name, {}) for results in finetuned):
+                scores["finetuned"] = [results["tasks"][name][metric] for results in finetuned]
+            else:
+                notes.append(f"{name}: no {metric} in the fine-tuned results; left out of them")
         task = TaskComparison(
             name,
             metric,
@@ -566,16 +630,25 @@ def summarise(
                 column: learned(values, task.trivial, task.ideal, task.higher_is_better)
                 for column, values in scores.items()
             }
-        task.against = {kind: _contrast(config, task, kind) for kind in plan.kinds}
+        task.against = {
+            model: {kind: _contrast(config, task, model, kind) for kind in plan.kinds}
+            for model in MODELS
+            if model in scores
+        }
         tasks.append(task)
-    views = {}
-    for kind in plan.kinds:
-        views[kind] = _view(kind, tasks, len(runs))
-        notes += [
-            f"{name}: its {kind.replace('_', '-')} single-task score is 0, so it has no "
-            "relative change; left out of Δm against it"
-            for name in views[kind].delta_m.left_out
-        ]
+    views = [
+        _view(model, kind, [t for t in tasks if model in t.scores], len(runs))
+        for model in MODELS
+        if model == "multi_task" or any(model in t.scores for t in tasks)
+        for kind in plan.kinds
+    ]
+    for view in views:
+        if view.model == "multi_task":
+            notes += [
+                f"{name}: its {view.baseline.replace('_', '-')} single-task score is 0, so it "
+                "has no relative change; left out of Δm against it"
+                for name in view.delta_m.left_out
+            ]
     for task in tasks:
         stopped = [
             run.baselines["converged"][task.task]
@@ -588,13 +661,62 @@ def summarise(
                 f"{task.task}: its converged baseline stopped early (after {epochs} epochs) "
                 "without beating the trivial score; a larger --baseline-patience may let it learn"
             )
-    left_out = {name for view in views.values() for name in view.delta_n.left_out}
+    left_out = {name for view in views for name in view.delta_n.left_out}
     for task in tasks:
         if task.task in left_out:
             reason = "no trivial score" if task.trivial is None else "no normalised score"
             notes.append(f"{task.task}: {reason}, left out of Δn")
     seeds = [run.seed for run in runs]
-    return Comparison(split, seeds, plan, tasks, views, runs, notes)
+    costs = _costs(runs, plan, finetuned is not None)
+    return Comparison(split, seeds, plan, tasks, views, costs, runs, notes)
+
+
+def _finetuned_results(runs: list[SeedRuns], notes: list[str]) -> list[dict[str, Any]] | None:
+    """Each seed's finetuned/eval_results.json; None (with a note if some seeds have one)
+    unless every seed has one."""
+    present = [(run.finetuned / "eval_results.json").is_file() for run in runs]
+    if not all(present):
+        if any(present):
+            seeds = ", ".join(str(r.seed) for r, found in zip(runs, present, strict=True) if found)
+            notes.append(f"fine-tuned results for seed {seeds} only: no fine-tuned column")
+        return None
+    return [_read_json(run.finetuned / "eval_results.json") for run in runs]
+
+
+def _costs(runs: list[SeedRuns], plan: BaselinePlan, finetuned: bool) -> dict[str, Cost]:
+    """Training seconds per seed and parameters to serve of each column: a kind's baselines
+    summed over tasks; the fine-tuned model's seconds add both stages."""
+    costs = {}
+    for kind in plan.kinds:
+        seconds = [_total([b.train_seconds for b in run.baselines[kind].values()]) for run in runs]
+        parameters = _total([b.parameters for b in runs[0].baselines[kind].values()])
+        costs[kind] = Cost(seconds, parameters)
+    multi = [_summary(run.multitask) for run in runs]
+    costs["multi_task"] = Cost([m.get("train_seconds") for m in multi], _parameters(multi[0]))
+    if finetuned:
+        tuned = [_summary(run.finetuned) for run in runs]
+        seconds = [
+            _total([m.get("train_seconds"), t.get("train_seconds")])
+            for m, t in zip(multi, tuned, strict=True)
+        ]
+        costs["finetuned"] = Cost(seconds, _parameters(tuned[0]))
+    return costs
+
+
+def _summary(folder: Path) -> dict[str, Any]:
+    """A run's train_summary.json, or nothing where it has none."""
+    path = folder / "train_summary.json"
+    return _read_json(path) if path.is_file() else {}
+
+
+def _parameters(summary: dict[str, Any]) -> int | None:
+    """The parameters of a run's model, from its summary's accounting."""
+    return (summary.get("model") or {}).get("total_parameters")
+
+
+def _total(values: list[Any]) -> Any:
+    """The sum, or None when some value is unknown (or there is none)."""
+    return None if not values or any(v is None for v in values) else sum(values)
 
 
 def _trivial_results(runs: list[SeedRuns], notes: list[str]) -> list[dict[str, Any]] | None:
@@ -618,16 +740,19 @@ def _trivial_scores(
     return [r["tasks"][task][metric] for r in trivial]
 
 
-def _contrast(config: ExperimentConfig, task: TaskComparison, kind: str) -> Contrast:
-    """The multi-task model against the `kind` baseline on `task`, with advice when worse."""
-    single, multi = task.scores[kind], task.scores["multi_task"]
-    contrast = Contrast(kind, single, multi, task.higher_is_better, seed_test(single, multi))
+def _contrast(config: ExperimentConfig, task: TaskComparison, model: str, kind: str) -> Contrast:
+    """`model` (of MODELS) against the `kind` baseline on `task`; the multi-task model gets
+    advice when it is worse."""
+    single, multi = task.scores[kind], task.scores[model]
+    contrast = Contrast(model, kind, single, multi, task.higher_is_better, seed_test(single, multi))
     if task.trivial is not None:
         contrast.normalised_change = normalised_change(
             mean_std(single)[0], mean_std(multi)[0], task.trivial_mean, task.ideal
         )
         contrast.single_learned = task.learned[kind].learned
-        contrast.multi_learned = task.learned["multi_task"].learned
+        contrast.multi_learned = task.learned[model].learned
+    if model != "multi_task":
+        return contrast
     if contrast.not_learned:
         contrast.advice = [
             f"neither model beats the trivial {task.metric} ({task.trivial_mean:.4g}): there is no "
@@ -639,8 +764,8 @@ def _contrast(config: ExperimentConfig, task: TaskComparison, kind: str) -> Cont
     return contrast
 
 
-def _view(kind: str, tasks: list[TaskComparison], seeds: int) -> View:
-    """Δm and Δn of the multi-task model against the `kind` baselines, overall and per seed."""
+def _view(model: str, kind: str, tasks: list[TaskComparison], seeds: int) -> View:
+    """Δm and Δn of `model` against the `kind` baselines, overall and per seed."""
     direction = {t.task: t.higher_is_better for t in tasks}
     ideal = {t.task: t.ideal for t in tasks}
 
@@ -655,11 +780,12 @@ def _view(kind: str, tasks: list[TaskComparison], seeds: int) -> View:
 
     per_seed_m, per_seed_n = [], []
     for seed in range(seeds):
-        single, multi = at(kind, seed), at("multi_task", seed)
+        single, multi = at(kind, seed), at(model, seed)
         per_seed_m.append(delta_m(single, multi, direction).value)
         per_seed_n.append(delta_n(single, multi, trivial_at(seed), ideal).value)
-    single, multi = at(kind, None), at("multi_task", None)
+    single, multi = at(kind, None), at(model, None)
     return View(
+        model,
         kind,
         delta_m(single, multi, direction),
         per_seed_m,
@@ -771,6 +897,7 @@ def _train_baseline(
         epochs=summary["epochs"],
         train_seconds=summary.get("train_seconds"),
         cached=cached,
+        parameters=_parameters(summary),
     )
 
 
