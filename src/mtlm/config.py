@@ -217,6 +217,25 @@ class BalancerSpec(_Strict):
         return self
 
 
+class FinetuneSpec(_Strict):
+    """The second stage of two-stage training (MT-DNN, Liu et al., 2019): after the multi-task
+    run, each task trains alone from the multi-task weights, in a LoRA adapter of its own over
+    the shared backbone (with its head), so that serving every task costs one backbone and T
+    small adapters rather than T backbones. Each task stops at its best validation score."""
+
+    num_epochs: float | None = Field(3.0, gt=0.0)
+    max_steps: int | None = Field(None, gt=0)
+    learning_rate: float = Field(5e-4, gt=0.0)
+    head_learning_rate: float | None = Field(None, gt=0.0)
+    warmup_ratio: float = Field(0.06, ge=0.0, le=1.0)
+    early_stopping_patience: int | None = Field(2, gt=0)
+    r: int = Field(16, gt=0)
+    alpha: float = Field(32.0, gt=0.0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    # peft's "all-linear": every linear layer of the backbone gets an adapter.
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
 class TrainingSpec(_Strict):
     """Optimisation, schedule, evaluation and checkpointing of one run."""
 
@@ -254,6 +273,7 @@ class TrainingSpec(_Strict):
     eval_split: str = "validation"
     final_eval_split: str = "test"
     progress_bar: bool = True
+    finetune: FinetuneSpec | None = None
 
 
 class SharingSpec(_Strict):
@@ -269,7 +289,7 @@ class SharingSpec(_Strict):
     r: int = Field(8, gt=0)
     alpha: float = Field(16.0, gt=0.0)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] | None = None
+    target_modules: list[str] | Literal["all-linear"] | None = None
     train_base: bool = False
 
     @model_validator(mode="after")
@@ -343,6 +363,11 @@ class ExperimentConfig(_Strict):
             raise ValueError(
                 "training.early_stopping_patience counts validations: set training.eval_steps "
                 "or training.eval_strategy: epoch"
+            )
+        if training.finetune is not None and self.sharing.kind == "soft":
+            raise ValueError(
+                "training.finetune continues each task alone in an adapter over the shared "
+                "backbone; with sharing soft every task already has a backbone of its own"
             )
         if training.sampler.kind == "dynamic" and training.sampler.floor * len(names) > 1:
             raise ValueError("training.sampler.floor times the number of tasks must be at most 1")

@@ -24,8 +24,14 @@ def run_demo(output_dir: Path, config_path: Path | None = None) -> dict[str, dic
     config_path = config_path or DEFAULT_CONFIG
     if not config_path.is_file():
         raise ConfigError(f"--config: {config_path} not found (pass the demo config's path)")
-    prepare_demo()
     config = load_config(config_path)
+    # Fetch only what this config reads, each with one line of progress.
+    prepare_demo(
+        [spec.data.bundled for spec in config.tasks if spec.data.bundled],
+        [config.model.name_or_path.removeprefix("bundled:")]
+        if config.model.name_or_path.startswith("bundled:")
+        else [],
+    )
     config.training.overwrite_output_dir = True
     trainer = Trainer(config, output_dir)
     split = config.training.final_eval_split

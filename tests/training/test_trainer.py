@@ -28,6 +28,10 @@ def test_training_writes_a_run_directory_and_learns(make_config, tmp_path):
     assert any("losses" in row for row in rows) and any("eval" in row for row in rows)
     assert results["aggregate"] > before["aggregate"]
     assert results["tasks"]["tagging"]["accuracy"] > 0.8
+    validation = json.loads((run / "validation_results.json").read_text())
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert validation["split"] == "validation"
+    assert validation["aggregate"] == summary["best_validation_aggregate"]
     trivial = json.loads((run / "trivial_results.json").read_text())
     assert trivial["split"] == "test"
     assert trivial["tasks"]["score"]["pearson"] == 0.0

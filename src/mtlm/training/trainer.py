@@ -41,6 +41,7 @@ from mtlm.training.checkpoint import (
     save_checkpoint,
     save_weights,
 )
+from mtlm.training.finetune import finetune_tasks
 from mtlm.training.run_log import LogWindow, RunLog
 from mtlm.training.sampling import TaskSampler, metric_gaps
 from mtlm.training.streams import TaskBatchStream
@@ -55,9 +56,21 @@ class Trainer:
     and builds the model from a fixed seed.
     """
 
-    def __init__(self, config: ExperimentConfig, output_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        output_dir: str | Path | None = None,
+        *,
+        model: MultiTaskModel | None = None,
+        data: dict[str, TaskData] | None = None,
+    ) -> None:
+        """Read and tokenize the config's data and build its model, unless `data` (keyed by
+        the config's task names) and `model` (holding those tasks) are given."""
         self.config = config
         self.args = config.training
+        #: train_summary.json's content once `train` has finished.
+        self.summary: dict[str, Any] | None = None
+        self._best_validation: EvalResults | None = None
         self.output_dir = Path(output_dir or self.args.output_dir)
         self.accelerator = Accelerator(
             mixed_precision=self.args.mixed_precision,
@@ -65,32 +78,40 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         set_seed(self.args.seed)
-        location = resolve_model_name(config.model.name_or_path)
-        # A task the model cannot serve must fail before minutes of tokenizing.
-        check_task_kinds(
-            backbone_family(location, config.model.revision),
-            {spec.name: KINDS[spec.kind] for spec in config.tasks},
-            config.model.name_or_path,
-        )
-        tokenizer = load_tokenizer(location, config.model.revision)
-        features_cache = Path(config.cache_dir) if config.cache_dir else cache_dir() / "features"
-        # The main process fills the features cache; the others then read it, not race to write.
-        with self.accelerator.main_process_first():
-            self.data: dict[str, TaskData] = {
-                spec.name: load_task_data(spec, tokenizer, features_cache) for spec in config.tasks
-            }
-        for task_data in self.data.values():
-            for note in task_data.notes:
-                self._print(f"note: {note}")
+        if data is None or model is None:
+            location = resolve_model_name(config.model.name_or_path)
+            # A task the model cannot serve must fail before minutes of tokenizing.
+            check_task_kinds(
+                backbone_family(location, config.model.revision),
+                {spec.name: KINDS[spec.kind] for spec in config.tasks},
+                config.model.name_or_path,
+            )
+            tokenizer = load_tokenizer(location, config.model.revision)
+        if data is None:
+            data = self._load_data(tokenizer)
+        self.data: dict[str, TaskData] = data
         # Seed again so the heads start the same whatever loading the data consumed.
         set_seed(self.args.seed)
-        self.model = MultiTaskModel.from_backbone(
+        self.model = model or MultiTaskModel.from_backbone(
             location,
             {name: d.task for name, d in self.data.items()},
             config.model.revision,
             tokenizer,
             config.sharing,
         )
+
+    def _load_data(self, tokenizer) -> dict[str, TaskData]:
+        config = self.config
+        features_cache = Path(config.cache_dir) if config.cache_dir else cache_dir() / "features"
+        # The main process fills the features cache; the others then read it, not race to write.
+        with self.accelerator.main_process_first():
+            data = {
+                spec.name: load_task_data(spec, tokenizer, features_cache) for spec in config.tasks
+            }
+        for task_data in data.values():
+            for note in task_data.notes:
+                self._print(f"note: {note}")
+        return data
 
     # --- public API -----------------------------------------------------------------------
     def evaluate(self, split: str | None = None) -> EvalResults:
@@ -99,7 +120,10 @@ class Trainer:
         return evaluate(model, self.data, split or self.args.eval_split, self.args.eval_batch_size)
 
     def train(self, resume: bool = False) -> EvalResults:
-        """Train, keep the best model, evaluate it on the final split; return those results."""
+        """Train, keep the best model, evaluate it on the final split; return those results.
+
+        With `training.finetune`, each task is then fine-tuned alone into
+        `output_dir/finetuned/` (see `mtlm.training.finetune`)."""
         args, accelerator = self.args, self.accelerator
         # Config errors found here must come before anything is written to the output folder.
         joint = args.step_mode == "joint"
@@ -223,6 +247,10 @@ class Trainer:
         state["step"] = step
         final = self._finish(model, state, session, plan)
         run_log.close()
+        if args.finetune is not None and self._is_main:
+            finetune_tasks(
+                self.config, self.accelerator.unwrap_model(model), self.data, self.output_dir
+            )
         return final
 
     # --- one optimizer step -----------------------------------------------------------------
@@ -504,6 +532,7 @@ class Trainer:
             best = state["best_score"]
             if score is not None and (best is None or score > best):
                 state["best_score"], state["best_step"] = score, step
+                self._best_validation = results
                 save_weights(
                     self.output_dir / "checkpoints" / "best",
                     self.accelerator.unwrap_model(model),
@@ -535,6 +564,11 @@ class Trainer:
             unwrapped.save_pretrained(self.output_dir / "model")
             final = self.evaluate(self.args.final_eval_split)
             write_json(self.output_dir / "eval_results.json", final)
+            # The validation scores of the model kept: what choices between models may read.
+            validation = self._best_validation
+            if not (self.args.load_best_model_at_end and validation is not None):
+                validation = self.evaluate(self.args.eval_split)
+            write_json(self.output_dir / "validation_results.json", validation)
             # What input-blind predictions score on the same split: a model that does not beat
             # them has learned nothing (read by compare and plan).
             write_json(
@@ -568,6 +602,7 @@ class Trainer:
                 "model": state.get("accounting"),
             }
             write_json(self.output_dir / "train_summary.json", summary)
+            self.summary = summary
             report = write_report(self.output_dir)
             self._print(
                 f"trained {session.steps} steps in {session.elapsed:.0f}s "

@@ -1,0 +1,216 @@
+"""What each multi-task method scores on the development suite, against converged single-task
+baselines: Δm, Δn and each task's change, over seeds.
+
+Every (suite, entry, seed) is trained once and recorded as JSON under
+`benchmarks/results/<suite>/<entry>/seed-<seed>.json` the moment it finishes, so the table can
+be built over several sittings and an interrupted run loses nothing. `--run` trains what is
+missing (in the order given); without it the script only renders what is recorded and says
+which entries are missing.
+
+Entries are the suite's config with a few keys changed. `single_task` is each task trained
+alone to its best validation score (the converged baselines of `mtlm compare`, from the same
+cache). The `hard_temperature` entry also fine-tunes every task alone afterwards, recorded as
+the `two_stage` row; `plan` is no training of its own: each task takes, among single-task,
+hard_temperature and two_stage, the one with the best validation score (`mtlm plan`'s rule).
+
+    python benchmarks/methods_quality.py --run --seeds 3 --suites suite suite_low_resource
+    python benchmarks/methods_quality.py --write      # render BENCHMARKS.md from the records
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from report import ROOT, write_section
+
+RESULTS = ROOT / "benchmarks" / "results"
+SCRATCH = RESULTS / ".runs"
+SUITES = ("suite", "suite_low_resource")
+
+JOINT = {"training": {"step_mode": "joint"}}
+#: Config changes of each entry, merged into the suite's config.
+ENTRIES: dict[str, dict[str, Any]] = {
+    "single_task": {},
+    "hard_temperature": {"training": {"finetune": {}}},
+    "hard_proportional": {"training": {"sampler": {"kind": "proportional"}}},
+    "static_joint": {"training": {"step_mode": "joint", "balancer": {"kind": "static"}}},
+    "uncertainty": {"training": {"step_mode": "joint", "balancer": {"kind": "uncertainty"}}},
+    "famo": {"training": {"step_mode": "joint", "balancer": {"kind": "famo"}}},
+    "random": {"training": {"step_mode": "joint", "balancer": {"kind": "random"}}},
+    "upgrad": {"training": {"step_mode": "joint", "balancer": {"kind": "upgrad"}}},
+    "nash_mtl": {"training": {"step_mode": "joint", "balancer": {"kind": "nash_mtl"}}},
+    "soft": {"sharing": {"kind": "soft"}},
+    "lora": {"sharing": {"kind": "lora", "r": 16, "alpha": 32, "train_base": True}},
+}
+#: Rows rendered from the records of other entries.
+DERIVED = ("two_stage", "plan")
+#: The row the others are tested against.
+REFERENCE = "static_joint"
+
+
+# --- running ---------------------------------------------------------------------------------
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` merged in, key by key (nested mappings merged, not replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def record_path(suite: str, entry: str, seed: int) -> Path:
+    """Where one finished (suite, entry, seed) is recorded."""
+    return RESULTS / suite / entry / f"seed-{seed}.json"
+
+
+def run_entry(suite: str, entry: str, seed: int) -> dict[str, Any]:
+    """Train one entry of one suite with one seed and return its record."""
+    import yaml
+
+    from mtlm.config import config_from_dict
+
+    config_file = ROOT / "examples" / f"{suite}.yaml"
+    raw = yaml.safe_load(config_file.read_text())
+    folder = SCRATCH / suite / entry / f"seed-{seed}"
+    raw = merged(raw, ENTRIES[entry])
+    raw["training"].update(
+        seed=seed, output_dir=str(folder), overwrite_output_dir=True, progress_bar=False
+    )
+    for task in raw["tasks"]:
+        data = task["data"]
+        for split in ("train", "validation", "test", "path"):
+            if data.get(split):
+                data[split] = str((config_file.parent / data[split]).resolve())
+    config = config_from_dict(raw, source=f"{suite}:{entry}")
+    started = time.perf_counter()
+    if entry == "single_task":
+        record = _single_task_record(config)
+    else:
+        record = _multitask_record(config, folder)
+    record.update(
+        suite=suite,
+        entry=entry,
+        seed=seed,
+        changes=ENTRIES[entry],
+        wall_seconds=round(time.perf_counter() - started, 1),
+        commit=_commit(),
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return record
+
+
+def _scores(results: dict[str, Any]) -> dict[str, float]:
+    return {task: m[m["primary"]] for task, m in results["tasks"].items()}
+
+
+def _run_record(folder: Path) -> dict[str, Any]:
+    read = _reader(folder)
+    summary = read("train_summary.json")
+    return {
+        "validation": _scores(read("validation_results.json")),
+        "test": _scores(read("eval_results.json")),
+        "train_seconds": summary["train_seconds"],
+        "parameters": summary["model"]["total_parameters"],
+    }
+
+
+def _multitask_record(config, folder: Path) -> dict[str, Any]:
+    from mtlm import Trainer
+
+    Trainer(config).train()
+    record = _run_record(folder)
+    read = _reader(folder)
+    record["trivial"] = _scores(read("trivial_results.json"))
+    record["primary"] = {t: m["primary"] for t, m in read("eval_results.json")["tasks"].items()}
+    record["steps"] = read("train_summary.json")["steps"]
+    if (folder / "finetuned" / "eval_results.json").is_file():
+        record["finetuned"] = _run_record(folder / "finetuned")
+    return record
+
+
+def _single_task_record(config) -> dict[str, Any]:
+    from mtlm.analysis.compare import converged_baselines
+
+    runs = converged_baselines(config)
+    record: dict[str, Any] = {"validation": {}, "test": {}, "train_seconds": 0.0, "parameters": 0}
+    for task, folder in runs.items():
+        one = _run_record(folder)
+        record["validation"][task] = one["validation"][task]
+        record["test"][task] = one["test"][task]
+        record["train_seconds"] += one["train_seconds"]
+        record["parameters"] += one["parameters"]
+    return record
+
+
+def _reader(folder: Path):
+    return lambda name: json.loads((folder / name).read_text())
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+# --- rendering -------------------------------------------------------------------------------
+def load_records(suite: str) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every recorded entry of a suite: entry -> seed -> record."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in sorted((RESULTS / suite).glob("*/seed-*.json")):
+        record = json.loads(path.read_text())
+        found.setdefault(record["entry"], {})[record["seed"]] = record
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suites", nargs="+", default=list(SUITES), choices=SUITES)
+    parser.add_argument("--entries", nargs="+", default=list(ENTRIES), choices=list(ENTRIES))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=42)
+    parser.add_argument("--run", action="store_true", help="train the missing entries")
+    parser.add_argument("--write", action="store_true", help="rewrite BENCHMARKS.md's section")
+    args = parser.parse_args()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if args.run:
+        for seed in seeds:
+            for suite in args.suites:
+                for entry in args.entries:
+                    path = record_path(suite, entry, seed)
+                    if path.is_file():
+                        continue
+                    print(f"training {suite} / {entry} / seed {seed}", flush=True)
+                    record = run_entry(suite, entry, seed)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps(record, indent=2) + "\n")
+                    print(json.dumps(record), flush=True)
+    from quality_table import render
+
+    sections = [render(suite, load_records(suite), list(seeds)) for suite in args.suites]
+    text = "\n\n".join(sections)
+    print(text)
+    if args.write:
+        write_section(
+            "methods-quality",
+            "Multi-task methods: what they score against converged single-task baselines",
+            "test scores of the model each run kept on validation; single-task baselines "
+            "trained alone to their best validation score (at most 10 epochs, patience 2).",
+            text,
+            "python benchmarks/methods_quality.py --run --write",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The methods-quality table, from recorded runs: per entry, Δm and Δn over seeds against the
+single-task records of the same seeds, each task's change, Welch's test against the reference
+entry, time per run, and which records are missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mtlm.analysis.selection import SINGLE_TASK, Candidate, choose_per_task, chosen_scores
+from mtlm.analysis.transfer import delta_m, delta_n, mean_std, relative_change, seed_test
+
+Records = dict[str, dict[int, dict[str, Any]]]
+
+
+def derived_rows(records: Records) -> Records:
+    """`two_stage` from the fine-tuned part of `hard_temperature`, and `plan`, each task served
+    by whichever of single_task, hard_temperature and two_stage had its best validation score."""
+    rows: Records = {"two_stage": {}, "plan": {}}
+    for seed, record in records.get("hard_temperature", {}).items():
+        tuned = record.get("finetuned")
+        if tuned is None:
+            continue
+        rows["two_stage"][seed] = {
+            **tuned,
+            "train_seconds": record["train_seconds"] + tuned["train_seconds"],
+        }
+        single = records.get("single_task", {}).get(seed)
+        if single is None:
+            continue
+        candidates = [
+            Candidate(SINGLE_TASK, single["validation"], single["test"]),
+            Candidate("all-in-one", record["validation"], record["test"]),
+            Candidate("all-in-one + fine-tune", tuned["validation"], tuned["test"]),
+        ]
+        directions = {task: _higher(record, task) for task in record["test"]}
+        choices = chosen_scores(choose_per_task(candidates, directions), candidates)
+        rows["plan"][seed] = {
+            "test": {task: choice["test"] for task, choice in choices.items()},
+            "chosen": {task: choice["candidate"] for task, choice in choices.items()},
+            "train_seconds": single["train_seconds"]
+            + record["train_seconds"]
+            + tuned["train_seconds"],
+        }
+    return {name: seeds for name, seeds in rows.items() if seeds}
+
+
+def _higher(record: dict[str, Any], task: str) -> bool:
+    return record["primary"][task] not in ("mse", "perplexity")
+
+
+def entry_figures(
+    entry: dict[int, dict[str, Any]], single: dict[int, dict[str, Any]], reference: dict[str, Any]
+) -> dict[str, Any]:
+    """Δm and Δn per seed (seeds with a single-task record only), per-task mean changes."""
+    seeds = sorted(seed for seed in entry if seed in single)
+    per_seed_m, per_seed_n, changes = [], [], {}
+    for seed in seeds:
+        base, run = single[seed]["test"], entry[seed]["test"]
+        directions = {task: _higher(reference[seed], task) for task in base}
+        per_seed_m.append(delta_m(base, run, directions).value)
+        per_seed_n.append(
+            delta_n(base, run, reference[seed]["trivial"], _ideals(reference[seed])).value
+        )
+        for task in base:
+            change = relative_change(base[task], run[task], directions[task])
+            changes.setdefault(task, []).append(change)
+    return {
+        "seeds": seeds,
+        "delta_m": per_seed_m,
+        "delta_n": per_seed_n,
+        "changes": {task: mean_std(values)[0] for task, values in changes.items()},
+        "seconds": mean_std([entry[seed]["train_seconds"] for seed in seeds])[0] if seeds else None,
+    }
+
+
+def _ideals(record: dict[str, Any]) -> dict[str, float]:
+    return {task: 0.0 if not _higher(record, task) else 1.0 for task in record["primary"]}
+
+
+def render(suite: str, records: Records, seeds: list[int]) -> str:
+    """The markdown table of one suite, with the missing records listed under it."""
+    from methods_quality import ENTRIES, REFERENCE
+
+    single = records.get("single_task", {})
+    # Any multi-task record knows each task's primary metric and trivial score.
+    reference = {
+        seed: record
+        for entry, by_seed in records.items()
+        if entry != "single_task"
+        for seed, record in by_seed.items()
+    }
+    rows = {**{k: v for k, v in records.items() if k != "single_task"}, **derived_rows(records)}
+    figures = {name: entry_figures(by_seed, single, reference) for name, by_seed in rows.items()}
+    tasks = sorted({task for record in single.values() for task in record["test"]})
+    header = ["entry", "seeds", "Δm %", "Δn points", "p vs " + REFERENCE, *tasks, "s / run"]
+    lines = [f"### {suite}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, figure in figures.items():
+        if not figure["seeds"]:
+            continue
+        test = seed_test(figures.get(REFERENCE, {}).get("delta_m", []), figure["delta_m"])
+        p = "-" if test is None or name == REFERENCE else f"{test.p_value:.3f}"
+        if test is not None and test.significant and name != REFERENCE:
+            p += " *"
+        cells = [
+            name,
+            str(len(figure["seeds"])),
+            _mean_cell(figure["delta_m"]),
+            _mean_cell(figure["delta_n"]),
+            p,
+            *(_change_cell(figure["changes"].get(task)) for task in tasks),
+            f"{figure['seconds']:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if single:
+        base = [f"{task} {mean_std([r['test'][task] for r in single.values()])[0]:.4f}" for task in tasks]
+        lines += ["", f"Single-task test scores (mean of {len(single)} seeds): " + ", ".join(base) + "."]
+    missing = [
+        f"{entry}/seed-{seed}"
+        for entry in ENTRIES
+        for seed in seeds
+        if seed not in records.get(entry, {})
+    ]
+    if missing:
+        lines += ["", f"Missing records ({len(missing)}): " + ", ".join(missing) + "."]
+    return "\n".join(lines)
+
+
+def _mean_cell(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    mean, std = mean_std(known)
+    return f"{mean:+.2f}" + ("" if std is None else f" ± {std:.2f}")
+
+
+def _change_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f} %"

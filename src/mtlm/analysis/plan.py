@@ -1,0 +1,269 @@
+"""`mtlm plan`: which model should serve each task? Measured, chosen on validation, served.
+
+The plan measures task affinity (Fifty et al., 2021, "Efficiently Identifying Task Groupings
+for Multi-Task Learning") to propose groups, then trains a few candidates with the config's own
+training budget:
+
+- `all-in-one`: one model of every task, as the config says;
+- `group k`: one model of each group of the partition that affinity recommends (groups of one
+  task are single-task models and are not trained twice);
+- each of those followed by per-task fine-tuning (`+ fine-tune`, MT-DNN's second stage, see
+  `mtlm.training.finetune`), with the config's `training.finetune` or its defaults;
+- `single-task`: every task alone to its best validation score (compare's converged baseline).
+
+Each task is then served by the candidate with its best *validation* score
+(`mtlm.analysis.selection`; the test split takes no part), falling back to its single-task
+model unless another candidate beats it. The plan writes `plan.md` (the choice for each task,
+why, and the test score of the choice), `plan.json`, and `model/`: the chosen models and a
+routing file that `mtlm predict`/`evaluate` and `RoutedModel` read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtlm.analysis.selection import SINGLE_TASK, Candidate, Choice, choose_per_task
+from mtlm.config import ExperimentConfig, FinetuneSpec, config_from_dict
+from mtlm.files import staged_directory, write_json, write_text
+from mtlm.modeling.routed_model import ROUTING_FILE
+from mtlm.tasks import KINDS
+
+FINE_TUNED = " + fine-tune"
+
+
+@dataclass
+class Plan:
+    """The candidates trained, the choice for each task, and where the plan was written."""
+
+    candidates: list[Candidate]
+    choices: dict[str, Choice]
+    groups: list[list[str]]
+    folder: Path
+
+
+def make_plan(
+    config: ExperimentConfig,
+    output_dir: str | Path,
+    groups: int = 2,
+    affinity_steps: int = 60,
+    affinity_every: int = 2,
+) -> Plan:
+    """Measure affinity, train the candidates, choose per task on validation and write the
+    plan and its servable model to `output_dir`. `groups=0` trains no group models."""
+    from mtlm.analysis.affinity import measure_affinity, write_affinity
+    from mtlm.analysis.grouping import check_group_count
+
+    folder = Path(output_dir)
+    names = [spec.name for spec in config.tasks]
+    if groups:
+        check_group_count(groups, len(names))
+    finetune = config.training.finetune or FinetuneSpec()
+    candidates_dir = folder / "candidates"
+    partition: list[list[str]] = []
+    if groups > 1:
+        _say(f"measuring task affinity ({affinity_steps} joint steps)")
+        measured = measure_affinity(config, affinity_steps, affinity_every)
+        report = write_affinity(measured, folder / "affinity", [groups])
+        partition = report["grouping"]["recommended"][0]["tasks"]
+    models = {"all-in-one": names} | {
+        f"group {index} ({', '.join(group)})": group
+        for index, group in enumerate(partition, start=1)
+        if 1 < len(group) < len(names)
+    }
+    candidates: list[Candidate] = []
+    for index, (name, tasks) in enumerate(models.items()):
+        run = candidates_dir / f"multitask-{index}"
+        _say(f"{name}: training {len(tasks)} tasks into {run}")
+        _train(_subset(config, tasks, run, finetune))
+        candidates.append(_candidate(name, run))
+        candidates.append(_candidate(name + FINE_TUNED, run / "finetuned"))
+    candidates.append(_single_task_candidate(config, candidates_dir / "single-task"))
+    # A kind's primary metric can depend on what it learned from its rows (tags in BIO form
+    # or not), so it is read from the scores of the model of all tasks.
+    scored = json.loads((candidates_dir / "multitask-0" / "eval_results.json").read_text())
+    directions = {
+        spec.name: KINDS[spec.kind](spec).higher_is_better(scored["tasks"][spec.name]["primary"])
+        for spec in config.tasks
+        if spec.name in scored["tasks"]
+    }
+    choices = choose_per_task(candidates, directions)
+    plan = Plan(candidates, choices, partition, folder)
+    _write_model(plan)
+    write_json(folder / "plan.json", plan_dict(plan))
+    write_text(folder / "plan.md", plan_markdown(plan))
+    return plan
+
+
+def _subset(
+    config: ExperimentConfig, tasks: list[str], run: Path, finetune: FinetuneSpec
+) -> ExperimentConfig:
+    raw = config.model_dump(mode="json")
+    raw["tasks"] = [spec for spec in raw["tasks"] if spec["name"] in tasks]
+    training = raw["training"]
+    targets = training["sampler"]["targets"]
+    training["sampler"]["targets"] = {name: v for name, v in targets.items() if name in tasks}
+    training.update(
+        output_dir=str(run),
+        overwrite_output_dir=True,
+        joint_groups=None,
+        finetune=finetune.model_dump(mode="json"),
+    )
+    return config_from_dict(raw, source=f"the plan's model of {', '.join(tasks)}")
+
+
+def _train(config: ExperimentConfig) -> None:
+    from mtlm.training.trainer import Trainer
+
+    Trainer(config).train()
+
+
+def _single_task_candidate(config: ExperimentConfig, folder: Path) -> Candidate:
+    """Every task alone, to its best validation score, with compare's converged settings."""
+    from mtlm.analysis.compare import converged_baseline_config
+
+    candidate = Candidate(SINGLE_TASK, {})
+    for spec in config.tasks:
+        run = folder / spec.name
+        single = converged_baseline_config(config, spec.name)
+        single.training.output_dir = str(run)
+        single.training.overwrite_output_dir = True
+        _say(f"single-task {spec.name}: training into {run}")
+        _train(single)
+        one = _candidate(SINGLE_TASK, run)
+        candidate.validation.update(one.validation)
+        candidate.test.update(one.test)
+        candidate.models.update(one.models)
+    return candidate
+
+
+def _candidate(name: str, run: Path) -> Candidate:
+    """A trained run's primary scores on validation and test, and its model for every task."""
+
+    def scores(file: str) -> dict[str, float]:
+        results = json.loads((run / file).read_text())
+        return {task: m[m["primary"]] for task, m in results["tasks"].items()}
+
+    test = scores("eval_results.json")
+    return Candidate(
+        name, scores("validation_results.json"), test, dict.fromkeys(test, str(run / "model"))
+    )
+
+
+def _write_model(plan: Plan) -> None:
+    """`model/`: a copy of every chosen model folder and the routing of tasks to them."""
+    by_name = {c.name: c for c in plan.candidates}
+    routing: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for task, choice in plan.choices.items():
+        source = by_name[choice.candidate].models[task]
+        if source not in sources:
+            sources[source] = f"model-{len(sources)}"
+        routing[task] = sources[source]
+    with staged_directory(plan.folder / "model") as staging:
+        for source, name in sources.items():
+            shutil.copytree(source, staging / name)
+        (staging / ROUTING_FILE).write_text(json.dumps({"tasks": routing}, indent=2))
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    """The `plan.json` structure."""
+    by_name = {c.name: c for c in plan.candidates}
+    return {
+        "groups": plan.groups,
+        "candidates": {
+            c.name: {"validation": c.validation, "test": c.test} for c in plan.candidates
+        },
+        "choices": {
+            task: {
+                "candidate": choice.candidate,
+                "validation": choice.validation[choice.candidate],
+                "test": by_name[choice.candidate].test.get(task),
+                "single_task_test": by_name[SINGLE_TASK].test.get(task),
+                "reason": choice.reason,
+            }
+            for task, choice in plan.choices.items()
+        },
+    }
+
+
+def plan_markdown(plan: Plan) -> str:
+    """`plan.md`: what serves each task, why, and the test score of the choice."""
+    by_name = {c.name: c for c in plan.candidates}
+    rows = [
+        "| task | served by | validation | test | single-task test | why |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, choice in plan.choices.items():
+        test = by_name[choice.candidate].test.get(task)
+        single = by_name[SINGLE_TASK].test.get(task)
+        rows.append(
+            f"| {task} | {choice.candidate} | {choice.validation[choice.candidate]:.4f} | "
+            f"{_cell(test)} | {_cell(single)} | {choice.reason} |"
+        )
+    names = [c.name for c in plan.candidates]
+    tasks = list(plan.choices)
+    grid = [
+        "| candidate | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+        *(
+            f"| {name} | "
+            + " | ".join(_cell(by_name[name].validation.get(task)) for task in tasks)
+            + " |"
+            for name in names
+        ),
+    ]
+    fallback = [t for t, c in plan.choices.items() if c.candidate == SINGLE_TASK]
+    lines = [
+        "# Plan: which model serves each task",
+        "",
+        "Chosen on the validation split only; the test scores are reported, never used.",
+        "",
+        *rows,
+        "",
+    ]
+    if fallback:
+        lines += [
+            "Served by their single-task model, because no multi-task candidate beat it on "
+            f"validation: {', '.join(fallback)}.",
+            "",
+        ]
+    if plan.groups:
+        lines += [
+            "Groups by lookahead affinity: " + " | ".join(", ".join(g) for g in plan.groups),
+            "",
+        ]
+    lines += ["## Validation scores of every candidate", "", *grid, ""]
+    lines += [
+        "Serve it: `mtlm predict --model "
+        f"{plan.folder / 'model'} --task all --input rows.jsonl`, or "
+        "`RoutedModel.from_pretrained(...)` in Python.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def format_plan(plan: Plan) -> str:
+    """The terminal summary: one line per task."""
+    by_name = {c.name: c for c in plan.candidates}
+    lines = ["plan (chosen on validation; test scores reported):"]
+    for task, choice in plan.choices.items():
+        test = by_name[choice.candidate].test.get(task)
+        single = by_name[SINGLE_TASK].test.get(task)
+        lines.append(
+            f"  {task}: {choice.candidate} (test {_cell(test)}, single-task {_cell(single)}) "
+            f"- {choice.reason}"
+        )
+    lines.append(f"model: {plan.folder / 'model'}")
+    lines.append(f"report: {plan.folder / 'plan.md'}")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _say(message: str) -> None:
+    print(f"mtlm plan: {message}", flush=True)

@@ -1,0 +1,136 @@
+"""Two-stage training: after the multi-task run, each task is fine-tuned alone from its weights.
+
+This is MT-DNN's recipe (Liu, He, Chen and Gao, 2019, "Multi-Task Deep Neural Networks for
+Natural Language Understanding"): multi-task training finds a representation every task can
+start from, and a short single-task stage then adapts it to each task. Here each task adapts in
+a LoRA adapter of its own over the multi-task backbone (Hu et al., 2022), with its head, so the
+result serves every task from one backbone plus T small adapters instead of T backbones.
+
+Each task trains with the Trainer, on the multi-task data already tokenized, and stops at its
+best validation score (early stopping). The result is a model folder like any other, with LoRA
+sharing: `evaluate`, `predict`, `export` and `MultiTaskPipeline` read it as they read
+`output_dir/model`.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from mtlm.config import ExperimentConfig, FinetuneSpec, SharingSpec, config_from_dict
+from mtlm.data.features import TaskData
+from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
+from mtlm.files import write_json
+from mtlm.modeling.multitask_model import MultiTaskModel
+from mtlm.modeling.sharing import LoraSharing
+
+#: The folder of a run that holds the fine-tuned model and its results.
+FINETUNED = "finetuned"
+
+
+def adapter_model(model: MultiTaskModel, spec: FinetuneSpec) -> MultiTaskModel:
+    """A copy of a trained multi-task model in which every task gets a new LoRA adapter over
+    the (frozen) shared backbone; a model already shared through LoRA keeps its adapters, and
+    its base is frozen."""
+    if isinstance(model.sharing, LoraSharing):
+        tuned = copy.deepcopy(model)
+        for parameter in tuned.sharing.shared_parameters():
+            parameter.requires_grad_(False)
+        return tuned
+    sharing = SharingSpec(
+        kind="lora",
+        r=spec.r,
+        alpha=spec.alpha,
+        dropout=spec.dropout,
+        target_modules=spec.target_modules,
+    )
+    backbone = copy.deepcopy(model.sharing.base)
+    lora = LoraSharing.from_one(sharing, backbone, list(model.tasks))
+    tuned = MultiTaskModel(lora, model.tasks, model.tokenizer)
+    tuned.heads.load_state_dict(model.heads.state_dict())
+    return tuned
+
+
+def task_config(config: ExperimentConfig, task: str, sharing: SharingSpec) -> ExperimentConfig:
+    """The config of `task`'s fine-tuning: the task alone, the finetune section's budget and
+    learning rates, a validation per epoch and early stopping."""
+    spec = config.training.finetune
+    raw = config.model_dump(mode="json")
+    names = [entry["name"] for entry in raw["tasks"]]
+    index = names.index(task)
+    raw["tasks"] = [{**raw["tasks"][index], "loss_weight": 1.0}]
+    raw["sharing"] = sharing.model_dump(mode="json")
+    raw["training"].update(
+        seed=raw["training"]["seed"] + index,
+        num_epochs=spec.num_epochs,
+        max_steps=spec.max_steps,
+        learning_rate=spec.learning_rate,
+        head_learning_rate=spec.head_learning_rate or raw["training"]["head_learning_rate"],
+        warmup_ratio=spec.warmup_ratio,
+        eval_strategy="epoch",
+        eval_steps=None,
+        early_stopping_patience=spec.early_stopping_patience,
+        early_stopping_threshold=0.0,
+        save_steps=None,
+        step_mode="sampled",
+        sampler={},
+        balancer={},
+        joint_groups=None,
+        finetune=None,
+        overwrite_output_dir=True,
+    )
+    return config_from_dict(raw, source=f"the fine-tuning of {task}")
+
+
+def finetune_tasks(
+    config: ExperimentConfig, model: MultiTaskModel, data: dict[str, TaskData], run_dir: Path
+) -> EvalResults:
+    """Fine-tune every task alone from the trained multi-task `model`; write the result to
+    `run_dir/finetuned/` (model/, eval_results.json, validation_results.json,
+    trivial_results.json, train_summary.json, and a folder per task with its training log);
+    return its final-split scores."""
+    from mtlm.training.trainer import Trainer
+
+    args = config.training
+    folder = run_dir / FINETUNED
+    tuned = adapter_model(model, args.finetune)
+    started = time.perf_counter()
+    per_task: dict[str, Any] = {}
+    for name, task_data in data.items():
+        if "train" not in task_data.splits:
+            continue
+        print(f"fine-tuning {name} alone from the multi-task model", flush=True)
+        task_started = time.perf_counter()
+        single = task_config(config, name, tuned.sharing.spec)
+        trainer = Trainer(single, folder / "tasks" / name, model=tuned, data={name: task_data})
+        trainer.train()
+        # The task's own run keeps its log and summary; its copy of the model is the one below.
+        shutil.rmtree(folder / "tasks" / name / "model", ignore_errors=True)
+        shutil.rmtree(folder / "tasks" / name / "checkpoints", ignore_errors=True)
+        summary = trainer.summary
+        per_task[name] = {
+            "steps": summary["steps"],
+            "planned_steps": summary["planned_steps"],
+            "best_step": summary["best_step"],
+            "best_validation_score": summary["best_validation_aggregate"],
+            "train_seconds": round(time.perf_counter() - task_started, 2),
+        }
+    tuned.save_pretrained(folder / "model")
+    final = evaluate(tuned, data, args.final_eval_split, args.eval_batch_size)
+    write_json(folder / "eval_results.json", final)
+    validation = evaluate(tuned, data, args.eval_split, args.eval_batch_size)
+    write_json(folder / "validation_results.json", validation)
+    write_json(folder / "trivial_results.json", trivial_baseline(data, args.final_eval_split))
+    write_json(
+        folder / "train_summary.json",
+        {
+            "train_seconds": round(time.perf_counter() - started, 2),
+            "tasks": per_task,
+            "model": tuned.accounting(),
+        },
+    )
+    print(f"fine-tuned model: {folder / 'model'}", flush=True)
+    return final

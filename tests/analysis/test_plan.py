@@ -1,0 +1,82 @@
+"""`mtlm plan` on the tiny model: candidates, the per-task choice on validation, the served
+model and its report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mtlm.analysis.plan import make_plan
+from mtlm.analysis.selection import SINGLE_TASK
+from mtlm.cli import main
+from mtlm.modeling.multitask_model import MultiTaskModel
+from mtlm.modeling.routed_model import RoutedModel
+
+TEXTS = ["the movie was great", "a very dull plot", "it is awful"]
+
+
+@pytest.fixture(scope="module")
+def plan(tiny_model_dir, tmp_path_factory):
+    from conftest import three_task_config, write_task_files
+
+    root = tmp_path_factory.mktemp("plan")
+    config = three_task_config(
+        tiny_model_dir,
+        write_task_files(root),
+        root,
+        max_steps=16,
+        eval_steps=8,
+        finetune={"num_epochs": 1, "r": 4, "alpha": 8},
+    )
+    return make_plan(config, root / "plan", groups=2, affinity_steps=4, affinity_every=1)
+
+
+def test_every_task_is_served_by_a_candidate_no_worse_on_validation_than_its_own(plan):
+    chosen = json.loads((plan.folder / "plan.json").read_text())["choices"]
+    assert set(chosen) == {"sentiment", "score", "tagging"}
+    single = next(c for c in plan.candidates if c.name == SINGLE_TASK)
+    for task, choice in chosen.items():
+        # all three tasks are higher-is-better (accuracy, pearson, accuracy)
+        assert choice["validation"] >= single.validation[task]
+        if choice["candidate"] != SINGLE_TASK:
+            assert choice["validation"] > single.validation[task]
+    names = [c.name for c in plan.candidates]
+    assert names[:2] == ["all-in-one", "all-in-one + fine-tune"]
+    assert names[-1] == SINGLE_TASK
+
+
+def test_the_served_model_answers_each_task_with_the_chosen_model(plan):
+    served = RoutedModel.from_pretrained(plan.folder)
+    by_name = {c.name: c for c in plan.candidates}
+    for task, choice in plan.choices.items():
+        own = MultiTaskModel.from_pretrained(by_name[choice.candidate].models[task])
+        assert (
+            served.predict(task, TEXTS) == own.predict(task, TEXTS) if task != "tagging" else True
+        )
+    tagged = served.predict(["tagging"], [t.split() for t in TEXTS])["tagging"]
+    assert len(tagged) == 3
+
+
+def test_the_report_names_each_choice_and_the_cli_serves_the_plan(plan, tmp_path, capsys):
+    report = (plan.folder / "plan.md").read_text()
+    for task, choice in plan.choices.items():
+        assert f"| {task} | {choice.candidate} |" in report
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(plan.folder / "model"),
+                "--task",
+                "all",
+                "--input",
+                str(rows),
+            ]
+        )
+        == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 3 and set(lines[0]) == {"sentiment", "score"}
