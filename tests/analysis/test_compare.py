@@ -143,6 +143,12 @@ def test_a_lora_baseline_keeps_its_adapter(make_config):
     assert converged_baseline_config(config, "tagging").sharing == config.sharing
 
 
+def test_a_baseline_of_a_two_stage_config_has_no_fine_tuning_stage(make_config):
+    config = make_config(finetune={"num_epochs": 1})
+    assert converged_baseline_config(config, "score").training.finetune is None
+    assert baseline_config(config, "score", 40, multitask_steps=30).training.finetune is None
+
+
 def test_the_two_kinds_of_baseline_never_share_a_cache_entry(make_config, task_files):
     config = make_config()
     data = data_fingerprint(config.tasks[0])
@@ -528,3 +534,26 @@ def test_a_fine_tuned_model_is_a_column_of_its_own_with_its_cost(make_config, tm
     assert "16.0 s" in table and "3,000" in table
     markdown = (tmp_path / "report" / "comparison.md").read_text()
     assert "| multi-task + fine-tune | 16.0 s | 3,000 |" in markdown
+
+
+def test_a_two_stage_run_gets_its_fine_tuned_column_end_to_end(make_config, tmp_path):
+    config = make_config(max_steps=12, eval_steps=None, finetune={"num_epochs": 1})
+    plan = BaselinePlan(epochs=2, patience=1)
+
+    comparison = compare(config, tmp_path / "compare", baseline_cache=tmp_path / "cache", plan=plan)
+
+    assert comparison.columns == ["converged", "multi_task", "finetuned"]
+    assert [(v.model, v.baseline) for v in comparison.views] == [
+        ("multi_task", "converged"),
+        ("finetuned", "converged"),
+    ]
+    tuned = _read(comparison.runs[0].finetuned / "eval_results.json")["tasks"]
+    for task in comparison.tasks:
+        assert task.scores["finetuned"] == [tuned[task.task][task.metric]]
+    costs = comparison.costs
+    assert costs["finetuned"].train_seconds[0] > costs["multi_task"].train_seconds[0] > 0
+    assert costs["finetuned"].parameters > costs["multi_task"].parameters
+    assert costs["converged"].parameters > costs["multi_task"].parameters  # three backbones
+    for baseline in comparison.runs[0].baselines["converged"].values():
+        assert _read(baseline.folder / "experiment_config.json")["training"]["finetune"] is None
+    assert "multi-task + fine-tune against single-task" in format_comparison(comparison)

@@ -22,7 +22,8 @@ Both kinds share everything else with the multi-task run:
 - the same model, optimizer settings, precision, max_length and warm-up ratio;
 - a loss weight of 1: `loss_weight` weighs a task against the others; alone it would only
   rescale its gradient, which gradient clipping and weight decay do not ignore;
-- one task needs no sampler, balancer or joint groups: sampled steps, default sampler;
+- one task needs no sampler, balancer or joint groups: sampled steps, default sampler; and
+  no fine-tuning stage (`training.finetune`) after it;
 - sharing: LoRA stays LoRA (one adapter on the same base is the matching baseline); hard and
   soft become hard, which for one task is plain fine-tuning;
 - no step checkpoints, and its weights are not kept.
@@ -553,6 +554,8 @@ def _single_task(config: ExperimentConfig, task: str) -> dict[str, Any]:
         sampler={},
         balancer={},
         joint_groups=None,
+        # A baseline is one model of one stage: no fine-tuning stage after it.
+        finetune=None,
         overwrite_output_dir=False,
     )
     return raw
