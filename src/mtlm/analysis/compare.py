@@ -88,6 +88,7 @@ from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.tasks import KINDS
 from mtlm.training.checkpoint import list_checkpoints
+from mtlm.training.finetune import FINETUNED
 from mtlm.training.trainer import Trainer
 
 #: Bump when what a baseline trains changes, so that older cached baselines are not reused.
@@ -193,7 +194,7 @@ class SeedRuns:
     @property
     def finetuned(self) -> Path:
         """Where a fine-tuned copy of the multi-task model keeps its results, if it has one."""
-        return self.multitask / "finetuned"
+        return self.multitask / FINETUNED
 
 
 @dataclass
