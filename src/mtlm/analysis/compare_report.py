@@ -26,10 +26,6 @@ _DELTA_M = (
 )
 _CHANGE = "change: relative to the single-task score, > 0 when better"
 _TRIVIAL = "trivial: the score of input-blind predictions (majority class, training mean)"
-_COST = (
-    "training: seconds, mean over seeds (single-task: all its models; multi-task + fine-tune: "
-    "both stages); parameters: of the models that serve every task"
-)
 _NORMALISED = (
     "Δ normalised: change of the normalised score n = 100 (x − trivial) / (ideal − trivial), "
     "0 = trivial, 100 = ideal, in points; Δn is its mean over tasks"
@@ -43,7 +39,7 @@ def format_comparison(comparison: Comparison) -> str:
     for block in _blocks(comparison):
         lines += [*block[0], _aligned(block[1]), ""]
     lines += [_aligned(_cost_rows(comparison)), ""]
-    lines += [_DELTA_M, _CHANGE, _TRIVIAL, _NORMALISED, LEARNED_RULE, _COST]
+    lines += [_DELTA_M, _CHANGE, _TRIVIAL, _NORMALISED, LEARNED_RULE, _cost_legend(comparison)]
     if len(comparison.seeds) > 1:
         lines.append(f"p: {SEED_TEST}")
     flags = _flag_lines(comparison, bullet="- ", sub_bullet="    ")
@@ -163,6 +159,14 @@ def _flag_lines(comparison: Comparison, bullet: str, sub_bullet: str) -> list[st
     return lines
 
 
+def _cost_legend(comparison: Comparison) -> str:
+    stages = "; multi-task + fine-tune: both stages" if "finetuned" in comparison.costs else ""
+    return (
+        f"training: seconds, mean over seeds (single-task: all its models{stages}); "
+        "parameters: of the models that serve every task"
+    )
+
+
 def _cost_rows(comparison: Comparison) -> list[list[str]]:
     rows = [["cost", "training", "parameters"]]
     for column, cost in comparison.costs.items():
@@ -191,7 +195,8 @@ def _markdown(comparison: Comparison) -> str:
         parts += ["", *(f"**{line}**" for line in heading), *([""] if heading else [])]
         parts += _markdown_table(rows)
     parts += ["", *_markdown_table(_cost_rows(comparison))]
-    parts += ["", *(f"- {line}." for line in (_DELTA_M, _CHANGE, _TRIVIAL, _NORMALISED, _COST))]
+    legends = (_DELTA_M, _CHANGE, _TRIVIAL, _NORMALISED, _cost_legend(comparison))
+    parts += ["", *(f"- {line}." for line in legends)]
     parts += [f"- {LEARNED_RULE}."]
     if len(comparison.seeds) > 1:
         parts.append(f"- p: {SEED_TEST}.")
