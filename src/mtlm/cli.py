@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
         "on as many examples as the multi-task run gave the task (equal_examples), or both",
     )
     compare.add_argument(
-        "--baseline-epochs", type=int, default=10, help="converged baselines: at most (10)"
+        "--baseline-epochs",
+        type=int,
+        default=10,
+        help="converged baselines: at most this many epochs (10)",
     )
     compare.add_argument(
         "--baseline-patience",

@@ -11,13 +11,16 @@ import pytest
 
 from mtlm.analysis.compare import (
     BaselinePlan,
+    BaselineRun,
+    SeedRuns,
     baseline_config,
     baseline_key,
     compare,
     converged_baseline_config,
     data_fingerprint,
+    summarise,
 )
-from mtlm.analysis.compare_report import format_comparison
+from mtlm.analysis.compare_report import format_comparison, write_comparison
 from mtlm.config import ExperimentConfig, SharingSpec, config_from_dict
 from mtlm.errors import ConfigError
 from mtlm.training.trainer import Trainer
@@ -30,6 +33,39 @@ def _variant(config: ExperimentConfig, **top: Any) -> ExperimentConfig:
 
 def _read(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _results(scores: dict[str, tuple[str, float]]) -> dict[str, Any]:
+    """An eval_results.json (or trivial_results.json) of {task: (primary metric, value)}."""
+    tasks = {task: {"primary": metric, metric: value} for task, (metric, value) in scores.items()}
+    return {"tasks": tasks, "aggregate": None, "split": "test"}
+
+
+def _write(path: Path, value: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value), encoding="utf-8")
+    return path
+
+
+def _fake_runs(
+    root: Path,
+    single: dict[str, tuple[str, float]],
+    multi: dict[str, tuple[str, float]],
+    trivial: dict[str, tuple[str, float]] | None,
+) -> list[SeedRuns]:
+    """One seed of hand-written result files: a multi-task run and converged baselines."""
+    multitask = root / "multitask"
+    _write(multitask / "eval_results.json", _results(multi))
+    if trivial is not None:
+        _write(multitask / "trivial_results.json", _results(trivial))
+    baselines = {}
+    for task, score in single.items():
+        folder = root / "baselines" / task
+        _write(folder / "eval_results.json", _results({task: score}))
+        baselines[task] = BaselineRun(
+            folder, "converged", 64, 24, 80, 3.0, 1.5, cached=False, parameters=500
+        )
+    return [SeedRuns(1, multitask, {"converged": baselines})]
 
 
 def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
@@ -107,6 +143,12 @@ def test_a_lora_baseline_keeps_its_adapter(make_config):
     assert converged_baseline_config(config, "tagging").sharing == config.sharing
 
 
+def test_a_baseline_of_a_two_stage_config_has_no_fine_tuning_stage(make_config):
+    config = make_config(finetune={"num_epochs": 1})
+    assert converged_baseline_config(config, "score").training.finetune is None
+    assert baseline_config(config, "score", 40, multitask_steps=30).training.finetune is None
+
+
 def test_the_two_kinds_of_baseline_never_share_a_cache_entry(make_config, task_files):
     config = make_config()
     data = data_fingerprint(config.tasks[0])
@@ -176,7 +218,8 @@ def test_both_kinds_of_baseline_are_reported_side_by_side(make_config, tmp_path)
         assert "single-task (equal examples)" in text and "single-task (converged)" in text
         assert "trained to their best validation score (≤ 2 epochs, patience 1)" in text
         assert "the same training examples per task" in text
-        assert text.count("Δm = ") >= 2
+        assert text.count("Δm = ") >= 2 and text.count("Δn = ") >= 2
+        assert "trivial" in text
     assert saved["tasks"]["score"]["higher_is_better"] is False
 
     per_step = config.training.batch_size * config.training.gradient_accumulation_steps
@@ -202,24 +245,47 @@ def test_both_kinds_of_baseline_are_reported_side_by_side(make_config, tmp_path)
                 assert columns["multi_task"]["scores"][index] == scores[name][metric]
                 single = _read(folder / "eval_results.json")["tasks"][name][metric]
                 assert columns[kind]["scores"][index] == single
+                trivial = _read(multitask / "trivial_results.json")["tasks"][name][metric]
+                assert saved["tasks"][name]["trivial_per_seed"][index] == trivial
 
+    # Ideal scores: 1 for accuracy, 0 for mse.
+    ideal = {"sentiment": 1.0, "score": 0.0, "tagging": 1.0}
     for kind in ("equal_examples", "converged"):
-        terms = []
-        for task in saved["tasks"].values():
+        terms, points = [], []
+        for name, task in saved["tasks"].items():
             single = task["scores"][kind]["mean"]
             multi = task["scores"]["multi_task"]["mean"]
             better = multi - single if task["higher_is_better"] else single - multi
-            contrast = task["against"][kind]
-            assert contrast["negative_transfer"] == (better < 0)
-            assert bool(contrast["advice"]) == contrast["negative_transfer"]
+            contrast = task["against"]["multi_task"][kind]
+            single_learned = task["scores"][kind]["learned"]
+            multi_learned = task["scores"]["multi_task"]["learned"]
+            if not single_learned and not multi_learned:
+                assert contrast["transfer"] == "not learned (neither model beats trivial)"
+                assert not contrast["negative_transfer"]
+                assert "no advice" in contrast["advice"][0]
+            elif single_learned != multi_learned:
+                only = "single" if single_learned else "multi"
+                assert contrast["transfer"] == f"learned only by {only}-task"
+                assert contrast["negative_transfer"] == single_learned
+            else:
+                assert contrast["negative_transfer"] == (better < 0)
+                assert bool(contrast["advice"]) == contrast["negative_transfer"]
             if contrast["p_value"] is not None:
                 assert contrast["significant"] == (contrast["p_value"] < 0.05)
             if single != 0:
                 terms.append(100 * better / abs(single))
-        assert saved["views"][kind]["delta_m_percent"] == pytest.approx(sum(terms) / len(terms))
+            floor = task["trivial"]
+            room = ideal[name] - floor
+            points.append(100 * (multi - floor) / room - 100 * (single - floor) / room)
+        view = saved["views"]["multi_task"][kind]
+        assert view["delta_m_percent"] == pytest.approx(sum(terms) / len(terms))
+        assert view["delta_n_points"] == pytest.approx(sum(points) / len(points))
+        assert len(view["delta_n_points_per_seed"]) == 2
     # The headline is against the baselines that cannot flatter multi-task training.
-    assert saved["headline"] == "converged"
-    assert saved["delta_m_percent"] == saved["views"]["converged"]["delta_m_percent"]
+    assert saved["headline"] == {"model": "multi_task", "baseline": "converged"}
+    converged = saved["views"]["multi_task"]["converged"]
+    assert saved["delta_m_percent"] == converged["delta_m_percent"]
+    assert saved["delta_n_points"] == converged["delta_n_points"]
 
 
 def test_converged_baselines_stop_by_their_epochs_and_do_not_depend_on_the_multitask_budget(
@@ -259,6 +325,8 @@ def test_converged_baselines_stop_by_their_epochs_and_do_not_depend_on_the_multi
     assert "single-task models trained to their best validation score (≤ 4 epochs, patience 1)" in (
         table
     )
+    header = next(line for line in table.splitlines() if line.startswith("task "))
+    assert header.split()[:4] == ["task", "metric", "trivial", "single-task"]
 
     trained.clear()
     compare(
@@ -334,3 +402,158 @@ def test_baselines_are_reused_while_the_budget_per_task_is_the_same(
     changed = [name for name in names if examples(longer)[name] != examples(hard)[name]]
     assert changed
     assert trained == [names] + [[name] for name in changed]
+
+
+def test_tasks_a_model_did_not_learn_get_words_instead_of_transfer(make_config, tmp_path):
+    config = make_config()
+    trivial = {
+        "sentiment": ("accuracy", 0.50),
+        "score": ("mse", 1.00),
+        "tagging": ("accuracy", 0.40),
+    }
+    single = {
+        "sentiment": ("accuracy", 0.505),
+        "score": ("mse", 0.40),
+        "tagging": ("accuracy", 0.41),
+    }
+    multi = {"sentiment": ("accuracy", 0.49), "score": ("mse", 0.50), "tagging": ("accuracy", 0.70)}
+    runs = _fake_runs(tmp_path, single, multi, trivial)
+
+    comparison = summarise(config, runs, BaselinePlan())
+
+    against = {task.task: task.against["multi_task"]["converged"] for task in comparison.tasks}
+    # sentiment: 1 and −2 points, neither above 2; tagging: 1.7 points against 50.
+    assert against["sentiment"].transfer == "not learned (neither model beats trivial)"
+    assert len(against["sentiment"].advice) == 1 and "no advice" in against["sentiment"].advice[0]
+    assert against["score"].transfer == "negative transfer" and len(against["score"].advice) > 1
+    assert against["tagging"].transfer == "learned only by multi-task"
+    assert not against["tagging"].negative_transfer and not against["tagging"].advice
+    # Normalised scores (trivial 0, ideal 100): sentiment 1 -> -2; mse (trivial 1, ideal 0)
+    # 0.40 -> 60 and 0.50 -> 50; tagging (trivial 0.4) 0.41 -> 1.67 and 0.70 -> 50.
+    expected = (-3.0 - 10.0 + (50.0 - 100 * 0.01 / 0.6)) / 3
+    assert comparison.headline.delta_n.value == pytest.approx(expected)
+    assert against["score"].normalised_change == pytest.approx(-10.0)
+    table = format_comparison(comparison)
+    assert "learned: " in table and "normalised score above 2" in table
+    assert "- sentiment: not learned (neither model beats trivial) on accuracy" in table
+    assert "- tagging:" not in table
+    write_comparison(comparison, tmp_path / "report")
+    saved = _read(tmp_path / "report" / "comparison.json")
+    assert saved["delta_n_points"] == pytest.approx(expected)
+    assert saved["tasks"]["tagging"]["scores"]["converged"]["learned"] is False
+    assert saved["tasks"]["tagging"]["scores"]["multi_task"]["learned"] is True
+    # Its baseline stopped at 24 of 80 steps without learning the task: patience ran out.
+    assert any(
+        note.startswith("tagging: its converged baseline stopped early") for note in saved["notes"]
+    )
+
+    # The multi-task model at 1 point of mse where its baseline is at 60.
+    _write(runs[0].multitask / "eval_results.json", _results({**multi, "score": ("mse", 0.99)}))
+    score = summarise(config, runs, BaselinePlan()).tasks[1].against["multi_task"]["converged"]
+    assert score.transfer == "learned only by single-task"
+    assert score.negative_transfer and any("weigh" in line for line in score.advice)
+
+
+def test_a_run_without_trivial_results_has_no_trivial_column_values_or_delta_n(
+    make_config, tmp_path
+):
+    scores = {
+        "sentiment": ("accuracy", 0.8),
+        "score": ("pearson", 0.5),
+        "tagging": ("accuracy", 0.9),
+    }
+    runs = _fake_runs(tmp_path, scores, scores, trivial=None)
+
+    comparison = summarise(make_config(), runs, BaselinePlan())
+
+    assert comparison.headline.delta_n.value is None
+    assert comparison.headline.delta_m.value == pytest.approx(0.0)
+    assert all(t.against["multi_task"]["converged"].transfer == "none" for t in comparison.tasks)
+    assert any("no trivial_results.json" in note for note in comparison.notes)
+    assert "Δn = n/a" in format_comparison(comparison)
+
+
+def test_a_fine_tuned_model_is_a_column_of_its_own_with_its_cost(make_config, tmp_path):
+    trivial = {
+        "sentiment": ("accuracy", 0.5),
+        "score": ("pearson", 0.0),
+        "tagging": ("accuracy", 0.4),
+    }
+    single = {
+        "sentiment": ("accuracy", 0.8),
+        "score": ("pearson", 0.5),
+        "tagging": ("accuracy", 0.41),
+    }
+    multi = {
+        "sentiment": ("accuracy", 0.7),
+        "score": ("pearson", 0.6),
+        "tagging": ("accuracy", 0.7),
+    }
+    tuned = {
+        "sentiment": ("accuracy", 0.9),
+        "score": ("pearson", 0.4),
+        "tagging": ("accuracy", 0.76),
+    }
+    runs = _fake_runs(tmp_path, single, multi, trivial)
+    multitask = runs[0].multitask
+    _write(
+        multitask / "train_summary.json",
+        {"train_seconds": 10.0, "model": {"total_parameters": 1000}},
+    )
+    _write(multitask / "finetuned" / "eval_results.json", _results(tuned))
+    _write(
+        multitask / "finetuned" / "train_summary.json",
+        {"train_seconds": 6.0, "model": {"total_parameters": 3000}},
+    )
+
+    comparison = summarise(make_config(), runs, BaselinePlan())
+    write_comparison(comparison, tmp_path / "report")
+
+    saved = _read(tmp_path / "report" / "comparison.json")
+    view = saved["views"]["finetuned"]["converged"]
+    # Against the single-task scores 0.8, 0.5, 0.41 (trivial 0.5, 0, 0.4; ideal 1):
+    assert view["delta_m_percent"] == pytest.approx((12.5 - 20.0 + 100 * 0.35 / 0.41) / 3)
+    assert view["delta_n_points"] == pytest.approx((20.0 - 10.0 + (60.0 - 100 * 0.01 / 0.6)) / 3)
+    # The multi-task model's own view is still the headline.
+    assert saved["headline"] == {"model": "multi_task", "baseline": "converged"}
+    assert saved["delta_m_percent"] == pytest.approx((-12.5 + 20.0 + 100 * 0.29 / 0.41) / 3)
+    tuned_against = {t: saved["tasks"][t]["against"]["finetuned"]["converged"] for t in tuned}
+    assert tuned_against["sentiment"]["transfer"] == "positive"
+    assert tuned_against["score"]["transfer"] == "negative transfer"
+    assert tuned_against["score"]["advice"] == []  # advice is about the multi-task config
+    assert tuned_against["tagging"]["transfer"] == "learned only by multi-task + fine-tune"
+    assert saved["costs"] == {
+        "converged": {"train_seconds": 4.5, "train_seconds_per_seed": [4.5], "parameters": 1500},
+        "multi_task": {"train_seconds": 10.0, "train_seconds_per_seed": [10.0], "parameters": 1000},
+        "finetuned": {"train_seconds": 16.0, "train_seconds_per_seed": [16.0], "parameters": 3000},
+    }
+    table = format_comparison(comparison)
+    assert "multi-task + fine-tune against single-task" in table
+    score_header = next(line for line in table.splitlines() if line.startswith("task "))
+    assert score_header.split("  ")[-1].strip() == "multi-task + fine-tune"
+    assert "16.0 s" in table and "3,000" in table
+    markdown = (tmp_path / "report" / "comparison.md").read_text()
+    assert "| multi-task + fine-tune | 16.0 s | 3,000 |" in markdown
+
+
+def test_a_two_stage_run_gets_its_fine_tuned_column_end_to_end(make_config, tmp_path):
+    config = make_config(max_steps=12, eval_steps=None, finetune={"num_epochs": 1})
+    plan = BaselinePlan(epochs=2, patience=1)
+
+    comparison = compare(config, tmp_path / "compare", baseline_cache=tmp_path / "cache", plan=plan)
+
+    assert comparison.columns == ["converged", "multi_task", "finetuned"]
+    assert [(v.model, v.baseline) for v in comparison.views] == [
+        ("multi_task", "converged"),
+        ("finetuned", "converged"),
+    ]
+    tuned = _read(comparison.runs[0].finetuned / "eval_results.json")["tasks"]
+    for task in comparison.tasks:
+        assert task.scores["finetuned"] == [tuned[task.task][task.metric]]
+    costs = comparison.costs
+    assert costs["finetuned"].train_seconds[0] > costs["multi_task"].train_seconds[0] > 0
+    assert costs["finetuned"].parameters > costs["multi_task"].parameters
+    assert costs["converged"].parameters > costs["multi_task"].parameters  # three backbones
+    for baseline in comparison.runs[0].baselines["converged"].values():
+        assert _read(baseline.folder / "experiment_config.json")["training"]["finetune"] is None
+    assert "multi-task + fine-tune against single-task" in format_comparison(comparison)
