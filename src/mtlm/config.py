@@ -402,6 +402,27 @@ class ExperimentConfig(_Strict):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
 
+def task_alone(config: ExperimentConfig, task: str) -> dict[str, Any]:
+    """The dumped config of `task` trained alone with the settings of the multi-task `config`:
+    loss weight 1 (alone it would only rescale the gradient), the seed the multi-task run gives
+    that task's batch stream, one task per step, and no sampler, balancer, joint groups,
+    fine-tuning stage or step checkpoints. The caller sets its sharing, budget and folder."""
+    raw = config.model_dump(mode="json")
+    names = [spec["name"] for spec in raw["tasks"]]
+    index = names.index(task)
+    raw["tasks"] = [{**raw["tasks"][index], "loss_weight": 1.0}]
+    raw["training"].update(
+        seed=raw["training"]["seed"] + index,
+        save_steps=None,
+        step_mode="sampled",
+        sampler={},
+        balancer={},
+        joint_groups=None,
+        finetune=None,
+    )
+    return raw
+
+
 def load_config(path: str | Path, base_dir: str | Path | None = None) -> ExperimentConfig:
     """Read and validate a YAML config; relative data paths resolve against its folder."""
     path = Path(path)

@@ -82,7 +82,7 @@ from mtlm.analysis.transfer import (
     signed_difference,
 )
 from mtlm.assets import cache_dir
-from mtlm.config import AGGREGATORS, ExperimentConfig, TaskSpec, config_from_dict
+from mtlm.config import AGGREGATORS, ExperimentConfig, TaskSpec, config_from_dict, task_alone
 from mtlm.data.sources import read_task_splits
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
@@ -542,23 +542,10 @@ def converged_baseline_config(
 def _single_task(config: ExperimentConfig, task: str) -> dict[str, Any]:
     """The dumped config of `task` trained alone with the settings of the multi-task `config`
     (see the module's docstring); the caller sets its budget."""
-    raw = config.model_dump(mode="json")
-    names = [spec["name"] for spec in raw["tasks"]]
-    index = names.index(task)
-    raw["tasks"] = [{**raw["tasks"][index], "loss_weight": 1.0}]
+    raw = task_alone(config, task)
     if raw["sharing"]["kind"] != "lora":
         raw["sharing"] = {}
-    raw["training"].update(
-        seed=raw["training"]["seed"] + index,
-        save_steps=None,
-        step_mode="sampled",
-        sampler={},
-        balancer={},
-        joint_groups=None,
-        # A baseline is one model of one stage: no fine-tuning stage after it.
-        finetune=None,
-        overwrite_output_dir=False,
-    )
+    raw["training"]["overwrite_output_dir"] = False
     return raw
 
 

@@ -20,7 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtlm.config import ExperimentConfig, FinetuneSpec, SharingSpec, config_from_dict
+from mtlm.config import (
+    ExperimentConfig,
+    FinetuneSpec,
+    SharingSpec,
+    config_from_dict,
+    task_alone,
+)
 from mtlm.data.features import TaskData
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.files import write_json
@@ -58,13 +64,9 @@ def task_config(config: ExperimentConfig, task: str, sharing: SharingSpec) -> Ex
     """The config of `task`'s fine-tuning: the task alone, the finetune section's budget and
     learning rates, a validation per epoch and early stopping."""
     spec = config.training.finetune
-    raw = config.model_dump(mode="json")
-    names = [entry["name"] for entry in raw["tasks"]]
-    index = names.index(task)
-    raw["tasks"] = [{**raw["tasks"][index], "loss_weight": 1.0}]
+    raw = task_alone(config, task)
     raw["sharing"] = sharing.model_dump(mode="json")
     raw["training"].update(
-        seed=raw["training"]["seed"] + index,
         num_epochs=spec.num_epochs,
         max_steps=spec.max_steps,
         learning_rate=spec.learning_rate,
@@ -74,12 +76,6 @@ def task_config(config: ExperimentConfig, task: str, sharing: SharingSpec) -> Ex
         eval_steps=None,
         early_stopping_patience=spec.early_stopping_patience,
         early_stopping_threshold=0.0,
-        save_steps=None,
-        step_mode="sampled",
-        sampler={},
-        balancer={},
-        joint_groups=None,
-        finetune=None,
         overwrite_output_dir=True,
     )
     return config_from_dict(raw, source=f"the fine-tuning of {task}")
