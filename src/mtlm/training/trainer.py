@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -367,8 +368,10 @@ class Trainer:
 
     def _print(self, message: str) -> None:
         if self._is_main:
-            # Above the progress bar rather than through it.
+            # Above the progress bar rather than through it; flushed line by line, so that
+            # other processes' output sharing the pipe cannot land inside one of its lines.
             tqdm.write(message)
+            sys.stdout.flush()
 
     def task_streams(self) -> dict[str, TaskBatchStream]:
         """Each task's endless batch stream over its training rows (capped, oversampled)."""
