@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtlm.analysis.selection import SINGLE_TASK, Candidate, Choice, choose_per_task
+from mtlm.analysis.selection import (
+    SINGLE_TASK,
+    Candidate,
+    Choice,
+    choose_per_task,
+    chosen_scores,
+)
 from mtlm.config import ExperimentConfig, FinetuneSpec, config_from_dict
 from mtlm.files import staged_directory, write_json, write_text
 from mtlm.modeling.routed_model import ROUTING_FILE
@@ -43,6 +49,20 @@ class Plan:
     choices: dict[str, Choice]
     groups: list[list[str]]
     folder: Path
+
+    def outcome(self) -> dict[str, dict[str, Any]]:
+        """Per task: the chosen candidate, its validation and test scores, the single-task
+        model's test score, and why it was chosen."""
+        single = next(c for c in self.candidates if c.name == SINGLE_TASK)
+        chosen = chosen_scores(self.choices, self.candidates)
+        return {
+            task: {
+                **chosen[task],
+                "single_task_test": single.test.get(task),
+                "reason": choice.reason,
+            }
+            for task, choice in self.choices.items()
+        }
 
 
 def make_plan(
@@ -171,22 +191,12 @@ def _write_model(plan: Plan) -> None:
 
 def plan_dict(plan: Plan) -> dict[str, Any]:
     """The `plan.json` structure."""
-    by_name = {c.name: c for c in plan.candidates}
     return {
         "groups": plan.groups,
         "candidates": {
             c.name: {"validation": c.validation, "test": c.test} for c in plan.candidates
         },
-        "choices": {
-            task: {
-                "candidate": choice.candidate,
-                "validation": choice.validation[choice.candidate],
-                "test": by_name[choice.candidate].test.get(task),
-                "single_task_test": by_name[SINGLE_TASK].test.get(task),
-                "reason": choice.reason,
-            }
-            for task, choice in plan.choices.items()
-        },
+        "choices": plan.outcome(),
     }
 
 
@@ -197,12 +207,10 @@ def plan_markdown(plan: Plan) -> str:
         "| task | served by | validation | test | single-task test | why |",
         "|---|---|---|---|---|---|",
     ]
-    for task, choice in plan.choices.items():
-        test = by_name[choice.candidate].test.get(task)
-        single = by_name[SINGLE_TASK].test.get(task)
+    for task, row in plan.outcome().items():
         rows.append(
-            f"| {task} | {choice.candidate} | {choice.validation[choice.candidate]:.4f} | "
-            f"{_cell(test)} | {_cell(single)} | {choice.reason} |"
+            f"| {task} | {row['candidate']} | {row['validation']:.4f} | {_cell(row['test'])} | "
+            f"{_cell(row['single_task_test'])} | {row['reason']} |"
         )
     names = [c.name for c in plan.candidates]
     tasks = list(plan.choices)
@@ -247,14 +255,11 @@ def plan_markdown(plan: Plan) -> str:
 
 def format_plan(plan: Plan) -> str:
     """The terminal summary: one line per task."""
-    by_name = {c.name: c for c in plan.candidates}
     lines = ["plan (chosen on validation; test scores reported):"]
-    for task, choice in plan.choices.items():
-        test = by_name[choice.candidate].test.get(task)
-        single = by_name[SINGLE_TASK].test.get(task)
+    for task, row in plan.outcome().items():
         lines.append(
-            f"  {task}: {choice.candidate} (test {_cell(test)}, single-task {_cell(single)}) "
-            f"- {choice.reason}"
+            f"  {task}: {row['candidate']} (test {_cell(row['test'])}, single-task "
+            f"{_cell(row['single_task_test'])}) - {row['reason']}"
         )
     lines.append(f"model: {plan.folder / 'model'}")
     lines.append(f"report: {plan.folder / 'plan.md'}")
