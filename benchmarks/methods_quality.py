@@ -15,6 +15,9 @@ hard_temperature and two_stage, the one with the best validation score (`mtlm pl
 
     python benchmarks/methods_quality.py --run --seeds 3 --suites suite suite_low_resource
     python benchmarks/methods_quality.py --write      # render BENCHMARKS.md from the records
+
+Several processes started with the same arguments share the work (each takes what no other
+holds), e.g. two with OMP_NUM_THREADS=1 on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -156,6 +159,24 @@ def _single_task_record(config, folder: Path) -> dict[str, Any]:
     return record
 
 
+def _claim_file(record: Path) -> Path:
+    return record.with_suffix(".running")
+
+
+def _claim(record: Path) -> bool:
+    """Take (suite, entry, seed) for this process, so that several processes started with the
+    same arguments share the work (on 2 cores, two single-threaded trainings finish sooner than
+    one that uses both). False if another process holds it."""
+    record.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _claim_file(record).open("x").close()
+    except FileExistsError:
+        print(f"skipping {record}: {_claim_file(record)} says another process trains it "
+              "(delete that file if none does)", flush=True)
+        return False
+    return True
+
+
 def _reader(folder: Path):
     return lambda name: json.loads((folder / name).read_text())
 
@@ -192,13 +213,15 @@ def main() -> int:
             for suite in args.suites:
                 for entry in args.entries:
                     path = record_path(suite, entry, seed)
-                    if path.is_file():
+                    if path.is_file() or not _claim(path):
                         continue
-                    print(f"training {suite} / {entry} / seed {seed}", flush=True)
-                    record = run_entry(suite, entry, seed)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(record, indent=2) + "\n")
-                    print(json.dumps(record), flush=True)
+                    try:
+                        print(f"training {suite} / {entry} / seed {seed}", flush=True)
+                        record = run_entry(suite, entry, seed)
+                        path.write_text(json.dumps(record, indent=2) + "\n")
+                        print(json.dumps(record), flush=True)
+                    finally:
+                        _claim_file(path).unlink()
     from quality_table import render
 
     sections = [render(suite, load_records(suite), list(seeds)) for suite in args.suites]
