@@ -187,7 +187,7 @@ def write_yaml(path: Path, raw: dict[str, Any]) -> Path:
 
 def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "exp.yaml", minimal(training={"max_stepz": 3}))
-    with pytest.raises(ConfigError, match=r"exp\.yaml: training\.max_stepz: unknown key"):
+    with pytest.raises(ConfigError, match=r"exp\.yaml, line \d+: training\.max_stepz: unknown key"):
         load_config(path)
 
 

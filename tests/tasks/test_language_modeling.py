@@ -24,7 +24,7 @@ from conftest import (
 )
 
 from mtlm import ConfigError, MultiTaskModel, Trainer
-from mtlm.config import TaskSpec, config_from_dict
+from mtlm.config import config_from_dict, task_spec
 from mtlm.data.sources import SplitRows, read_file
 from mtlm.evaluation.evaluate import aggregate_score, evaluate, trivial_baseline
 from mtlm.modeling.backbones import check_task_kinds
@@ -36,9 +36,7 @@ def split_rows(rows: list[dict[str, Any]]) -> SplitRows:
 
 
 def make_task(family: str = "encoder", **fields: Any) -> LanguageModeling:
-    spec = TaskSpec.model_validate(
-        {"name": "lm", "kind": "language_modeling", "data": {"train": "x"}, **fields}
-    )
+    spec = task_spec({"name": "lm", "kind": "language_modeling", "data": {"train": "x"}, **fields})
     task = LanguageModeling(spec)
     task.state["family"] = family
     encoder = family == "encoder"

@@ -13,7 +13,7 @@ from conftest import tiny_tokenizer
 from scipy.stats import pearsonr, spearmanr
 
 from mtlm import ConfigError, DataError
-from mtlm.config import TaskSpec, config_from_dict
+from mtlm.config import config_from_dict, task_spec
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.regression import Regression
 
@@ -23,9 +23,7 @@ def split_rows(rows: list[dict[str, Any]], source: str = "train.csv") -> SplitRo
 
 
 def make_task(rows: list[dict[str, Any]], **fields: Any) -> Regression:
-    spec = TaskSpec.model_validate(
-        {"name": "score", "kind": "regression", "data": {"train": "x"}, **fields}
-    )
+    spec = task_spec({"name": "score", "kind": "regression", "data": {"train": "x"}, **fields})
     task = Regression(spec)
     task.fit({"train": split_rows(rows)})
     return task
@@ -135,5 +133,7 @@ def test_regression_refuses_class_options() -> None:
             "model": {"name_or_path": "x"},
             "tasks": [{"name": "score", "kind": "regression", "data": {"train": "x"}, **fields}],
         }
-        with pytest.raises(ConfigError, match=r"tasks\[score\]: class_weights and resample"):
+        key = next(iter(fields))
+        message = rf"tasks\[score\]\.{key}: regression tasks take no '{key}'; classification"
+        with pytest.raises(ConfigError, match=message):
             config_from_dict(raw)

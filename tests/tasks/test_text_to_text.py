@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from conftest import tiny_decoder_tokenizer
 
 from mtlm import ConfigError, DataError
-from mtlm.config import TaskSpec
+from mtlm.config import task_spec
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.text_to_text import TextToText, fill, template_fields
 
@@ -27,7 +27,7 @@ def split_rows(rows: list[dict[str, Any]]) -> SplitRows:
 
 
 def make_task(rows: list[dict[str, Any]] = ROWS, family: str = "causal", **fields: Any):
-    spec = TaskSpec.model_validate(
+    spec = task_spec(
         {
             "name": "sentiment",
             "kind": "text_to_text",

@@ -14,7 +14,7 @@ from seqeval.scheme import IOB2
 from sklearn.metrics import f1_score as sklearn_f1
 
 from mtlm import ConfigError, DataError
-from mtlm.config import TaskSpec, config_from_dict
+from mtlm.config import config_from_dict, task_spec
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.token_classification import TokenClassification
 
@@ -24,7 +24,7 @@ def split_rows(rows: list[dict[str, Any]], source: str = "train.jsonl") -> Split
 
 
 def make_task(rows: list[dict[str, Any]], **fields: Any) -> TokenClassification:
-    spec = TaskSpec.model_validate(
+    spec = task_spec(
         {"name": "ner", "kind": "token_classification", "data": {"train": "x"}, **fields}
     )
     task = TokenClassification(spec)
@@ -252,5 +252,6 @@ def test_resampling_is_refused_for_token_classification() -> None:
             }
         ],
     }
-    with pytest.raises(ConfigError, match=r"tasks\[ner\]: resample: balanced works for class"):
+    message = r"tasks\[ner\]\.resample: token_classification tasks take no 'resample'; classif"
+    with pytest.raises(ConfigError, match=message):
         config_from_dict(raw)

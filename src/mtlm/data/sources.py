@@ -120,7 +120,7 @@ def read_file(path: str, fmt: str = "auto", spec: TaskSpec | None = None) -> Spl
         elif fmt == "conll":
             rows, locators = _parse_conll(text, path, spec)
         elif fmt == "text":
-            rows, locators = _parse_text(text, spec.text_column if spec else "text")
+            rows, locators = _parse_text(text, _column(spec, "text_column", "text"))
         else:
             rows, locators = _parse_delimited(text, "\t" if fmt == "tsv" else ",", path)
     return SplitRows(rows, path, locators, fingerprint)
@@ -189,16 +189,24 @@ def _parse_parquet(file: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, [f"row {i + 1}" for i in range(len(rows))]
 
 
+def _column(spec: TaskSpec | None, option: str, default: str) -> str:
+    """The column a file format fills: the task's own name for it where its kind takes that
+    option (`text_column`, `tokens_column`, ...), else the usual name."""
+    return getattr(spec, option, default)
+
+
 def _parse_conll(text: str, path: str, spec: TaskSpec) -> tuple[list[dict[str, Any]], list[str]]:
     rows: list[dict[str, Any]] = []
     locators: list[str] = []
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
+    words = _column(spec, "tokens_column", "tokens")
+    labels = _column(spec, "tags_column", "tags")
 
     def flush() -> None:
         if tokens:
-            rows.append({spec.tokens_column: list(tokens), spec.tags_column: list(tags)})
+            rows.append({words: list(tokens), labels: list(tags)})
             locators.append(f"line {start}")
             tokens.clear()
             tags.clear()

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mtlm.config import SharingSpec, TaskSpec
+from mtlm.config import SharingSpec, saved_task_spec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
@@ -274,7 +274,7 @@ class MultiTaskModel(nn.Module):
             )
         tasks: dict[str, TaskKind] = {}
         for entry in described["tasks"]:
-            spec = TaskSpec.model_validate(entry["spec"])
+            spec = saved_task_spec(entry["spec"], str(config_file))
             tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
         spec = SharingSpec.model_validate(described.get("sharing", {}))
         sharing = load_sharing(spec, directory, list(tasks))

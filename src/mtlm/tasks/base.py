@@ -3,6 +3,10 @@
 A kind turns validated rows into tokenized features, builds its head, computes its loss,
 decodes predictions and scores them. One instance serves one task (it holds the task's spec
 and label names).
+
+A kind's module is imported whenever a config is validated (its options live there), so it
+imports torch, transformers and the metric libraries inside the methods that use them: a config
+error then appears in well under a second.
 """
 
 from __future__ import annotations
@@ -11,17 +15,17 @@ import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import torch
-from sklearn.metrics import f1_score
-from torch import nn
-from transformers import PreTrainedTokenizerBase
-
-from mtlm.config import TaskSpec
-from mtlm.data.batching import pad_features
-from mtlm.data.sources import SplitRows
 from mtlm.errors import ConfigError, DataError
+from mtlm.tasks.spec import Dropout, Pooling, TaskSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from mtlm.data.sources import SplitRows
 
 Features = dict[str, list[Any]]
 
@@ -30,6 +34,8 @@ class TaskKind(ABC):
     """One task of a given kind: its spec, its label names, and the kind's behaviour."""
 
     name: ClassVar[str]
+    #: The model of the kind's options, a `TaskSpec` whose `kind` is `name`.
+    options: ClassVar[type[TaskSpec]]
     #: Which way the metrics improve; overridden for metrics where lower is better.
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
     #: The model families the kind works with: `encoder` (a head on the hidden states), and
@@ -96,13 +102,10 @@ class TaskKind(ABC):
 
     def class_weight_tensor(self, like: torch.Tensor) -> torch.Tensor | None:
         """The configured class weights for the loss, on `like`'s device; None if unweighted."""
+        import torch
+
         weights = self.state.get("class_weights")
         return None if weights is None else torch.tensor(weights, device=like.device)
-
-    @property
-    def reports_per_class(self) -> bool:
-        """Whether evaluation adds each class's F1 (when class imbalance is being handled)."""
-        return self.spec.class_weights is not None or self.spec.resample is not None
 
     def sample_weights(self, features: Any) -> list[float] | None:
         """Per-row weights for class-balanced resampling (`resample: balanced`), else None."""
@@ -110,6 +113,8 @@ class TaskKind(ABC):
 
     def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
         """A padded batch of features."""
+        from mtlm.data.batching import pad_features
+
         return pad_features(features, pad_token_id)
 
     def batch_rows(self, batch: dict[str, torch.Tensor]) -> int:
@@ -177,38 +182,19 @@ class TaskKind(ABC):
         return 1.0 if self.higher_is_better(metric) else 0.0
 
 
-def sequence_inputs(
-    spec: TaskSpec, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
-) -> Features:
-    """Tokenize a text (or text pair) column for sequence-level tasks, without padding."""
-    texts = [str(row[spec.text_column]) for row in rows]
-    pairs = [str(row[spec.text_pair_column]) for row in rows] if spec.text_pair_column else None
-    encoded = tokenizer(
-        texts,
-        pairs,
-        truncation=True,
-        max_length=spec.max_length,
-        padding=False,
-        return_attention_mask=True,
-    )
-    return {key: list(value) for key, value in encoded.items()}
+class SequenceSpec(TaskSpec):
+    """Options of the kinds whose head pools the hidden states into one answer per row."""
+
+    text_column: str = "text"
+    label_column: str = "label"
+    pooling: Pooling = "cls"
+    dropout: Dropout = 0.1
 
 
 class SequenceTask(TaskKind):
-    """A task with one answer per text or text pair; its head pools the hidden states."""
+    """A task with one answer per row; its head pools the hidden states."""
 
-    @property
-    def input_columns(self) -> list[str]:
-        """The text column, and the pair column where the task has one."""
-        return [self.spec.text_column] + (
-            [self.spec.text_pair_column] if self.spec.text_pair_column else []
-        )
-
-    def encode_inputs(
-        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
-    ) -> Features:
-        """Tokenize the text (or text pair) column, without padding."""
-        return sequence_inputs(self.spec, rows, tokenizer)
+    spec: SequenceSpec
 
     @property
     @abstractmethod
@@ -222,6 +208,50 @@ class SequenceTask(TaskKind):
         return SequenceHead(hidden_size, self.num_outputs, self.spec.pooling, self.spec.dropout)
 
 
+class TextPairSpec(SequenceSpec):
+    """Options of a sequence task that reads one text or a pair of texts."""
+
+    text_pair_column: str | None = None
+
+
+class TextPairTask(SequenceTask):
+    """A sequence task on a text, or on a text pair when `text_pair_column` is set."""
+
+    spec: TextPairSpec
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The text column, and the pair column where the task has one."""
+        return [self.spec.text_column] + (
+            [self.spec.text_pair_column] if self.spec.text_pair_column else []
+        )
+
+    def encode_inputs(
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
+    ) -> Features:
+        """Tokenize the text (or text pair) column, without padding."""
+        spec = self.spec
+        texts = [str(row[spec.text_column]) for row in rows]
+        pairs = [str(row[spec.text_pair_column]) for row in rows] if spec.text_pair_column else None
+        encoded = tokenizer(
+            texts,
+            pairs,
+            truncation=True,
+            max_length=spec.max_length,
+            padding=False,
+            return_attention_mask=True,
+        )
+        return {key: list(value) for key, value in encoded.items()}
+
+
+class LabelOptions(Protocol):
+    """The options of a kind with named classes: declared labels and class weights."""
+
+    name: str
+    labels: list[str] | None
+    class_weights: str | dict[str, float] | None
+
+
 def label_vocabulary(values: Sequence[Any], declared: list[str] | None) -> list[str]:
     """Declared label names, or the distinct values seen, in natural order (2 before 10)."""
     if declared is not None:
@@ -232,7 +262,7 @@ def label_vocabulary(values: Sequence[Any], declared: list[str] | None) -> list[
     return sorted(names, key=lambda name: (int(name), name)) if numeric else sorted(names)
 
 
-def label_id(value: Any, names: dict[str, int], where: str, task: TaskSpec) -> int:
+def label_id(value: Any, names: dict[str, int], where: str, task: LabelOptions) -> int:
     """The id of a label value; a value outside the label set is a DataError naming the row."""
     name = str(value)
     if name not in names:
@@ -253,7 +283,7 @@ def check_value(row: dict[str, Any], column: str, where: str) -> None:
         raise DataError(f"{where}: empty value in column {column!r}")
 
 
-def class_weights(spec: TaskSpec, names: list[str], counts: Counter) -> list[float] | None:
+def class_weights(spec: LabelOptions, names: list[str], counts: Counter) -> list[float] | None:
     """The loss weight of each class, from `class_weights` in the task's config.
 
     `balanced` gives w_c = N / (C · n_c) over the C classes present in training (King & Zeng,
@@ -277,5 +307,7 @@ def class_weights(spec: TaskSpec, names: list[str], counts: Counter) -> list[flo
 
 def per_class_f1(references: list[str], predicted: list[str], names: list[str]) -> dict[str, float]:
     """F1 of every class, as `f1[<class>]` metrics."""
+    from sklearn.metrics import f1_score
+
     scores = f1_score(references, predicted, labels=names, average=None, zero_division=0)
     return {f"f1[{name}]": float(score) for name, score in zip(names, scores, strict=True)}

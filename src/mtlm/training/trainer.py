@@ -250,7 +250,11 @@ class Trainer:
         run_log.close()
         if args.finetune is not None and self._is_main:
             finetune_tasks(
-                self.config, self.accelerator.unwrap_model(model), self.data, self.output_dir
+                self.config,
+                self.accelerator.unwrap_model(model),
+                self.data,
+                self.output_dir,
+                type(self),
             )
         return final
 
