@@ -138,3 +138,20 @@ def test_config_validation_imports_no_heavy_library(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert json.loads(done.stdout) == []
+
+
+def test_a_config_error_from_the_command_imports_no_heavy_library(tmp_path: Path) -> None:
+    """`mtlm train` with a config mistake says so before torch or transformers load."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: {name_or_path: x}\ntasks: []\n")
+    script = (
+        "import json, sys\n"
+        "from mtlm.cli import main\n"
+        f"status = main(['train', {str(path)!r}])\n"
+        f"print(json.dumps([status, [name for name in {HEAVY!r} if name in sys.modules]]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == [2, []]
+    assert done.stderr.startswith(f"mtlm: error: {path}, line 2: tasks: ")

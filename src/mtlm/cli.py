@@ -1,7 +1,8 @@
 """The `mtlm` command: train, evaluate, predict, export, compare, affinity, report and demo.
 
 User mistakes (ConfigError, DataError) print one line and exit with status 2; bugs exit 1
-with their traceback.
+with their traceback. A command that reads a config validates it before it imports torch or
+transformers, so that a mistake in it shows at once.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtlm.errors import ConfigError, DataError, MtlmError
+
+if TYPE_CHECKING:
+    from mtlm.config import ExperimentConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        _quiet_library_progress_bars()
         return args.handler(args)
     except MtlmError as error:
         print(f"mtlm: error: {error}", file=sys.stderr)
@@ -28,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _quiet_library_progress_bars() -> None:
-    """Keep the terminal for mtlm's own progress bar and tables."""
+    """Keep the terminal for mtlm's own progress bar and tables (this imports datasets and
+    transformers: seconds)."""
     import datasets
     import transformers
 
@@ -136,12 +140,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> int:
+def _load_config(path: str) -> ExperimentConfig:
+    """The validated config, read before torch and transformers are imported."""
     from mtlm.config import load_config
+
+    config = load_config(path)
+    _quiet_library_progress_bars()
+    return config
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
     from mtlm.evaluation.report import print_results
     from mtlm.training.trainer import Trainer
 
-    config = load_config(args.config)
     trainer = Trainer(config, args.output_dir)
     results = trainer.train(resume=args.resume)
     if results:
@@ -154,6 +166,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     from mtlm.assets import cache_dir
     from mtlm.data.features import load_task_data
     from mtlm.evaluation.evaluate import evaluate, results
@@ -193,6 +206,7 @@ def _load_model(path: str) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     model = _load_model(args.model)
     rows = _read_jsonl(args.input)
     if args.task == "all":
@@ -231,6 +245,7 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     from mtlm.export import export_task
 
     print(export_task(args.model, args.task, args.out))
@@ -238,13 +253,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
     from mtlm.analysis.compare import BaselinePlan, compare
     from mtlm.analysis.compare_report import format_comparison
-    from mtlm.config import load_config
 
     plan = BaselinePlan(args.baseline, args.baseline_epochs, args.baseline_patience)
     plan.check()  # before reading data or training anything
-    config = load_config(args.config)
     # Beside the training folder, not in it: overwrite_output_dir would delete it.
     output = Path(args.output_dir or f"{config.training.output_dir}-compare")
     comparison = compare(
@@ -256,10 +270,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
     from mtlm.analysis.plan import format_plan, make_plan
-    from mtlm.config import load_config
 
-    config = load_config(args.config)
     output = Path(args.output_dir or f"{config.training.output_dir}-plan")
     plan = make_plan(config, output, groups=args.groups, affinity_steps=args.affinity_steps)
     print(format_plan(plan))
@@ -267,11 +280,10 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _affinity(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
     from mtlm.analysis.affinity import affinity_summary, measure_affinity, write_affinity
     from mtlm.analysis.grouping import check_group_count
-    from mtlm.config import load_config
 
-    config = load_config(args.config)
     for groups in args.groups or []:  # fail before minutes of measuring
         check_group_count(groups, len(config.tasks))
     measured = measure_affinity(config, args.steps, args.every, args.lookahead_lr)
@@ -281,6 +293,7 @@ def _affinity(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     from mtlm.evaluation.run_report import write_report
 
     print(write_report(args.run_dir))
@@ -288,6 +301,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     from mtlm.demo import run_demo
 
     run_demo(Path(args.output_dir), Path(args.config) if args.config else None)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from mtlm.errors import DataError
 from mtlm.tasks.base import Features, TextPairSpec, TextPairTask, check_value
 
@@ -38,6 +36,8 @@ class Regression(TextPairTask):
 
     def fit(self, splits: dict[str, SplitRows]) -> None:
         """Mean and standard deviation of the training targets, to standardise them."""
+        import numpy as np
+
         targets = np.asarray(self._targets(splits["train"]))
         self.state["mean"] = float(targets.mean())
         self.state["std"] = float(targets.std()) or 1.0
@@ -80,6 +80,7 @@ class Regression(TextPairTask):
 
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
         """Pearson and Spearman correlation (0 where predictions are constant) and MSE."""
+        import numpy as np
         from scipy.stats import pearsonr, spearmanr
 
         predicted = np.asarray([prediction["score"] for prediction in predictions])
