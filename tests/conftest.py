@@ -178,6 +178,15 @@ def tagging_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def assert_declared(task: Any, scores: dict[str, Any]) -> None:
+    """Every metric a task reports is one its options declare: a config may name any of them
+    as `primary_metric`, and is refused one it does not declare."""
+    from mtlm.tasks.spec import reports_metric
+
+    declared = task.spec.metric_names()
+    assert [m for m in scores if m != "primary" and not reports_metric(declared, m)] == []
+
+
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Write rows as JSON lines and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -346,8 +346,11 @@ def saved_task_spec(raw: dict[str, Any], source: str) -> TaskSpec:
     """A task spec as a saved model holds it. Models saved before each kind had options of its
     own hold every kind's keys, which had no effect on the other kinds: those are dropped."""
     kind = KINDS.get(raw.get("kind"))
-    taken = kind.options.model_fields if kind else raw
-    return task_spec({key: value for key, value in raw.items() if key in taken}, source)
+    if kind is not None:
+        others = {key for other in KINDS.values() for key in other.options.model_fields}
+        taken = kind.options.model_fields
+        raw = {key: value for key, value in raw.items() if key in taken or key not in others}
+    return task_spec(raw, source)
 
 
 class _ConfigLoader(yaml.SafeLoader):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_tokenizer
+from conftest import assert_declared, tiny_tokenizer
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from sklearn.utils.class_weight import compute_class_weight
 
@@ -276,5 +276,6 @@ def test_per_class_f1_only_when_imbalance_is_handled(fields: dict, per_class: bo
         assert per_class_keys == set()
         return
     assert per_class_keys == {"f1[a]", "f1[b]", "f1[c]"}
+    assert_declared(task, scores)
     expected = f1_score(gold, guess, labels=names, average=None)
     assert [scores[f"f1[{name}]"] for name in names] == pytest.approx(expected.tolist())

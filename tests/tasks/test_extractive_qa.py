@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import FILLER, POSITIVE, tiny_tokenizer
+from conftest import FILLER, POSITIVE, assert_declared, tiny_tokenizer
 
 from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
 from mtlm.config import config_from_dict, task_spec
@@ -135,6 +135,7 @@ def test_an_example_takes_the_best_span_of_its_windows() -> None:
     scores = lenient.metrics(spans, references)
     assert scores["exact_match"] == 1.0
     assert scores["f1[has_answer]"] == 1.0 and scores["f1[no_answer]"] == 1.0
+    assert_declared(lenient, scores)
 
 
 def test_the_trivial_answer_is_the_context_opening() -> None:

@@ -17,6 +17,7 @@ from conftest import (
     FILLER,
     POSITIVE,
     VOCAB,
+    assert_declared,
     sentiment_rows,
     tiny_decoder_tokenizer,
     tiny_tokenizer,
@@ -184,6 +185,7 @@ def test_perplexity_is_the_exponent_of_the_mean_loss_per_token():
     assert scores["primary"] == "perplexity"
     assert scores["loss"] == pytest.approx(2.0)
     assert scores["perplexity"] == pytest.approx(math.exp(2.0))
+    assert_declared(task, scores)
     assert not task.higher_is_better("perplexity") and not task.higher_is_better("loss")
     assert math.isnan(task.metrics([{"nll": 0.0, "tokens": 0}], [[]])["perplexity"])
     # The aggregate counts a lower-is-better primary metric negated.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import FILLER, NEGATIVE, POSITIVE, tiny_tokenizer, write_jsonl
+from conftest import FILLER, NEGATIVE, POSITIVE, assert_declared, tiny_tokenizer, write_jsonl
 from datasets import Dataset
 
 from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
@@ -214,6 +214,7 @@ def test_metrics_and_the_majority_position_baseline() -> None:
     predictions = [{"choice": c, "probabilities": []} for c in (0, 1, 2, 1)]
     scores = task.score(predictions, [0, 1, 1, 3])
     assert scores == {"primary": "accuracy", "accuracy": pytest.approx(0.5)}
+    assert_declared(task, scores)
     trivial = task.trivial_predictions({"labels": [2, 0, 2, 1, 2]}, [2, 0, 1])
     assert [p["choice"] for p in trivial] == [2, 2, 2]
     assert task.score(trivial, [2, 0, 1])["accuracy"] == pytest.approx(1 / 3)

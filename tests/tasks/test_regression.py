@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_tokenizer
+from conftest import assert_declared, tiny_tokenizer
 from scipy.stats import pearsonr, spearmanr
 
 from mtlm import ConfigError, DataError
@@ -96,6 +96,7 @@ def test_metrics_match_scipy() -> None:
     guess = [0.0, 1.5, 2.0, 3.3, 3.9, 2.0]
     scores = task.score(scored(guess), gold)
     assert scores["primary"] == "pearson"
+    assert_declared(task, scores)
     assert scores["pearson"] == pytest.approx(pearsonr(guess, gold)[0])
     assert scores["spearman"] == pytest.approx(spearmanr(guess, gold)[0])
     assert scores["mse"] == pytest.approx(np.mean((np.array(guess) - np.array(gold)) ** 2))

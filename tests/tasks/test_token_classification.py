@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import tiny_tokenizer
+from conftest import assert_declared, tiny_tokenizer
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 from sklearn.metrics import f1_score as sklearn_f1
@@ -144,6 +144,7 @@ def test_truncation_keeps_predictions_aligned_with_references() -> None:
     assert [len(p["tags"]) for p in predicted] == [2, 2]
     scores = task.score(predicted, references)
     assert 0.0 <= scores["f1"] <= 1.0
+    assert_declared(task, scores)
     # a head that outputs the gold label everywhere scores perfectly
     perfect = torch.nn.functional.one_hot(batch["labels"].clamp(min=0), len(task.label_names))
     gold_predictions = task.predict(perfect.float(), batch)
@@ -238,6 +239,7 @@ def test_per_tag_f1_only_with_class_weights() -> None:
     expected = sklearn_f1(flat_gold, flat_guess, labels=task.label_names, average=None)
     assert [scores[f"f1[{name}]"] for name in task.label_names] == pytest.approx(expected.tolist())
     assert scores["primary"] == "accuracy"
+    assert_declared(task, scores)
 
 
 def test_resampling_is_refused_for_token_classification() -> None:
