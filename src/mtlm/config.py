@@ -10,10 +10,12 @@ nor transformers, so that a mistake in it shows in a fraction of a second.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
+import operator
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
@@ -36,7 +38,7 @@ __all__ = [
 
 #: A task of any kind: the options model of the kind its `kind` names.
 AnyTask = Annotated[
-    Union[tuple(kind.options for kind in KINDS.values())],  # noqa: UP007 (built from the registry)
+    functools.reduce(operator.or_, (kind.options for kind in KINDS.values())),
     Field(discriminator="kind"),
 ]
 
