@@ -122,6 +122,53 @@ CATALOGUE = [
         edit=_set("training.sampler", {"kind": "temprature"}),
     ),
     BadInput(
+        "sampler written as its kind",
+        TRAIN,
+        ("{config}, line ", "training.sampler", "`sampler: {kind: temperature}`"),
+        edit=_set("training.sampler", "temperature"),
+    ),
+    BadInput(
+        "option of another task kind",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].stride", "extractive_qa tasks do"),
+        edit=_set("tasks.0.stride", 16),
+    ),
+    BadInput(
+        "prompt template on a regression task",
+        TRAIN,
+        ("{config}, line ", "tasks[score].prompt_template", "text_to_text tasks do"),
+        edit=_set("tasks.1.prompt_template", "Review: {text}"),
+    ),
+    BadInput(
+        "primary metric that the kind does not report",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].primary_metric", "'acc'", "accuracy, macro_f1"),
+        edit=_set("tasks.0.primary_metric", "acc"),
+    ),
+    BadInput(
+        "label declared twice",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].labels", "'neg' is declared twice"),
+        edit=_set("tasks.0.labels", ["neg", "pos", "neg"]),
+    ),
+    BadInput(
+        "yes and no labels declared twice",
+        ("train", "{dir}/yes_no.yaml"),
+        ("{dir}/yes_no.yaml, line 4", "tasks[answer].labels", "'yes' is declared twice"),
+        files={
+            "yes_no.yaml": "model: {name_or_path: x}\n"
+            "tasks:\n"
+            "  - {name: answer, kind: classification, data: {train: t.jsonl},\n"
+            "     labels: [yes, no, yes]}\n"
+        },
+    ),
+    BadInput(
+        "task name with a newline",
+        TRAIN,
+        ("{config}, line ", "tasks[0].name", "letters, digits"),
+        edit=_set("tasks.0.name", "senti\nment"),
+    ),
+    BadInput(
         "config file that is not a mapping",
         ("train", "{dir}/list.yaml"),
         ("{dir}/list.yaml",),
@@ -246,7 +293,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 22
+    assert len(CATALOGUE) >= 29
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])
