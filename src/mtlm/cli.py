@@ -141,9 +141,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", help="a run's output directory")
     report.set_defaults(handler=_report)
 
+    from mtlm.demo.packaged import DEFAULT_DEMO_CONFIG, demo_config_names
+
     demo = commands.add_parser("demo", help="fetch the bundled model and data, train 4 tasks")
     demo.add_argument("--output-dir", default="runs/demo")
-    demo.add_argument("--config", help="demo config (default: the packaged examples/demo.yaml)")
+    demo.add_argument(
+        "--config",
+        default=DEFAULT_DEMO_CONFIG,
+        help=f"a packaged demo config ({', '.join(demo_config_names())}) or a YAML file "
+        f"(default: {DEFAULT_DEMO_CONFIG})",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -175,7 +182,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     _quiet_library_progress_bars()
-    from mtlm.assets import cache_dir
+    from mtlm.cache import cache_dir
     from mtlm.data.features import load_task_data
     from mtlm.evaluation.evaluate import evaluate, results
     from mtlm.evaluation.report import print_results
@@ -310,9 +317,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     _quiet_library_progress_bars()
-    from mtlm.demo import run_demo
+    from mtlm.demo.command import run_demo
 
-    run_demo(Path(args.output_dir), Path(args.config) if args.config else None)
+    run_demo(Path(args.output_dir), args.config)
     return 0
 
 

@@ -81,7 +81,7 @@ from mtlm.analysis.transfer import (
     seed_test,
     signed_difference,
 )
-from mtlm.assets import cache_dir
+from mtlm.cache import cache_dir
 from mtlm.config import AGGREGATORS, ExperimentConfig, TaskSpec, config_from_dict, task_alone
 from mtlm.data.sources import read_task_splits
 from mtlm.errors import ConfigError

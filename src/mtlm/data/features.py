@@ -112,9 +112,9 @@ def _data_files(spec: TaskSpec) -> dict[str, Path] | None:
     seed); None for a hub dataset, whose rows have no bytes of ours to hash."""
     data = spec.data
     if data.bundled:
-        from mtlm.assets import demo_task_files
+        from mtlm.bundled import bundled_task_files
 
-        return demo_task_files(data.bundled)
+        return bundled_task_files(data.bundled)
     if data.path:
         return {"path": Path(data.path)}
     if data.hub:

@@ -61,9 +61,9 @@ def read_task_splits(spec: TaskSpec) -> tuple[dict[str, SplitRows], list[str]]:
     data = spec.data
     notes: list[str] = []
     if data.bundled:
-        from mtlm.assets import demo_task_files
+        from mtlm.bundled import bundled_task_files
 
-        files = {split: str(path) for split, path in demo_task_files(data.bundled).items()}
+        files = {split: str(path) for split, path in bundled_task_files(data.bundled).items()}
         splits = {split: read_file(path, data.format, spec) for split, path in files.items()}
     elif data.hub:
         splits = _read_hub(data, spec)

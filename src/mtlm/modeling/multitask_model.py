@@ -87,7 +87,7 @@ class MultiTaskModel(nn.Module):
     ) -> MultiTaskModel:
         """New heads on a pretrained backbone (hub name, local folder or `bundled:<name>`),
         shared among the tasks as `sharing` says."""
-        from mtlm.assets import resolve_model_name
+        from mtlm.bundled import resolve_model_name
 
         location = resolve_model_name(name_or_path)
         tokenizer = tokenizer or load_tokenizer(location, revision)

@@ -23,7 +23,8 @@ from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from mtlm.assets import cache_dir, resolve_model_name
+from mtlm.bundled import resolve_model_name
+from mtlm.cache import cache_dir
 from mtlm.config import ExperimentConfig
 from mtlm.data.features import TaskData, load_task_data, training_subset
 from mtlm.errors import ConfigError

@@ -6,35 +6,31 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mtlm.assets import prepare_demo
-from mtlm.config import load_config
-from mtlm.errors import ConfigError
+from mtlm.bundled import BUNDLED_PREFIX
+from mtlm.demo.packaged import DEFAULT_DEMO_CONFIG, load_demo_config
+from mtlm.demo.prepare import prepare_demo
 from mtlm.evaluation.evaluate import trivial_baseline
 from mtlm.evaluation.report import print_results
 from mtlm.files import write_json
 from mtlm.training.trainer import Trainer
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
+__all__ = ["run_demo"]
 
 
-def run_demo(output_dir: Path, config_path: Path | None = None) -> dict[str, dict]:
-    """Run the demo; return the trivial, untrained (unless tasks generate) and trained test
-    results."""
+def run_demo(output_dir: Path, config: str = DEFAULT_DEMO_CONFIG) -> dict[str, dict]:
+    """Run the demo of `config` (a packaged demo config's name or a YAML file); return the
+    trivial, untrained (unless tasks generate) and trained test results."""
     started = time.perf_counter()
-    config_path = config_path or DEFAULT_CONFIG
-    if not config_path.is_file():
-        raise ConfigError(f"--config: {config_path} not found (pass the demo config's path)")
-    config = load_config(config_path)
+    experiment = load_demo_config(config)
+    model = experiment.model.name_or_path
     # Fetch only what this config reads, each with one line of progress.
     prepare_demo(
-        [spec.data.bundled for spec in config.tasks if spec.data.bundled],
-        [config.model.name_or_path.removeprefix("bundled:")]
-        if config.model.name_or_path.startswith("bundled:")
-        else [],
+        [spec.data.bundled for spec in experiment.tasks if spec.data.bundled],
+        [model.removeprefix(BUNDLED_PREFIX)] if model.startswith(BUNDLED_PREFIX) else [],
     )
-    config.training.overwrite_output_dir = True
-    trainer = Trainer(config, output_dir)
-    split = config.training.final_eval_split
+    experiment.training.overwrite_output_dir = True
+    trainer = Trainer(experiment, output_dir)
+    split = experiment.training.final_eval_split
     columns = {"trivial": trivial_baseline(trainer.data, split)}
     if any(data.task.generates for data in trainer.data.values()):
         # Generating over the test split would add as much time as the final evaluation.
