@@ -181,6 +181,12 @@ CATALOGUE = [
         files={"broken.yaml": "model: {}\ntasks:\n\t- name: x\n"},
     ),
     BadInput("config file that does not exist", ("train", "{dir}/absent.yaml"), ("absent.yaml",)),
+    BadInput(
+        "unknown bundled model",
+        TRAIN,
+        ("model.name_or_path", "'bundled:bert'", "bundled:minilm"),
+        edit=_set("model.name_or_path", "bundled:bert"),
+    ),
     # --- data ---------------------------------------------------------------------------------
     BadInput(
         "training file that does not exist",
@@ -201,6 +207,12 @@ CATALOGUE = [
         ("{dir}/unlabelled.jsonl", "line 2", "label"),
         edit=_set("tasks.0.data.train", "{dir}/unlabelled.jsonl"),
         files={"unlabelled.jsonl": '{"text": "good", "label": "pos"}\n{"text": "bad"}\n'},
+    ),
+    BadInput(
+        "unknown bundled data set",
+        TRAIN,
+        ("data.bundled", "'sentimnt'", "sentiment"),
+        edit=_set("tasks.0.data", {"bundled": "sentimnt"}),
     ),
     # --- the command line ---------------------------------------------------------------------
     BadInput(
@@ -231,6 +243,17 @@ CATALOGUE = [
     ),
     BadInput("unknown command", ("trian", "{config}"), ("trian", "train")),
     BadInput("unknown flag", ("train", "{config}", "--max-step", "3"), ("--max-step",)),
+    BadInput(
+        "demo config that is neither packaged nor a file",
+        ("demo", "--config", "dmeo", "--output-dir", "{dir}/demo"),
+        ("--config", "dmeo", "demo_text_to_text"),
+    ),
+    BadInput(
+        "misspelt key in a demo config file",
+        ("demo", "--config", "{config}", "--output-dir", "{dir}/demo"),
+        ("{config}", "training.learning_rat"),
+        edit=_set("training.learning_rat", 0.1),
+    ),
 ]
 
 
