@@ -10,9 +10,12 @@ from __future__ import annotations
 from importlib.resources import as_file, files
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mtlm.config import ExperimentConfig, load_config
 from mtlm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mtlm.config import ExperimentConfig
 
 __all__ = ["DEFAULT_DEMO_CONFIG", "demo_config_names", "load_demo_config"]
 
@@ -35,6 +38,9 @@ def demo_config_names() -> list[str]:
 
 def load_demo_config(choice: str = DEFAULT_DEMO_CONFIG) -> ExperimentConfig:
     """The config `mtlm demo --config` names: a packaged demo config by name, or a YAML file."""
+    # Imported here: every `mtlm` command lists the names above, and only the demo reads one.
+    from mtlm.config import load_config
+
     names = demo_config_names()
     if choice in names:
         with as_file(_folder() / f"{choice}.yaml") as path:
