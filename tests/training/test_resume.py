@@ -95,7 +95,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(make_config, tmp_path
     assert process.returncode == -signal.SIGKILL, process.stderr
     assert not (killed / "model").exists()
     staging, *complete = sorted(path.name for path in (killed / "checkpoints").iterdir())
-    assert staging.startswith(".step-15-") and complete == ["best", "step-10", "step-5"]
+    assert staging.startswith(".step-15.staging-") and complete == ["best", "step-10", "step-5"]
 
     assert main(["train", str(killed_config), "--resume"]) == 0
     assert main(["train", str(reference_config)]) == 0
