@@ -4,10 +4,14 @@ folder that never goes missing."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from mtlm import files
 from mtlm.files import (
@@ -33,10 +37,17 @@ def mode(path: Path) -> int:
 def test_files_and_folders_get_the_users_umask(umask, tmp_path):
     write_text(tmp_path / "a.json", "{}")
     with staged_directory(tmp_path / "model") as staging:
-        write_text(staging / "weights", "w")
+        write_text(staging / "config.json", "{}")
+        # safetensors writes through a temporary file of its own, created 0600
+        save_file({"w": torch.zeros(2)}, staging / "model.safetensors")
+        with tempfile.TemporaryDirectory(dir=staging) as scratch:  # created 0700
+            (Path(scratch) / "adapter").write_text("a")
+            shutil.copytree(scratch, staging / "adapters")
     assert mode(tmp_path / "a.json") == 0o666 & ~umask
-    assert mode(tmp_path / "model") == 0o777 & ~umask
-    assert mode(tmp_path / "model" / "weights") == 0o666 & ~umask
+    for folder in (tmp_path / "model", tmp_path / "model" / "adapters"):
+        assert mode(folder) == 0o777 & ~umask
+    for name in ("config.json", "model.safetensors", "adapters/adapter"):
+        assert mode(tmp_path / "model" / name) == 0o666 & ~umask, name
 
 
 def test_a_file_and_its_folder_are_flushed_before_and_after_the_rename(tmp_path, monkeypatch):

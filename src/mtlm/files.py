@@ -40,8 +40,16 @@ def discard_staging(folder: Path) -> list[Path]:
         return []
     found = [path for path in folder.iterdir() if is_staging(path)]
     for path in found:
-        _remove(path)
+        remove_path(path)
     return found
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file, a link (not what it points to) or a folder with everything in it."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -78,7 +86,7 @@ def staged_directory(target: Path) -> Iterator[Path]:
     staging.mkdir()  # mode 0777 less the umask, unlike mkdtemp's 0700
     try:
         yield staging
-        _fsync_tree(staging)
+        _settle_tree(staging)
         replace_directory(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -98,12 +106,12 @@ def replace_directory(source: Path, target: Path) -> None:
     if not target.exists():
         os.replace(source, target)
     elif _exchange(source, target):
-        shutil.rmtree(source)
+        remove_path(source)  # now the old folder (or a link to it, which is all that goes)
     else:
         old = staging_path(target)
         os.replace(target, old)
         os.replace(source, target)
-        shutil.rmtree(old)
+        remove_path(old)
     _fsync(target.parent)
 
 
@@ -148,17 +156,33 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file and folder under `folder`, itself last, before it is renamed in."""
+def _settle_tree(folder: Path) -> None:
+    """Give every file and folder under `folder` the mode a new one gets there (the umask's:
+    some writers, safetensors among them, create theirs 0600 through a temporary file), and
+    flush each to the disk, `folder` itself last, before it is renamed into place."""
+    file_mode, folder_mode = _new_modes(folder)
     for root, _folders, files in os.walk(folder, topdown=False):
         for name in files:
-            if not os.path.islink(os.path.join(root, name)):
-                _fsync(Path(root, name))
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, file_mode)
+                _fsync(Path(path))
+        os.chmod(root, folder_mode)
         _fsync(Path(root))
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+def _new_modes(folder: Path) -> tuple[int, int]:
+    """The permission bits a new file and a new folder get in `folder` (the umask applied by
+    the kernel itself: reading the umask would mean setting it, which races other threads)."""
+    probe = staging_path(folder / "mode")
+    os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        file_mode = probe.stat().st_mode & 0o777
+    finally:
+        probe.unlink()
+    probe.mkdir()
+    try:
+        folder_mode = probe.stat().st_mode & 0o777
+    finally:
+        probe.rmdir()
+    return file_mode, folder_mode
