@@ -8,12 +8,11 @@ run stopped before its first checkpoint can be started again with `--resume`.
 from __future__ import annotations
 
 import os
-import shutil
 from enum import Enum
 from pathlib import Path
 
 from mtlm.errors import ConfigError
-from mtlm.files import is_staging
+from mtlm.files import discard_staging, is_staging, remove_path
 from mtlm.outputs import RUN_MARKER, check_run_folder, check_writable
 from mtlm.training.checkpoint import discard_partial, list_checkpoints
 
@@ -69,24 +68,14 @@ def clear_run(directory: Path) -> None:
     """Remove what an earlier run wrote to `directory` (checked by `plan_start`), keeping the
     folder itself (it may be a link, or have the user's permissions)."""
     for entry in directory.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+        remove_path(entry)
 
 
 def discard_killed_writes(directory: Path) -> list[Path]:
     """Remove what writes killed mid-way left anywhere in a run folder: staging files and
     folders, and partial checkpoints; return what was removed."""
     removed = discard_partial(directory / "checkpoints")
-    for root, folders, files in os.walk(directory):
-        for name in [*folders, *files]:
-            path = Path(root, name)
-            if is_staging(path):
-                removed.append(path)
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+    for root, folders, _files in os.walk(directory):
+        removed += discard_staging(Path(root))
         folders[:] = [name for name in folders if not is_staging(Path(name))]
     return removed
