@@ -215,6 +215,38 @@ def test_compare_with_no_baseline_epochs_exits_2_naming_the_flag(make_config, tm
     assert not (tmp_path / "run-compare").exists()
 
 
+def test_compare_prints_only_paths_that_remain(make_config, tmp_path, capsys):
+    config = make_config(max_steps=4, eval_steps=None)
+    config_file = write_yaml(config.model_dump(mode="json"), tmp_path / "exp.yaml")
+    output = tmp_path / "compare"
+    arguments = ["compare", str(config_file), "--baseline", "equal_examples"]
+    arguments += ["--output-dir", str(output), "--baseline-cache", str(tmp_path / "cache")]
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out.splitlines()
+    paths = [line.split(": ", 1)[1] for line in printed if line.startswith(("model: ", "report: "))]
+    assert paths == [str(output / "comparison.md")]
+    assert all(Path(path).exists() for path in paths)
+
+
+def test_compare_into_the_folder_of_another_configs_stopped_run_exits_2(
+    make_config, tmp_path, capsys
+):
+    output = tmp_path / "compare"
+    stopped = output / "multitask" / "seed-42"
+    stopped.mkdir(parents=True)
+    other = make_config(learning_rate=0.01, output_dir=str(stopped))
+    (stopped / "experiment_config.json").write_text(other.to_json())
+    (stopped / "metrics.jsonl").write_text('{"step": 5}\n')
+    config = write_yaml(make_config().model_dump(mode="json"), tmp_path / "exp.yaml")
+    before = snapshot(tmp_path)
+    assert main(["compare", str(config), "--output-dir", str(output)]) == 2
+    assert one_line_error(capsys.readouterr().err) == (
+        f"mtlm: error: --output-dir: {output} holds a comparison of another config ({stopped} "
+        "was not trained from this one); choose another --output-dir\n"
+    )
+    assert snapshot(tmp_path) == before
+
+
 def test_affinity_prints_both_matrices_and_writes_them(make_config, tmp_path, capsys):
     config = write_yaml(make_config().model_dump(mode="json"), tmp_path / "exp.yaml")
     out = tmp_path / "affinity"
