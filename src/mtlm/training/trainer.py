@@ -462,6 +462,8 @@ class Trainer:
         )
         if resume and start is not Start.RESUME:
             self._print(f"no checkpoint in {directory / 'checkpoints'}: training from the start")
+        # Every process decides on the folder as it was, before the main process clears it.
+        self.accelerator.wait_for_everyone()
         if start is Start.CLEAR and self._is_main:
             clear_run(directory)
         self.accelerator.wait_for_everyone()
