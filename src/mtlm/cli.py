@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mtlm.errors import ConfigError, DataError, MtlmError
 
@@ -36,8 +36,16 @@ def _quiet_library_progress_bars() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Command-line mistakes print one line, as every other user mistake does (argparse's own
+    error prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"mtlm: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="mtlm", description="Multi-task fine-tuning of transformer language models."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
