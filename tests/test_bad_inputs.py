@@ -42,7 +42,7 @@ class BadInput:
     names: tuple[str, ...]
     #: Changes the good config (a dict, as YAML reads it) in place.
     edit: Callable[[dict[str, Any]], Any] | None = None
-    #: Extra files written into the case's folder before the command: name -> text.
+    #: Extra files written into the case's folder before the command: path -> text.
     files: dict[str, str] = field(default_factory=dict)
 
 
@@ -254,6 +254,81 @@ CATALOGUE = [
         ("{config}", "training.learning_rat"),
         edit=_set("training.learning_rat", 0.1),
     ),
+    # --- where mtlm writes: never over what it did not write -----------------------------------
+    BadInput(
+        "export into a folder of the user's files",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/mine"),
+        ("--out", "{dir}/mine", "thesis.tex", "not an earlier export"),
+        files={"mine/thesis.tex": "years of work"},
+    ),
+    BadInput(
+        "export to a path under a file",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/rows.jsonl/x"),
+        ("--out", "{dir}/rows.jsonl is a file"),
+    ),
+    BadInput(
+        "overwrite_output_dir on a folder of the user's files",
+        TRAIN,
+        ("training.output_dir", "{dir}/data", "not an mtlm run"),
+        edit=lambda raw: raw["training"].update(output_dir="{dir}/data", overwrite_output_dir=True),
+    ),
+    BadInput(
+        "overwrite_output_dir on a run that also holds the user's files",
+        TRAIN,
+        ("training.output_dir", "{dir}/run", "notes.txt"),
+        edit=lambda raw: raw["training"].update(output_dir="{dir}/run", overwrite_output_dir=True),
+        files={"run/notes.txt": "what I tried"},
+    ),
+    BadInput(
+        "training into a finished run",
+        TRAIN,
+        ("training.output_dir", "{dir}/run", "overwrite_output_dir"),
+        edit=_set("training.output_dir", "{dir}/run"),
+    ),
+    BadInput(
+        "training again into a run stopped before its first checkpoint",
+        TRAIN,
+        ("training.output_dir", "{dir}/stopped", "pass --resume to train it again"),
+        edit=_set("training.output_dir", "{dir}/stopped"),
+        files={"stopped/experiment_config.json": "{}", "stopped/metrics.jsonl": ""},
+    ),
+    BadInput(
+        "resume of a finished run without a checkpoint",
+        (*TRAIN, "--resume"),
+        ("--resume", "{dir}/run", "finished run"),
+        edit=_set("training.output_dir", "{dir}/run"),
+    ),
+    BadInput(
+        "resume in a folder of the user's files",
+        (*TRAIN, "--resume"),
+        ("training.output_dir", "{dir}/data", "not an mtlm run"),
+        edit=_set("training.output_dir", "{dir}/data"),
+    ),
+    BadInput(
+        "output_dir under a regular file",
+        TRAIN,
+        ("training.output_dir", "{dir}/rows.jsonl is a file"),
+        edit=_set("training.output_dir", "{dir}/rows.jsonl/out"),
+    ),
+    BadInput(
+        "--output-dir under a regular file",
+        (*TRAIN, "--output-dir", "{dir}/rows.jsonl/out"),
+        ("--output-dir", "{dir}/rows.jsonl is a file"),
+    ),
+    BadInput(
+        "evaluate --output onto the user's file",
+        ("evaluate", "--model", "{model}", "--output", "{dir}/rows.jsonl"),
+        ("--output", "{dir}/rows.jsonl", "not a results file"),
+    ),
+    BadInput(
+        "compare into the folder of another config's stopped run",
+        ("compare", "{config}", "--output-dir", "{dir}/compared"),
+        ("--output-dir", "{dir}/compared", "another config"),
+        files={
+            "compared/multitask/seed-42/experiment_config.json": '{"tasks": []}',
+            "compared/multitask/seed-42/metrics.jsonl": "",
+        },
+    ),
 ]
 
 
@@ -336,6 +411,7 @@ def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_pa
         case.edit(raw)
     (case_dir / "config.yaml").write_text(yaml.safe_dump(_fill_all(raw, places)))
     for name, text in case.files.items():
+        (case_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (case_dir / name).write_text(_filled(text, places))
     before = snapshot(case_dir)
 

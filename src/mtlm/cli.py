@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="per-task metrics of a trained model")
     evaluate.add_argument("--model", required=True, help="run directory or its model/ folder")
     evaluate.add_argument("--split", default="test", help="split to score (default: test)")
+    evaluate.add_argument(
+        "--output",
+        help="JSON file to write (default: eval_results.SPLIT.json in the --model folder; "
+        "the training's own eval_results.json is never replaced)",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="predictions for the rows of a JSONL file")
@@ -167,8 +172,16 @@ def _load_config(path: str) -> ExperimentConfig:
 def _train(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     from mtlm.evaluation.report import print_results
+    from mtlm.training.run_folder import plan_start
     from mtlm.training.trainer import Trainer
 
+    # A folder that cannot be trained into fails now, not after minutes of reading data.
+    plan_start(
+        Path(args.output_dir or config.training.output_dir),
+        "--output-dir" if args.output_dir else "training.output_dir",
+        overwrite=config.training.overwrite_output_dir,
+        resume=args.resume,
+    )
     trainer = Trainer(config, args.output_dir)
     results = trainer.train(resume=args.resume)
     if results:
@@ -177,6 +190,8 @@ def _train(args: argparse.Namespace) -> int:
         if config.training.finetune is not None and finetuned.is_file():
             columns = {"multi-task": results, "+ fine-tune": json.loads(finetuned.read_text())}
         print_results(columns)
+        print(f"model: {trainer.output_dir / 'model'}")
+        print(f"report: {trainer.output_dir / 'report.md'}")
     return 0
 
 
@@ -188,7 +203,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from mtlm.evaluation.report import print_results
     from mtlm.files import write_json
     from mtlm.modeling.routed_model import RoutedModel
+    from mtlm.outputs import check_results_file
 
+    output = Path(args.output or Path(args.model) / f"eval_results.{args.split}.json")
+    check_results_file(output, "--output")
     loaded = _load_model(args.model)
     parts = loaded.parts() if isinstance(loaded, RoutedModel) else [(loaded, list(loaded.tasks))]
     scores, kinds = {}, {}
@@ -206,7 +224,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--split: no task has a {args.split!r} split")
     scored = results(scores, kinds, args.split)
     print_results({"model": scored})
-    write_json(Path(args.model) / "eval_results.json", scored)
+    write_json(output, scored)
+    print(f"results: {output}")
     return 0
 
 

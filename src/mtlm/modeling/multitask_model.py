@@ -1,7 +1,8 @@
 """MultiTaskModel: backbone(s) shared among the tasks (hard, soft or LoRA) and a head per task.
 
 Saved as plain files that outlive library upgrades: the backbone in Hugging Face format, the
-heads as safetensors, the tasks as JSON. No pickle anywhere.
+heads as safetensors, the tasks as JSON. No pickle in a saved model (a checkpoint's optimizer
+state is one: see `mtlm.training.checkpoint`).
 """
 
 from __future__ import annotations

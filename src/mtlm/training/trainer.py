@@ -10,7 +10,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections import defaultdict
@@ -30,13 +29,13 @@ from mtlm.data.features import TaskData, load_task_data, training_subset
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.evaluation.run_report import write_report
-from mtlm.files import write_json
+from mtlm.files import write_json, write_text
 from mtlm.modeling.backbones import backbone_family, check_task_kinds
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
+from mtlm.outputs import RUN_MARKER, check_writable
 from mtlm.tasks import KINDS
 from mtlm.training.balancing import Balanced, Balancer, JointStep, build_balancer
 from mtlm.training.checkpoint import (
-    discard_partial,
     list_checkpoints,
     load_checkpoint,
     load_weights,
@@ -44,6 +43,7 @@ from mtlm.training.checkpoint import (
     save_weights,
 )
 from mtlm.training.finetune import finetune_tasks
+from mtlm.training.run_folder import Start, clear_run, discard_killed_writes, plan_start
 from mtlm.training.run_log import LogWindow, RunLog
 from mtlm.training.sampling import TaskSampler, metric_gaps
 from mtlm.training.streams import TaskBatchStream
@@ -74,6 +74,9 @@ class Trainer:
         self.summary: dict[str, Any] | None = None
         self._best_validation: EvalResults | None = None
         self.output_dir = Path(output_dir or self.args.output_dir)
+        self._output_key = "--output-dir" if output_dir else "training.output_dir"
+        # An output folder that cannot be written must fail before the data is read.
+        check_writable(self.output_dir, self._output_key)
         self.accelerator = Accelerator(
             mixed_precision=self.args.mixed_precision,
             cpu=_multi_process_cpu_launch(),
@@ -141,7 +144,7 @@ class Trainer:
                 f"parameters, and with sharing {self.config.sharing.kind} as configured no "
                 "trainable parameter is shared; use gradients: representation or a loss weighting"
             )
-        self._prepare_output_dir(resume)
+        resume = self._prepare_output_dir(resume)
         streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
         optimizer = self.optimizer(balancer)
@@ -455,23 +458,24 @@ class Trainer:
             )
         return param_groups
 
-    def _prepare_output_dir(self, resume: bool) -> None:
+    def _prepare_output_dir(self, resume: bool) -> bool:
+        """Make the output folder ready (see `run_folder.plan_start`); return whether to
+        resume from its newest checkpoint."""
         directory = self.output_dir
-        occupied = directory.is_dir() and any(directory.iterdir())
-        if resume and not list_checkpoints(directory / "checkpoints"):
-            raise ConfigError(f"--resume: no checkpoint in {directory / 'checkpoints'}")
-        if occupied and not resume:
-            if not self.args.overwrite_output_dir:
-                raise ConfigError(
-                    f"training.output_dir: {directory} already holds files; pass --resume to "
-                    "continue that run or set training.overwrite_output_dir: true"
-                )
-            if self._is_main:
-                shutil.rmtree(directory)
+        start = plan_start(
+            directory, self._output_key, overwrite=self.args.overwrite_output_dir, resume=resume
+        )
+        if resume and start is not Start.RESUME:
+            self._print(f"no checkpoint in {directory / 'checkpoints'}: training from the start")
+        # Every process decides on the folder as it was, before the main process clears it.
+        self.accelerator.wait_for_everyone()
+        if start is Start.CLEAR and self._is_main:
+            clear_run(directory)
         self.accelerator.wait_for_everyone()
         if self._is_main:
             directory.mkdir(parents=True, exist_ok=True)
-            (directory / "experiment_config.json").write_text(self.config.to_json())
+            write_text(directory / RUN_MARKER, self.config.to_json())
+        return start is Start.RESUME
 
     def _resume(
         self, checkpoints, model, optimizer, scheduler, sampler, streams, balancer, run_log
@@ -491,7 +495,7 @@ class Trainer:
             if best["step"] > step:
                 state["best_score"], state["best_step"] = best["aggregate"], best["step"]
         if self._is_main:
-            discard_partial(checkpoints)
+            discard_killed_writes(self.output_dir)
             run_log.truncate(step)
         self._print(f"resumed from {folder} at step {step}")
         return step, state
@@ -611,7 +615,7 @@ class Trainer:
             }
             write_json(self.output_dir / "train_summary.json", summary)
             self.summary = summary
-            report = write_report(self.output_dir)
+            write_report(self.output_dir)
             self._print(
                 f"trained {session.steps} steps in {session.elapsed:.0f}s "
                 f"({summary['examples_per_second']} examples/s, "
@@ -619,8 +623,6 @@ class Trainer:
                 f"padding {100 * summary['padding_fraction']:.1f}% of tokens; "
                 f"best validation aggregate {state['best_score']} at step {state['best_step']}"
             )
-            self._print(f"model: {self.output_dir / 'model'}")
-            self._print(f"report: {report}")
         self.accelerator.wait_for_everyone()
         return final
 
