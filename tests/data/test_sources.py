@@ -253,7 +253,7 @@ def test_json_that_only_python_accepts_or_that_loses_a_value_names_its_line(
 @pytest.mark.parametrize(
     ("split", "hint"),
     [
-        ("dev", "; a hub dataset's 'dev' split is read as 'validation'"),
+        ("dev", " (a hub dataset's 'dev' split is read as 'validation')"),
         ("tst", " (did you mean 'test'?)"),
         ("holdout", ""),
     ],

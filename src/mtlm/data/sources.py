@@ -43,7 +43,7 @@ def check_split_name(split: str, key: str) -> None:
         return
     aliased = [name for name, aliases in _HUB_SPLIT_ALIASES.items() if split in aliases]
     hint = (
-        f"; a hub dataset's {split!r} split is read as {aliased[0]!r}"
+        f" (a hub dataset's {split!r} split is read as {aliased[0]!r})"
         if aliased
         else "".join(f" (did you mean {close!r}?)" for close in get_close_matches(split, SPLITS, 1))
     )

@@ -56,6 +56,13 @@ class TaskKind(ABC):
         model calls this when it is built, since features may come from the cache."""
         self.state["family"] = family
 
+    @classmethod
+    def sequence_lengths(cls, spec: TaskSpec, family: str) -> dict[tuple[str, ...], int]:
+        """The longest token sequences a task of `spec` feeds a model of `family`, each keyed
+        by the task's config keys whose values add up to it (for checks against the model's
+        positions): the input alone, unless a kind appends more."""
+        return {("max_length",): spec.max_length}
+
     @property
     def uses_language_model_head(self) -> bool:
         """Whether the model's output for this task is its language model's logits (the family

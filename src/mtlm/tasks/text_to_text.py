@@ -27,6 +27,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from mtlm.config import TaskSpec
 from mtlm.data.batching import pad_features
 from mtlm.data.sources import SplitRows
 from mtlm.errors import ConfigError, DataError
@@ -125,6 +126,22 @@ class TextToText(TaskKind):
     families = frozenset({"causal", "seq2seq"})
     generates = True
     lower_is_better = frozenset({"mse"})
+
+    @classmethod
+    def sequence_lengths(cls, spec: TaskSpec, family: str) -> dict[tuple[str, ...], int]:
+        """A causal LM reads the prompt and then the target (in training) or the generated
+        answer in one sequence; a sequence-to-sequence LM reads the prompt in its encoder and
+        the target or answer in its decoder."""
+        if family == "causal":
+            return {
+                ("max_length", "max_target_length"): spec.max_length + spec.max_target_length,
+                ("max_length", "max_new_tokens"): spec.max_length + spec.max_new_tokens,
+            }
+        return {
+            ("max_length",): spec.max_length,
+            ("max_target_length",): spec.max_target_length,
+            ("max_new_tokens",): spec.max_new_tokens,
+        }
 
     @property
     def prompt_template(self) -> str:
