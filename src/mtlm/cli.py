@@ -41,14 +41,12 @@ def _quiet_library_progress_bars() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, whose errors are ConfigErrors: one line and status 2, like every other user
-    mistake (`--help` shows the usage)."""
+class _OneLineParser(argparse.ArgumentParser):
+    """Command-line mistakes print one line, as every other user mistake does (argparse's own
+    error prints the whole usage first): they are ConfigErrors, so `main` returns 2."""
 
     def error(self, message: str) -> NoReturn:
-        """Raise the ConfigError `<command>: <message>`."""
-        command = self.prog.removeprefix("mtlm").strip()
-        raise ConfigError(f"{command + ': ' if command else ''}{message}")
+        raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def _whole_number(minimum: int) -> Callable[[str], int]:
@@ -78,7 +76,7 @@ def _positive_number(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = _OneLineParser(
         prog="mtlm", description="Multi-task fine-tuning of transformer language models."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,0 +1,287 @@
+"""The bad-input catalogue: user mistakes that mtlm promises to catch, each run through the
+installed `mtlm` command in a process of its own.
+
+Every entry must end with exit status 2 and one line `mtlm: error: ...` that names what is at
+fault (the file, line or key), print nothing on stdout, and leave the case's folder exactly as
+it was: nothing written, nothing deleted, nothing changed. A new bad input joins the table
+below, not a test of its own.
+
+Placeholders in commands, `names` and extra files: `{config}` the case's config file (the good
+config of `good_config` with the entry's `edit` applied), `{run}` a trained run directory,
+`{model}` its saved model, `{rows}` a file of rows to predict, `{dir}` the case's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import three_task_config, write_task_files
+
+from mtlm import Trainer
+from mtlm.config import config_from_dict
+
+MTLM = Path(sys.executable).with_name("mtlm")
+
+
+@dataclass(frozen=True)
+class BadInput:
+    name: str
+    #: Arguments after `mtlm`, with placeholders.
+    command: tuple[str, ...]
+    #: Texts the error line must contain, with placeholders.
+    names: tuple[str, ...]
+    #: Changes the good config (a dict, as YAML reads it) in place.
+    edit: Callable[[dict[str, Any]], Any] | None = None
+    #: Extra files written into the case's folder before the command: name -> text.
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """An edit that sets a dotted key (`training.learning_rate`, `tasks.0.kind`) to `value`."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = raw
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return edit
+
+
+def _drop(path: str) -> Callable[[dict[str, Any]], None]:
+    """An edit that removes a dotted key."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = raw
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        del node[int(last) if isinstance(node, list) else last]
+
+    return edit
+
+
+TRAIN = ("train", "{config}")
+CATALOGUE = [
+    # --- the config: keys, values, kinds ------------------------------------------------------
+    BadInput(
+        "misspelt training key",
+        TRAIN,
+        ("{config}", "training.learning_rat", "did you mean 'learning_rate'"),
+        edit=_set("training.learning_rat", 0.1),
+    ),
+    BadInput(
+        "misspelt top-level key",
+        TRAIN,
+        ("{config}", "trainng"),
+        edit=lambda raw: raw.update(trainng=raw.pop("training")),
+    ),
+    BadInput(
+        "negative learning rate",
+        TRAIN,
+        ("{config}", "training.learning_rate"),
+        edit=_set("training.learning_rate", -1.0),
+    ),
+    BadInput(
+        "unknown task kind",
+        TRAIN,
+        ("{config}", "tasks[sentiment].kind", "pair_classification"),
+        edit=_set("tasks.0.kind", "pair_classification"),
+    ),
+    BadInput(
+        "task without a name",
+        TRAIN,
+        ("{config}", "tasks[0].name"),
+        edit=_drop("tasks.0.name"),
+    ),
+    BadInput(
+        "two tasks with one name",
+        TRAIN,
+        ("{config}", "score"),
+        edit=_set("tasks.0.name", "score"),
+    ),
+    BadInput("no tasks", TRAIN, ("{config}", "tasks"), edit=_set("tasks", [])),
+    BadInput(
+        "unknown sampler",
+        TRAIN,
+        ("{config}", "training.sampler"),
+        edit=_set("training.sampler", {"kind": "temprature"}),
+    ),
+    BadInput(
+        "config file that is not a mapping",
+        ("train", "{dir}/list.yaml"),
+        ("{dir}/list.yaml",),
+        files={"list.yaml": "- one\n- two\n"},
+    ),
+    BadInput(
+        "config file that is not YAML",
+        ("train", "{dir}/broken.yaml"),
+        ("{dir}/broken.yaml, line 3",),
+        files={"broken.yaml": "model: {}\ntasks:\n\t- name: x\n"},
+    ),
+    BadInput("config file that does not exist", ("train", "{dir}/absent.yaml"), ("absent.yaml",)),
+    # --- data ---------------------------------------------------------------------------------
+    BadInput(
+        "training file that does not exist",
+        TRAIN,
+        ("{dir}/absent.jsonl",),
+        edit=_set("tasks.0.data.train", "{dir}/absent.jsonl"),
+    ),
+    BadInput(
+        "row that is not JSON",
+        TRAIN,
+        ("{dir}/bad.jsonl", "line 2"),
+        edit=_set("tasks.0.data.train", "{dir}/bad.jsonl"),
+        files={"bad.jsonl": '{"text": "good", "label": "pos"}\n{"text": "bad"\n'},
+    ),
+    BadInput(
+        "row without the label column",
+        TRAIN,
+        ("{dir}/unlabelled.jsonl", "line 2", "label"),
+        edit=_set("tasks.0.data.train", "{dir}/unlabelled.jsonl"),
+        files={"unlabelled.jsonl": '{"text": "good", "label": "pos"}\n{"text": "bad"}\n'},
+    ),
+    # --- the command line ---------------------------------------------------------------------
+    BadInput(
+        "unknown task to predict",
+        ("predict", "--model", "{model}", "--input", "{rows}", "--task", "sentimnt"),
+        ("--task", "sentimnt"),
+    ),
+    BadInput(
+        "split that no task has",
+        ("evaluate", "--model", "{model}", "--split", "dev"),
+        ("--split", "dev"),
+    ),
+    BadInput(
+        "model folder that does not exist",
+        ("evaluate", "--model", "{dir}/absent"),
+        ("{dir}/absent",),
+    ),
+    BadInput(
+        "rows file that does not exist",
+        ("predict", "--model", "{model}", "--task", "all", "--input", "{dir}/absent.jsonl"),
+        ("{dir}/absent.jsonl",),
+    ),
+    BadInput("zero seeds to compare", ("compare", "{config}", "--seeds", "0"), ("--seeds",)),
+    BadInput(
+        "required flag left out",
+        ("predict", "--model", "{model}", "--input", "{rows}"),
+        ("mtlm predict", "--task"),
+    ),
+    BadInput("unknown command", ("trian", "{config}"), ("trian", "train")),
+    BadInput("unknown flag", ("train", "{config}", "--max-step", "3"), ("--max-step",)),
+]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """Task files, a trained run and rows to predict, copied into every case's folder."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    files = write_task_files(root)
+    config = three_task_config(
+        tiny_model_dir, files, root, max_steps=4, eval_steps=None, output_dir=str(root / "run")
+    )
+    Trainer(config).train()
+    rows = [{"text": "the movie was great"}, {"text": "a dull plot"}]
+    (root / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+def good_config(case_dir: Path, model_dir: Path, cache_dir: Path) -> dict[str, Any]:
+    """The config that trains without error in `case_dir`, as YAML would read it."""
+    config = three_task_config(
+        model_dir,
+        write_task_files(case_dir),
+        case_dir,
+        max_steps=2,
+        output_dir=str(case_dir / "out"),
+    )
+    raw = config.model_dump(mode="json", exclude_defaults=True)
+    raw["cache_dir"] = str(cache_dir)
+    return raw
+
+
+def snapshot(folder: Path) -> dict[str, Any]:
+    """Every file and folder under `folder` with its content hash and permission bits."""
+    found: dict[str, Any] = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_dir():
+            found[key] = ("dir", path.stat().st_mode)
+        else:
+            found[key] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mode)
+    return found
+
+
+def _filled(text: str, places: dict[str, str]) -> str:
+    for key, value in places.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def _fill_all(value: Any, places: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return _filled(value, places)
+    if isinstance(value, list):
+        return [_fill_all(item, places) for item in value]
+    if isinstance(value, dict):
+        return {key: _fill_all(item, places) for key, item in value.items()}
+    return value
+
+
+def test_the_catalogue_is_large_enough():
+    names = [case.name for case in CATALOGUE]
+    assert len(names) == len(set(names)), "two entries with one name"
+    assert len(CATALOGUE) >= 22
+
+
+@pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])
+def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_path: Path):
+    case_dir = tmp_path / "case"
+    shutil.copytree(workspace, case_dir)
+    places = {
+        "dir": str(case_dir),
+        "config": str(case_dir / "config.yaml"),
+        "run": str(case_dir / "run"),
+        "model": str(case_dir / "run" / "model"),
+        "rows": str(case_dir / "rows.jsonl"),
+    }
+    raw = good_config(case_dir, tiny_model_dir, tmp_path / "features")
+    config_from_dict(raw)  # the unedited config is valid: the edit alone is at fault
+    if case.edit is not None:
+        case.edit(raw)
+    (case_dir / "config.yaml").write_text(yaml.safe_dump(_fill_all(raw, places)))
+    for name, text in case.files.items():
+        (case_dir / name).write_text(_filled(text, places))
+    before = snapshot(case_dir)
+
+    process = subprocess.run(
+        [str(MTLM), *(_filled(arg, places) for arg in case.command)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=case_dir,
+    )
+
+    assert process.returncode == 2, process.stderr[-2000:]
+    assert process.stderr.startswith("mtlm: error: ") and process.stderr.count("\n") == 1, (
+        process.stderr[-2000:]
+    )
+    for text in case.names:
+        assert _filled(text, places) in process.stderr
+    assert process.stdout == ""
+    assert snapshot(case_dir) == before, "the command wrote, changed or deleted files"
