@@ -77,6 +77,10 @@ class Trainer:
         self.args = config.training
         #: train_summary.json's content once `train` has finished.
         self.summary: dict[str, Any] | None = None
+        #: What building the experiment found worth saying (splits derived or missing, lengths
+        #: lowered to the model's); printed when training starts, so that a mistake found
+        #: before then is the only thing a failed command prints.
+        self.notes: list[str] = []
         self._best_validation: EvalResults | None = None
         self.output_dir = Path(output_dir or self.args.output_dir)
         self.accelerator = Accelerator(
@@ -103,8 +107,7 @@ class Trainer:
                 position_limit(model_config, tokenizer),
                 config.model.name_or_path,
             )
-            for note in notes:
-                self._print(f"note: {note}")
+            self.notes += notes
         if data is None:
             data = self._load_data(tokenizer, specs)
         self.data: dict[str, TaskData] = data
@@ -125,8 +128,7 @@ class Trainer:
         with self.accelerator.main_process_first():
             data = {spec.name: load_task_data(spec, tokenizer, features_cache) for spec in specs}
         for task_data in data.values():
-            for note in task_data.notes:
-                self._print(f"note: {note}")
+            self.notes += task_data.notes
         return data
 
     # --- public API -----------------------------------------------------------------------
@@ -156,6 +158,8 @@ class Trainer:
                 "trainable parameter is shared; use gradients: representation or a loss weighting"
             )
         self._prepare_output_dir(resume)
+        for note in self.notes:
+            self._print(f"note: {note}")
         streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
         optimizer = self.optimizer(balancer)
