@@ -178,11 +178,29 @@ def tagging_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def assert_declared(task: Any, scores: dict[str, Any]) -> None:
+    """Every metric a task reports is one its options declare: a config may name any of them
+    as `primary_metric`, and is refused one it does not declare."""
+    from mtlm.tasks.spec import reports_metric
+
+    declared = task.spec.metric_names()
+    assert [m for m in scores if m != "primary" and not reports_metric(declared, m)] == []
+
+
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Write rows as JSON lines and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under `folder` with its bytes (None for a folder): equal snapshots mean
+    nothing there was written, replaced or deleted."""
+    return {
+        str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+    }
 
 
 def write_task_files(root: Path) -> dict[str, dict[str, Path]]:

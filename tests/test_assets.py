@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from mtlm import assets
-from mtlm.config import TaskSpec
+from mtlm.config import task_spec
 from mtlm.data.sources import read_task_splits
 from mtlm.errors import ConfigError, DataError
 
@@ -608,9 +608,7 @@ def test_demo_ptb_sentences_feed_a_language_modeling_task(
     assert {word for text in texts for word in text.split() if word != word.lower()} == {"N"}
     assert sum("<unk>" in text for text in texts) > len(texts) / 4
     assert 15 < sum(len(text.split()) for text in texts) / len(texts) < 30
-    spec = TaskSpec.model_validate(
-        {"name": "lm", "kind": "language_modeling", "data": {"bundled": "ptb"}}
-    )
+    spec = task_spec({"name": "lm", "kind": "language_modeling", "data": {"bundled": "ptb"}})
     splits, _ = read_task_splits(spec)
     assert {split: len(part.rows) for split, part in splits.items()} == dict(
         zip(assets.SPLITS, EXPECTED_SIZES["ptb"], strict=True)
@@ -627,7 +625,7 @@ def test_demo_lee_similarity_feeds_a_pair_regression_task(
     scores = [row["label"] for row in rows]
     assert min(scores) == 0.2 and max(scores) == 1.0
     assert "£" in " ".join(docs) and "Â£" not in " ".join(docs)
-    spec = TaskSpec.model_validate(
+    spec = task_spec(
         {
             "name": "lee",
             "kind": "regression",
@@ -651,9 +649,7 @@ def test_demo_ner_tags(demo_rows: dict[str, dict[str, list[dict]]]) -> None:
             # An I- tag continues an entity of its own type.
             for before, tag in zip(["O", *row["tags"]], row["tags"], strict=False):
                 assert not tag.startswith("I-") or before[2:] == tag[2:]
-    spec = TaskSpec.model_validate(
-        {"name": "ner", "kind": "token_classification", "data": {"bundled": "ner"}}
-    )
+    spec = task_spec({"name": "ner", "kind": "token_classification", "data": {"bundled": "ner"}})
     splits, _ = read_task_splits(spec)
     assert {split: len(part.rows) for split, part in splits.items()} == dict(
         zip(assets.SPLITS, EXPECTED_SIZES["ner"], strict=True)

@@ -42,7 +42,7 @@ class BadInput:
     names: tuple[str, ...]
     #: Changes the good config (a dict, as YAML reads it) in place.
     edit: Callable[[dict[str, Any]], Any] | None = None
-    #: Extra files written into the case's folder before the command: name -> text.
+    #: Extra files written into the case's folder before the command: path -> text.
     files: dict[str, str] = field(default_factory=dict)
 
 
@@ -143,6 +143,53 @@ CATALOGUE = [
         TRAIN,
         ("{config}", "training.sampler"),
         edit=_set("training.sampler", {"kind": "temprature"}),
+    ),
+    BadInput(
+        "sampler written as its kind",
+        TRAIN,
+        ("{config}, line ", "training.sampler", "`sampler: {kind: temperature}`"),
+        edit=_set("training.sampler", "temperature"),
+    ),
+    BadInput(
+        "option of another task kind",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].stride", "extractive_qa tasks do"),
+        edit=_set("tasks.0.stride", 16),
+    ),
+    BadInput(
+        "prompt template on a regression task",
+        TRAIN,
+        ("{config}, line ", "tasks[score].prompt_template", "text_to_text tasks do"),
+        edit=_set("tasks.1.prompt_template", "Review: {text}"),
+    ),
+    BadInput(
+        "primary metric that the kind does not report",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].primary_metric", "'acc'", "accuracy, macro_f1"),
+        edit=_set("tasks.0.primary_metric", "acc"),
+    ),
+    BadInput(
+        "label declared twice",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].labels", "'neg' is declared twice"),
+        edit=_set("tasks.0.labels", ["neg", "pos", "neg"]),
+    ),
+    BadInput(
+        "yes and no labels declared twice",
+        ("train", "{dir}/yes_no.yaml"),
+        ("{dir}/yes_no.yaml, line 4", "tasks[answer].labels", "'yes' is declared twice"),
+        files={
+            "yes_no.yaml": "model: {name_or_path: x}\n"
+            "tasks:\n"
+            "  - {name: answer, kind: classification, data: {train: t.jsonl},\n"
+            "     labels: [yes, no, yes]}\n"
+        },
+    ),
+    BadInput(
+        "task name with a newline",
+        TRAIN,
+        ("{config}, line ", "tasks[0].name", "letters, digits"),
+        edit=_set("tasks.0.name", "senti\nment"),
     ),
     BadInput(
         "config file that is not a mapping",
@@ -355,6 +402,81 @@ CATALOGUE = [
     ),
     BadInput("unknown command", ("trian", "{config}"), ("trian", "train")),
     BadInput("unknown flag", ("train", "{config}", "--max-step", "3"), ("--max-step",)),
+    # --- where mtlm writes: never over what it did not write -----------------------------------
+    BadInput(
+        "export into a folder of the user's files",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/mine"),
+        ("--out", "{dir}/mine", "thesis.tex", "not an earlier export"),
+        files={"mine/thesis.tex": "years of work"},
+    ),
+    BadInput(
+        "export to a path under a file",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/rows.jsonl/x"),
+        ("--out", "{dir}/rows.jsonl is a file"),
+    ),
+    BadInput(
+        "overwrite_output_dir on a folder of the user's files",
+        TRAIN,
+        ("training.output_dir", "{dir}/data", "not an mtlm run"),
+        edit=lambda raw: raw["training"].update(output_dir="{dir}/data", overwrite_output_dir=True),
+    ),
+    BadInput(
+        "overwrite_output_dir on a run that also holds the user's files",
+        TRAIN,
+        ("training.output_dir", "{dir}/run", "notes.txt"),
+        edit=lambda raw: raw["training"].update(output_dir="{dir}/run", overwrite_output_dir=True),
+        files={"run/notes.txt": "what I tried"},
+    ),
+    BadInput(
+        "training into a finished run",
+        TRAIN,
+        ("training.output_dir", "{dir}/run", "overwrite_output_dir"),
+        edit=_set("training.output_dir", "{dir}/run"),
+    ),
+    BadInput(
+        "training again into a run stopped before its first checkpoint",
+        TRAIN,
+        ("training.output_dir", "{dir}/stopped", "pass --resume to train it again"),
+        edit=_set("training.output_dir", "{dir}/stopped"),
+        files={"stopped/experiment_config.json": "{}", "stopped/metrics.jsonl": ""},
+    ),
+    BadInput(
+        "resume of a finished run without a checkpoint",
+        (*TRAIN, "--resume"),
+        ("--resume", "{dir}/run", "finished run"),
+        edit=_set("training.output_dir", "{dir}/run"),
+    ),
+    BadInput(
+        "resume in a folder of the user's files",
+        (*TRAIN, "--resume"),
+        ("training.output_dir", "{dir}/data", "not an mtlm run"),
+        edit=_set("training.output_dir", "{dir}/data"),
+    ),
+    BadInput(
+        "output_dir under a regular file",
+        TRAIN,
+        ("training.output_dir", "{dir}/rows.jsonl is a file"),
+        edit=_set("training.output_dir", "{dir}/rows.jsonl/out"),
+    ),
+    BadInput(
+        "--output-dir under a regular file",
+        (*TRAIN, "--output-dir", "{dir}/rows.jsonl/out"),
+        ("--output-dir", "{dir}/rows.jsonl is a file"),
+    ),
+    BadInput(
+        "evaluate --output onto the user's file",
+        ("evaluate", "--model", "{model}", "--output", "{dir}/rows.jsonl"),
+        ("--output", "{dir}/rows.jsonl", "not a results file"),
+    ),
+    BadInput(
+        "compare into the folder of another config's stopped run",
+        ("compare", "{config}", "--output-dir", "{dir}/compared"),
+        ("--output-dir", "{dir}/compared", "another config"),
+        files={
+            "compared/multitask/seed-42/experiment_config.json": '{"tasks": []}',
+            "compared/multitask/seed-42/metrics.jsonl": "",
+        },
+    ),
 ]
 
 
@@ -417,7 +539,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 22
+    assert len(CATALOGUE) >= 29
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])
@@ -437,6 +559,7 @@ def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_pa
         case.edit(raw)
     (case_dir / "config.yaml").write_text(yaml.safe_dump(_fill_all(raw, places)))
     for name, text in case.files.items():
+        (case_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (case_dir / name).write_text(_filled(text, places))
     before = snapshot(case_dir)
 

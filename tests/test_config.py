@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,8 @@ import pytest
 import yaml
 
 from mtlm import ConfigError
-from mtlm.config import config_from_dict, load_config
+from mtlm.config import config_from_dict, load_config, saved_task_spec, task_spec
+from mtlm.tasks import KINDS
 
 
 def minimal(**overrides: Any) -> dict[str, Any]:
@@ -187,7 +189,7 @@ def write_yaml(path: Path, raw: dict[str, Any]) -> Path:
 
 def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "exp.yaml", minimal(training={"max_stepz": 3}))
-    with pytest.raises(ConfigError, match=r"exp\.yaml: training\.max_stepz: unknown key"):
+    with pytest.raises(ConfigError, match=r"exp\.yaml, line \d+: training\.max_stepz: unknown key"):
         load_config(path)
 
 
@@ -264,3 +266,103 @@ def test_to_json_is_stable() -> None:
     second = config_from_dict(minimal(training={"max_steps": 7})).to_json()
     assert first == second
     assert first != config_from_dict(minimal(training={"max_steps": 8})).to_json()
+
+
+def test_errors_of_a_file_name_the_line_of_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "model:\n"
+        "  name_or_path: x\n"
+        "tasks:\n"
+        "  - name: sentiment\n"
+        "    kind: classification\n"
+        "    data: {train: t.jsonl}\n"
+        "    labels: [pos, neg]\n"
+        "    primary_metric: acc\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}, line 8: tasks[sentiment].primary_metric: 'acc' is not a metric of "
+        "classification tasks (metrics: accuracy, macro_f1, mcc)"
+    )
+
+
+def test_yes_and_no_labels_stay_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "model: {name_or_path: x}\n"
+        "tasks:\n"
+        "  - {name: answer, kind: classification, data: {train: t.jsonl}, labels: [yes, no, on]}\n"
+        "training: {overwrite_output_dir: yes, progress_bar: false}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.tasks[0].labels == ["yes", "no", "on"]
+    assert config.training.overwrite_output_dir is True
+    assert config.training.progress_bar is False
+    path.write_text(path.read_text().replace("[yes, no, on]", "[yes, no, yes]"))
+    with pytest.raises(
+        ConfigError, match=r"line 3: tasks\[answer\]\.labels: label 'yes' is declared"
+    ):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (minimal(training={"sampler": "temperature"}), "`sampler: {kind: temperature}`"),
+        (minimal(training={"balancer": "upgrad"}), "`balancer: {kind: upgrad}`"),
+        (minimal(sharing="lora"), "`sharing: {kind: lora}`"),
+    ],
+)
+def test_a_kind_written_for_its_section_shows_the_mapping_form(
+    raw: dict[str, Any], expected: str
+) -> None:
+    assert expected in error_of(raw)
+
+
+def test_an_unknown_kind_is_said_once() -> None:
+    message = error_of(minimal(tasks=[task(kind="pair_classification")]))
+    assert message == (
+        "exp.yaml: tasks[sentiment].kind: unknown kind 'pair_classification' "
+        "(did you mean 'classification'?)"
+    )
+
+
+def test_a_task_without_a_kind_lists_the_kinds() -> None:
+    entry = task()
+    del entry["kind"]
+    message = error_of(minimal(tasks=[entry]))
+    assert message.startswith("exp.yaml: tasks[sentiment].kind: required key is missing (one of: ")
+    assert "token_classification" in message
+
+
+def test_the_saved_config_round_trips_with_tasks_of_every_kind() -> None:
+    tasks = [
+        {"name": f"t{index}", "kind": kind, "data": {"train": "t.jsonl"}}
+        for index, kind in enumerate(KINDS)
+    ]
+    tasks[0]["labels"] = ["yes", "no"]
+    config = config_from_dict(minimal(tasks=tasks))
+    again = config_from_dict(json.loads(config.to_json()))
+    assert again == config
+    assert [type(spec) for spec in again.tasks] == [kind.options for kind in KINDS.values()]
+    assert again.task("t0").labels == ["yes", "no"]
+
+
+def test_a_spec_saved_before_kinds_had_options_of_their_own_still_loads() -> None:
+    """Models saved by earlier versions hold every kind's keys in each task's spec."""
+    old = {
+        **task(),
+        "stride": 32,
+        "prompt_template": None,
+        "mlm_probability": 0.15,
+        "tokens_column": "tokens",
+        "labels": ["neg", "pos"],
+    }
+    spec = saved_task_spec(old, "model/mtlm_config.json")
+    assert spec == task_spec({**task(), "labels": ["neg", "pos"]})
+    with pytest.raises(ConfigError, match=r"model/mtlm_config\.json: colour: unknown key"):
+        saved_task_spec({**old, "colour": "red"}, "model/mtlm_config.json")

@@ -1,7 +1,8 @@
 """The `mtlm` command: train, evaluate, predict, export, compare, affinity, report and demo.
 
 User mistakes (ConfigError, DataError) print one line and exit with status 2; bugs exit 1
-with their traceback.
+with their traceback. A command that reads a config validates it before it imports torch or
+transformers, so that a mistake in it shows at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from mtlm.errors import ConfigError, DataError, MtlmError
 
 if TYPE_CHECKING:
+    from mtlm.config import ExperimentConfig
     from mtlm.data.sources import SplitRows
 
 
@@ -25,7 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-        _quiet_library_progress_bars()
         return args.handler(args)
     except MtlmError as error:
         print(f"mtlm: error: {error}", file=sys.stderr)
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _quiet_library_progress_bars() -> None:
-    """Keep the terminal for mtlm's own progress bar and tables."""
+    """Keep the terminal for mtlm's own progress bar and tables (this imports datasets and
+    transformers: seconds)."""
     import datasets
     import transformers
 
@@ -90,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="per-task metrics of a trained model")
     evaluate.add_argument("--model", required=True, help="run directory or its model/ folder")
     evaluate.add_argument("--split", default="test", help="split to score (default: test)")
+    evaluate.add_argument(
+        "--output",
+        help="JSON file to write (default: eval_results.SPLIT.json in the --model folder; "
+        "the training's own eval_results.json is never replaced)",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="predictions for the rows of a JSONL file")
@@ -192,13 +199,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> int:
+def _load_config(path: str) -> ExperimentConfig:
+    """The validated config, read before torch and transformers are imported."""
     from mtlm.config import load_config
+    from mtlm.data.sources import check_split_names
+
+    config = load_config(path)
+    check_split_names(config.training)
+    _quiet_library_progress_bars()
+    return config
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
     from mtlm.data.sources import check_split_present
     from mtlm.evaluation.report import print_results
+    from mtlm.training.run_folder import plan_start
     from mtlm.training.trainer import Trainer
 
-    config = load_config(args.config)
+    # A folder that cannot be trained into fails now, not after minutes of reading data.
+    plan_start(
+        Path(args.output_dir or config.training.output_dir),
+        "--output-dir" if args.output_dir else "training.output_dir",
+        overwrite=config.training.overwrite_output_dir,
+        resume=args.resume,
+    )
     trainer = Trainer(config, args.output_dir)
     # The run's results are its scores on this split: without it, training would be for nothing.
     check_split_present(
@@ -213,10 +238,13 @@ def _train(args: argparse.Namespace) -> int:
         if config.training.finetune is not None and finetuned.is_file():
             columns = {"multi-task": results, "+ fine-tune": json.loads(finetuned.read_text())}
         print_results(columns)
+        print(f"model: {trainer.output_dir / 'model'}")
+        print(f"report: {trainer.output_dir / 'report.md'}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     from mtlm.assets import cache_dir
     from mtlm.data.features import load_task_data
     from mtlm.data.sources import check_split_name
@@ -224,8 +252,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from mtlm.evaluation.report import print_results
     from mtlm.files import write_json
     from mtlm.modeling.routed_model import RoutedModel
+    from mtlm.outputs import check_results_file
 
     check_split_name(args.split, "--split")
+    output = Path(args.output or Path(args.model) / f"eval_results.{args.split}.json")
+    check_results_file(output, "--output")
     loaded = _load_model(args.model)
     parts = loaded.parts() if isinstance(loaded, RoutedModel) else [(loaded, list(loaded.tasks))]
     scores, kinds = {}, {}
@@ -243,7 +274,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--split: no task has a {args.split!r} split")
     scored = results(scores, kinds, args.split)
     print_results({"model": scored})
-    write_json(Path(args.model) / "eval_results.json", scored)
+    write_json(output, scored)
+    print(f"results: {output}")
     return 0
 
 
@@ -258,6 +290,7 @@ def _load_model(path: str) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     model = _load_model(args.model)
     read = _read_jsonl(args.input)
     rows = read.rows
@@ -299,6 +332,7 @@ def _read_jsonl(path: str) -> SplitRows:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     from mtlm.export import export_task
 
     print(export_task(args.model, args.task, args.out))
@@ -306,13 +340,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
     from mtlm.analysis.compare import BaselinePlan, compare
     from mtlm.analysis.compare_report import format_comparison
-    from mtlm.config import load_config
 
     plan = BaselinePlan(args.baseline, args.baseline_epochs, args.baseline_patience)
     plan.check()  # before reading data or training anything
-    config = load_config(args.config)
     # Beside the training folder, not in it: overwrite_output_dir would delete it.
     output = Path(args.output_dir or f"{config.training.output_dir}-compare")
     comparison = compare(
@@ -324,10 +357,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
     from mtlm.analysis.plan import format_plan, make_plan
-    from mtlm.config import load_config
 
-    config = load_config(args.config)
     output = Path(args.output_dir or f"{config.training.output_dir}-plan")
     plan = make_plan(config, output, groups=args.groups, affinity_steps=args.affinity_steps)
     print(format_plan(plan))
@@ -335,11 +367,10 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _affinity(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
     from mtlm.analysis.affinity import affinity_summary, measure_affinity, write_affinity
     from mtlm.analysis.grouping import check_group_count
-    from mtlm.config import load_config
 
-    config = load_config(args.config)
     for groups in args.groups or []:  # fail before minutes of measuring
         check_group_count(groups, len(config.tasks))
     measured = measure_affinity(config, args.steps, args.every, args.lookahead_lr)
@@ -349,6 +380,7 @@ def _affinity(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     from mtlm.evaluation.run_report import write_report
 
     print(write_report(args.run_dir))
@@ -356,6 +388,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
     from mtlm.demo import run_demo
 
     run_demo(Path(args.output_dir), Path(args.config) if args.config else None)

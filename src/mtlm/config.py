@@ -1,156 +1,46 @@
-"""The experiment configuration: pydantic models of the YAML file, with errors that name the key.
+"""The experiment configuration: pydantic models of the YAML file, with errors that name the
+file, the line and the key.
 
 Unknown keys are rejected (a typo must not be ignored silently) and the message suggests the
-nearest valid key.
+nearest valid key. Each task's options are those of its kind (`mtlm.tasks.KINDS`): the tasks
+are a union of the kinds' option models on `kind`. Validating a config imports neither torch
+nor transformers, so that a mistake in it shows in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
+import operator
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from mtlm.errors import ConfigError
+from mtlm.tasks import KINDS
+from mtlm.tasks.spec import TASK_NAME, DataSpec, StrictModel, TaskSpec
 
+__all__ = [
+    "DataSpec",
+    "ExperimentConfig",
+    "StrictModel",
+    "TaskSpec",
+    "config_from_dict",
+    "load_config",
+    "saved_task_spec",
+    "task_alone",
+    "task_spec",
+]
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-class DataSpec(_Strict):
-    """Where a task's rows come from.
-
-    Exactly one of: per-split files (`train`, `validation`, `test`), one file `path` split with
-    a seed, a Hugging Face dataset `hub` (with `hub_config` and `hub_kwargs`), or `bundled`
-    (a demo task shipped through a registry package).
-    """
-
-    train: str | None = None
-    validation: str | None = None
-    test: str | None = None
-    path: str | None = None
-    hub: str | None = None
-    hub_config: str | None = None
-    hub_kwargs: dict[str, Any] = Field(default_factory=dict)
-    bundled: str | None = None
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll", "text"] = "auto"
-    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    split_seed: int = 0
-    conll_token_column: int = 0
-    conll_tag_column: int = -1
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DataSpec:
-        chosen = [
-            name
-            for name, given in (
-                ("train/validation/test", self.train or self.validation or self.test),
-                ("path", self.path),
-                ("hub", self.hub),
-                ("bundled", self.bundled),
-            )
-            if given
-        ]
-        if len(chosen) != 1:
-            raise ValueError(
-                "give exactly one source: train/validation/test files, path, hub or bundled"
-                + (f" (got {', '.join(chosen)})" if chosen else "")
-            )
-        if self.path and self.validation_fraction + self.test_fraction >= 1.0:
-            raise ValueError("validation_fraction + test_fraction must be below 1")
-        return self
-
-
-class TaskSpec(_Strict):
-    """One task: its kind, its data, how its columns map and how its head is built."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
-    kind: str
-    data: DataSpec
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
-    tokens_column: str = "tokens"
-    tags_column: str = "tags"
-    # multiple_choice: the candidate answers of a row (a list), scored against `text_column`.
-    choices_column: str = "choices"
-    # extractive_qa: SQuAD-style columns, and how long contexts are cut into windows.
-    question_column: str = "question"
-    context_column: str = "context"
-    answers_column: str = "answers"
-    stride: int = Field(32, gt=0)
-    max_answer_length: int = Field(30, gt=0)
-    allow_unanswerable: bool = False
-    # text_to_text: the prompt and the target, Python format strings over a row's columns.
-    prompt_template: str | None = None
-    target_template: str = "{label}"
-    max_target_length: int = Field(64, gt=0)
-    max_new_tokens: int = Field(32, gt=0)
-    decoding: Literal["generate", "score_labels"] = "generate"
-    # language_modeling: the share of tokens a masked-LM task hides.
-    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0)
-    labels: list[str] | None = None
-    max_length: int = Field(128, gt=0)
-    pooling: Literal["cls", "mean"] = "cls"
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    loss_weight: float = Field(1.0, ge=0.0)
-    primary_metric: str | None = None
-    max_examples: int | None = Field(None, gt=0)
-    oversample: int = Field(1, ge=1)
-    class_weights: Literal["balanced"] | dict[str, float] | None = None
-    resample: Literal["balanced"] | None = None
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels_as_text(cls, labels: Any) -> Any:
-        """Labels may be written as numbers (`[0, 1]`); the data's labels are compared as text."""
-        if isinstance(labels, list):
-            return [str(label) if isinstance(label, int | float) else label for label in labels]
-        return labels
-
-    @field_validator("class_weights", mode="before")
-    @classmethod
-    def _class_names_as_text(cls, weights: Any) -> Any:
-        """Class names may be written as numbers (`{1: 5.0}`), like `labels`."""
-        if isinstance(weights, dict):
-            return {
-                str(name) if isinstance(name, int | float) else name: weight
-                for name, weight in weights.items()
-            }
-        return weights
-
-    @model_validator(mode="after")
-    def _options_fit_the_kind(self) -> TaskSpec:
-        if self.kind == "extractive_qa" and self.stride >= self.max_length:
-            raise ValueError(
-                f"stride ({self.stride}) is the overlap of consecutive windows of a long context "
-                f"and must be below max_length ({self.max_length})"
-            )
-        classless = ("regression", "multiple_choice", "text_to_text", "language_modeling")
-        if self.kind in classless and (self.class_weights or self.resample):
-            raise ValueError(
-                f"class_weights and resample need a fixed set of classes; {self.kind} has none"
-            )
-        if self.kind == "token_classification" and self.resample:
-            raise ValueError(
-                "resample: balanced works for classification only (a sentence has many tags); "
-                "use class_weights for token classification"
-            )
-        return self
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, kind: str) -> str:
-        from mtlm.tasks import KINDS
-
-        if kind not in KINDS:
-            raise ValueError(f"unknown task kind {kind!r}{_suggest(kind, KINDS)}")
-        return kind
+#: A task of any kind: the options model of the kind its `kind` names.
+AnyTask = Annotated[
+    functools.reduce(operator.or_, (kind.options for kind in KINDS.values())),
+    Field(discriminator="kind"),
+]
 
 
 SAMPLERS = ("proportional", "uniform", "temperature", "annealed", "round_robin", "dynamic")
@@ -187,7 +77,7 @@ REPRESENTATION_AGGREGATORS = ("mgda", "imtl_g", "aligned_mtl", "nash_mtl", "cagr
 PER_TASK_BALANCERS = ("uncertainty", "dwa", "famo", "imtl_l", "gradnorm", "nash_mtl", "gradvac")
 
 
-class SamplerSpec(_Strict):
+class SamplerSpec(StrictModel):
     """How the next task is chosen in `sampled` step mode."""
 
     kind: Literal[SAMPLERS] = "proportional"
@@ -198,7 +88,7 @@ class SamplerSpec(_Strict):
     targets: dict[str, float] = Field(default_factory=dict)
 
 
-class BalancerSpec(_Strict):
+class BalancerSpec(StrictModel):
     """How the per-task losses of a `joint` step become one update."""
 
     kind: Literal[SCALARIZERS + AGGREGATORS] = "static"
@@ -217,7 +107,7 @@ class BalancerSpec(_Strict):
         return self
 
 
-class FinetuneSpec(_Strict):
+class FinetuneSpec(StrictModel):
     """The second stage of two-stage training (MT-DNN, Liu et al., 2019): after the multi-task
     run, each task trains alone from the multi-task weights, in a LoRA adapter of its own over
     the shared backbone (with its head), so that serving every task costs one backbone and T
@@ -236,7 +126,7 @@ class FinetuneSpec(_Strict):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
-class TrainingSpec(_Strict):
+class TrainingSpec(StrictModel):
     """Optimisation, schedule, evaluation and checkpointing of one run."""
 
     output_dir: str = "runs/mtlm"
@@ -276,7 +166,7 @@ class TrainingSpec(_Strict):
     finetune: FinetuneSpec | None = None
 
 
-class SharingSpec(_Strict):
+class SharingSpec(StrictModel):
     """How the tasks share the language model: `hard` (one backbone), `soft` (one backbone per
     task tied by an L2 penalty toward their mean) or `lora` (one base, an adapter per task)."""
 
@@ -318,18 +208,18 @@ class SharingSpec(_Strict):
         return self
 
 
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     """The pretrained backbone: a hub name, a local folder, or `bundled:<name>`."""
 
     name_or_path: str
     revision: str | None = None
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(StrictModel):
     """One experiment: a backbone, its tasks and how to train them."""
 
     model: ModelSpec
-    tasks: list[TaskSpec] = Field(min_length=1)
+    tasks: list[AnyTask] = Field(min_length=1)
     sharing: SharingSpec = Field(default_factory=SharingSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     cache_dir: str | None = None
@@ -424,10 +314,11 @@ def task_alone(config: ExperimentConfig, task: str) -> dict[str, Any]:
 
 
 def load_config(path: str | Path, base_dir: str | Path | None = None) -> ExperimentConfig:
-    """Read and validate a YAML config; relative data paths resolve against its folder."""
+    """Read and validate a YAML config; relative data paths resolve against its folder.
+    Errors name the file, the line and the key path."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw, document = _read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as error:
@@ -437,17 +328,65 @@ def load_config(path: str | Path, base_dir: str | Path | None = None) -> Experim
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of keys to values")
-    config = config_from_dict(raw, source=str(path))
+    config = _validated(ExperimentConfig, raw, str(path), document)
     _resolve_data_paths(config, Path(base_dir) if base_dir else path.parent)
     return config
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a config given as a dict; errors name `source` and the key path."""
+    return _validated(ExperimentConfig, raw, source)
+
+
+def task_spec(raw: dict[str, Any], source: str = "task") -> TaskSpec:
+    """Validate one task entry of any kind (the model of its kind's options); errors name
+    `source` and the key."""
+    return _validated(AnyTask, raw, source)
+
+
+def saved_task_spec(raw: dict[str, Any], source: str) -> TaskSpec:
+    """A task spec as a saved model holds it. Models saved before each kind had options of its
+    own hold every kind's keys, which had no effect on the other kinds: those are dropped."""
+    kind = KINDS.get(raw.get("kind"))
+    if kind is not None:
+        others = {key for other in KINDS.values() for key in other.options.model_fields}
+        taken = kind.options.model_fields
+        raw = {key: value for key, value in raw.items() if key in taken or key not in others}
+    return task_spec(raw, source)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML as a config reads it: only true and false are booleans (as in YAML 1.2), so that
+    `yes`, `no`, `on` and `off` (labels, say) stay the text that was written."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _read_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """The document's value, and its node tree (which knows the line of every key)."""
+    loader = _ConfigLoader(text)
     try:
-        return ExperimentConfig.model_validate(raw)
+        document = loader.get_single_node()
+        return (loader.construct_document(document) if document else None), document
+    finally:
+        loader.dispose()
+
+
+def _validated(
+    model: Any, raw: dict[str, Any], source: str, document: yaml.Node | None = None
+) -> Any:
+    try:
+        return TypeAdapter(model).validate_python(raw)
     except ValidationError as error:
-        raise ConfigError(_describe(error, raw, source)) from None
+        raise ConfigError(_describe(error, raw, source, model, document)) from None
 
 
 def _resolve_data_paths(config: ExperimentConfig, base: Path) -> None:
@@ -461,36 +400,122 @@ def _resolve_data_paths(config: ExperimentConfig, base: Path) -> None:
                 setattr(task.data, field, str(where))
 
 
-def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
+def _describe(
+    error: ValidationError, raw: Any, source: str, root: Any, document: yaml.Node | None
+) -> str:
+    """One line: the source (and line), the key path and what is wrong with the first error."""
     first = error.errors()[0]
-    location = list(first["loc"])
-    key_path = _key_path(location, raw)
-    if first["type"] == "extra_forbidden":
-        model = _model_at(location[:-1], raw)
-        valid = list(model.model_fields) if model else []
-        message = f"unknown key {location[-1]!r}{_suggest(str(location[-1]), valid)}"
-    elif first["type"] == "missing":
+    keys, models = _walk(list(first["loc"]), _models_in(root))
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        parent = _walk(list(first["loc"])[:-1], _models_in(root))[1]
+        message = _unknown_key(str(keys[-1]), parent[0] if len(parent) == 1 else None)
+    elif kind == "missing":
         message = "required key is missing"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        field = first["ctx"]["discriminator"].strip("'")
+        keys.append(field)
+        tags = [_tag_of(model) for model in models]
+        tag = first["ctx"].get("tag")
+        message = (
+            f"unknown {field} {tag!r}{_suggest(tag, tags)}"
+            if tag is not None
+            else f"required key is missing (one of: {', '.join(tags)})"
+        )
+    elif kind == "option":
+        keys.append(first["ctx"]["key"])
+        message = first["ctx"]["message"]
+    elif kind in ("model_type", "model_attributes_type") and _written_as_kind(first, models):
+        message = (
+            f"write a mapping, such as `{keys[-1]}: {{kind: {first['input']}}}` "
+            f"(got {first['input']!r})"
+        )
     else:
         message = first["msg"].removeprefix("Value error, ")
         if "input" in first and not isinstance(first["input"], dict | list):
             message += f" (got {first['input']!r})"
     more = len(error.errors()) - 1
     suffix = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
+    line = _line(document, keys)
+    where = source + (f", line {line}" if line else "")
+    key_path = _key_path(keys, raw)
     # Whole-config checks name their keys in the message itself.
-    where = f"{key_path}: " if key_path else ""
-    return f"{source}: {where}{message}{suffix}"
+    return f"{where}: {key_path + ': ' if key_path else ''}{message}{suffix}"
 
 
-def _key_path(location: list[Any], raw: dict[str, Any]) -> str:
+def _walk(location: list[Any], models: list[type[BaseModel]]) -> tuple[list[Any], list[Any]]:
+    """The keys of an error's location in the config as written, and the models that may
+    describe the value there. Pydantic puts a task's kind into the location after the task's
+    index; it is not a key of the config, so it is dropped (and picks the kind's model)."""
+    keys: list[Any] = []
+    for item in location:
+        if len(models) > 1 and isinstance(item, str):
+            models = [model for model in models if _tag_of(model) == item]
+            continue
+        keys.append(item)
+        if isinstance(item, str):
+            field = models[0].model_fields.get(item) if len(models) == 1 else None
+            models = _models_in(field.annotation) if field else []
+    return keys, models
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds: itself, a list's items, a union's members."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in _models_in(argument)]
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    """The value of `kind` that selects `model` in a union of models."""
+    field = model.model_fields.get("kind")
+    values = get_args(field.annotation) if field else ()
+    return values[0] if len(values) == 1 else None
+
+
+def _unknown_key(key: str, model: type[BaseModel] | None) -> str:
+    """An unknown key, with the nearest valid one; in a task, the kinds that do take it."""
+    valid = list(model.model_fields) if model else []
+    if model is not None and issubclass(model, TaskSpec):
+        owners = [name for name, kind in KINDS.items() if key in kind.options.model_fields]
+        if owners:
+            return f"{_tag_of(model)} tasks take no {key!r}; {', '.join(owners)} tasks do"
+    return f"unknown key {key!r}{_suggest(key, valid)}"
+
+
+def _written_as_kind(error: dict[str, Any], models: list[type[BaseModel]]) -> bool:
+    """Whether a text stands where a model with a `kind` belongs (`sampler: temperature`)."""
+    return len(models) == 1 and "kind" in models[0].model_fields and isinstance(error["input"], str)
+
+
+def _line(document: yaml.Node | None, keys: list[Any]) -> int | None:
+    """The line of the deepest of `keys` that the YAML document holds."""
+    node, line = document, None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            found = [(k, v) for k, v in node.value if str(k.value) == str(key)]
+            if not found:
+                break
+            key_node, node = found[0]
+            line = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _key_path(keys: list[Any], raw: Any) -> str:
     """`tasks.0.kind` becomes `tasks[0].kind`, or `tasks[sentiment].kind` where a name is known."""
     parts: list[str] = []
     node: Any = raw
-    for item in location:
+    for item in keys:
         if isinstance(item, int):
             entry = node[item] if isinstance(node, list) and item < len(node) else None
             name = entry.get("name") if isinstance(entry, dict) else None
-            parts[-1] += f"[{name}]" if isinstance(name, str) else f"[{item}]"
+            plain = isinstance(name, str) and TASK_NAME.fullmatch(name)
+            parts[-1] += f"[{name}]" if plain else f"[{item}]"
         else:
             parts.append(str(item))
         try:
@@ -500,25 +525,8 @@ def _key_path(location: list[Any], raw: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
-def _model_at(location: list[Any], raw: dict[str, Any]) -> type[BaseModel] | None:
-    model: type[BaseModel] = ExperimentConfig
-    for item in location:
-        if isinstance(item, int):
-            continue
-        field = model.model_fields.get(str(item))
-        if field is None:
-            return None
-        annotation = field.annotation
-        candidates = getattr(annotation, "__args__", (annotation,))
-        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-        if not nested:
-            return None
-        model = nested[0]
-    return model
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+def _suggest(word: Any, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
     if close:
         return f" (did you mean {close[0]!r}?)"
-    return f" (valid: {', '.join(sorted(choices))})"
+    return f" (valid: {', '.join(sorted(map(str, choices)))})"

@@ -13,7 +13,7 @@ from conftest import sentiment_rows, tiny_decoder_tokenizer, tiny_tokenizer, wri
 from datasets import Dataset
 
 import mtlm.data.features as features
-from mtlm.config import TaskSpec
+from mtlm.config import TaskSpec, task_spec
 from mtlm.data.features import load_task_data, tokenizer_fingerprint, training_subset
 from mtlm.data.sources import SplitRows
 from mtlm.errors import DataError
@@ -44,9 +44,7 @@ def sentiment_spec(tmp_path: Path, **fields: Any) -> TaskSpec:
         split: str(write_jsonl(tmp_path / f"{split}.jsonl", sentiment_rows(count, seed)))
         for split, count, seed in (("train", 20, 0), ("validation", 6, 1))
     }
-    return TaskSpec.model_validate(
-        {"name": "sentiment", "kind": "classification", "data": files, **fields}
-    )
+    return task_spec({"name": "sentiment", "kind": "classification", "data": files, **fields})
 
 
 def test_second_load_reuses_the_cache(tmp_path: Path, prepare_calls: list[str]) -> None:
@@ -140,7 +138,7 @@ def test_changed_conll_columns_are_tokenized_again(
     path.write_text("1 the DT\n2 film NN\n\n1 a DT\n2 movie NN\n", encoding="utf-8")
 
     def load(token_column: int) -> list[list[str]]:
-        spec = TaskSpec.model_validate(
+        spec = task_spec(
             {
                 "name": "pos",
                 "kind": "token_classification",
@@ -181,7 +179,7 @@ def forbid_reading_and_fitting(monkeypatch: pytest.MonkeyPatch) -> None:
 def one_file_spec(tmp_path: Path, **fields: Any) -> TaskSpec:
     """A task whose splits come from one file with a seed (its notes say so)."""
     path = write_jsonl(tmp_path / "all.jsonl", sentiment_rows(40, seed=3))
-    return TaskSpec.model_validate(
+    return task_spec(
         {
             "name": "sentiment",
             "kind": "classification",
@@ -363,9 +361,7 @@ def test_hub_data_is_read_every_time(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return {"train": split}, ["a note"]
 
     monkeypatch.setattr(features, "read_task_splits", from_the_hub)
-    spec = TaskSpec.model_validate(
-        {"name": "hub", "kind": "classification", "data": {"hub": "user/reviews"}}
-    )
+    spec = task_spec({"name": "hub", "kind": "classification", "data": {"hub": "user/reviews"}})
     cache = tmp_path / "cache"
     first = load_task_data(spec, tiny_tokenizer(), cache)
     second = load_task_data(spec, tiny_tokenizer(), cache)
@@ -389,9 +385,7 @@ def numbered_rows(count: int) -> Dataset:
 
 
 def subset_spec(**fields: Any) -> TaskSpec:
-    return TaskSpec.model_validate(
-        {"name": "s", "kind": "classification", "data": {"train": "x"}, **fields}
-    )
+    return task_spec({"name": "s", "kind": "classification", "data": {"train": "x"}, **fields})
 
 
 def test_training_subset_caps_with_a_seeded_choice() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mtlm import ConfigError, DataError
-from mtlm.config import TaskSpec
+from mtlm.config import TaskSpec, task_spec
 from mtlm.data.sources import (
     check_split_name,
     check_split_present,
@@ -20,13 +20,11 @@ from mtlm.data.sources import (
 
 def spec(data: dict[str, Any], **fields: Any) -> TaskSpec:
     """A classification task spec reading `data`."""
-    return TaskSpec.model_validate({"name": "t", "kind": "classification", "data": data, **fields})
+    return task_spec({"name": "t", "kind": "classification", "data": data, **fields})
 
 
 def tagging_spec(data: dict[str, Any], **fields: Any) -> TaskSpec:
-    return TaskSpec.model_validate(
-        {"name": "tags", "kind": "token_classification", "data": data, **fields}
-    )
+    return task_spec({"name": "tags", "kind": "token_classification", "data": data, **fields})
 
 
 def data_error(call, *args: Any) -> str:

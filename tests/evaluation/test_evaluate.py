@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mtlm.config import ExperimentConfig, TaskSpec
+from mtlm.config import ExperimentConfig, task_spec
 from mtlm.data.features import TaskData, load_task_data
 from mtlm.evaluation.evaluate import aggregate_score, evaluate, trivial_baseline
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
@@ -16,9 +16,7 @@ from mtlm.tasks import KINDS, TaskKind
 
 
 def kind(kind_name: str, **fields: object) -> TaskKind:
-    spec = TaskSpec.model_validate(
-        {"name": "t", "kind": kind_name, "data": {"train": "x"}, **fields}
-    )
+    spec = task_spec({"name": "t", "kind": kind_name, "data": {"train": "x"}, **fields})
     return KINDS[kind_name](spec)
 
 

@@ -9,14 +9,14 @@ from conftest import tiny_decoder_tokenizer, tiny_tokenizer
 from transformers import BertConfig, GPT2Config, LlamaConfig, T5Config
 
 from mtlm import ConfigError
-from mtlm.config import TaskSpec
+from mtlm.config import TaskSpec, task_spec
 from mtlm.modeling.lengths import PositionLimit, fit_task_lengths, position_limit
 
 POSITIONS = PositionLimit(64, "max_position_embeddings in its config.json")
 
 
 def spec(kind: str = "classification", **fields: Any) -> TaskSpec:
-    return TaskSpec.model_validate({"name": "t", "kind": kind, "data": {"train": "x"}, **fields})
+    return task_spec({"name": "t", "kind": kind, "data": {"train": "x"}, **fields})
 
 
 def test_the_limit_is_the_models_positions_or_its_tokenizers_lower_figure() -> None:

@@ -161,7 +161,7 @@ def replace_text(path: Path, old: str, new: str) -> None:
         (
             lambda path: replace_text(path, '"regression"', '"regresion"'),
             MTLM_CONFIG,
-            "tasks[1].spec.kind: unknown task kind 'regresion'",
+            "tasks[1].spec: kind: unknown kind 'regresion'",
         ),
         (lambda path: path.write_text('{"hidden_size": '), "config.json", "Expecting value"),
         (cut_short, "tokenizer.json", "line "),
@@ -173,7 +173,7 @@ def test_a_damaged_file_is_named_by_every_loader(model, tmp_path, damage, file, 
 
     model.save_pretrained(tmp_path / "run" / "model")
     damage(tmp_path / "run" / "model" / file)
-    expected = f"{tmp_path / 'run' / 'model' / file} is damaged ("
+    expected = f"{tmp_path / 'run' / 'model' / file} is damaged"
     for load in (
         lambda: MultiTaskModel.from_pretrained(tmp_path / "run"),
         lambda: MultiTaskPipeline(tmp_path / "run" / "model"),

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_tokenizer
+from conftest import assert_declared, tiny_tokenizer
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from sklearn.utils.class_weight import compute_class_weight
 
 from mtlm import ConfigError, DataError
-from mtlm.config import TaskSpec
+from mtlm.config import config_from_dict, task_spec
 from mtlm.data.batching import LengthGroupedBatches
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.base import label_vocabulary
@@ -26,7 +26,7 @@ def split_rows(rows: list[dict[str, Any]], source: str = "train.jsonl") -> Split
 
 
 def make_task(rows: list[dict[str, Any]], **fields: Any) -> Classification:
-    spec = TaskSpec.model_validate(
+    spec = task_spec(
         {"name": "sentiment", "kind": "classification", "data": {"train": "x"}, **fields}
     )
     task = Classification(spec)
@@ -133,7 +133,7 @@ def test_missing_text_column_names_the_row() -> None:
 
 
 def test_label_vocabulary_is_seen_over_every_split() -> None:
-    spec = TaskSpec.model_validate({"name": "s", "kind": "classification", "data": {"train": "x"}})
+    spec = task_spec({"name": "s", "kind": "classification", "data": {"train": "x"}})
     task = Classification(spec)
     task.fit({"train": split_rows(ROWS), "test": split_rows([{"text": "a", "label": "mixed"}])})
     assert task.label_names == ["mixed", "neg", "pos"]
@@ -202,9 +202,25 @@ def test_trivial_predictions_are_the_majority_class() -> None:
     assert task.score(trivial, references)["accuracy"] == pytest.approx(1 / 3)
 
 
-def test_unknown_primary_metric_is_named() -> None:
-    task = make_task(ROWS, primary_metric="f2")
-    with pytest.raises(DataError, match=r"tasks\[sentiment\]\.primary_metric: 'f2'"):
+def test_unknown_primary_metric_is_a_config_error_listing_the_metrics() -> None:
+    entry = {"name": "sentiment", "kind": "classification", "data": {"train": "x"}}
+    raw = {"model": {"name_or_path": "x"}, "tasks": [{**entry, "primary_metric": "acc"}]}
+    message = r"tasks\[sentiment\]\.primary_metric: 'acc' is not a metric of classification"
+    with pytest.raises(ConfigError, match=message + r".*\(metrics: accuracy, macro_f1, mcc\)"):
+        config_from_dict(raw)
+
+
+def test_per_class_metrics_are_valid_primary_metrics_with_imbalance_handling() -> None:
+    with pytest.raises(ConfigError, match=r"f1\[pos\]"):
+        make_task(ROWS, primary_metric="f1[pos]")
+    assert make_task(ROWS, primary_metric="f1[pos]", class_weights="balanced")
+    with pytest.raises(ConfigError, match=r"metrics: accuracy, macro_f1, mcc, f1\[a\], f1\[b\]"):
+        make_task(ROWS, primary_metric="f1[c]", class_weights="balanced", labels=["a", "b"])
+
+
+def test_primary_metric_that_the_data_does_not_give_is_named() -> None:
+    task = make_task(ROWS, primary_metric="f1[maybe]", resample="balanced")
+    with pytest.raises(DataError, match=r"tasks\[sentiment\]\.primary_metric: 'f1\[maybe\]'"):
         task.score([prediction("pos", ["neg", "pos"])], ["pos"])
 
 
@@ -292,5 +308,6 @@ def test_per_class_f1_only_when_imbalance_is_handled(fields: dict, per_class: bo
         assert per_class_keys == set()
         return
     assert per_class_keys == {"f1[a]", "f1[b]", "f1[c]"}
+    assert_declared(task, scores)
     expected = f1_score(gold, guess, labels=names, average=None)
     assert [scores[f"f1[{name}]"] for name in names] == pytest.approx(expected.tolist())

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import FILLER, POSITIVE, tiny_tokenizer
+from conftest import FILLER, POSITIVE, assert_declared, tiny_tokenizer
 
 from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
-from mtlm.config import TaskSpec, config_from_dict
+from mtlm.config import config_from_dict, task_spec
 from mtlm.data.sources import SplitRows
 from mtlm.evaluation.evaluate import trivial_baseline
 from mtlm.tasks.extractive_qa import ExtractiveQA, QAReference, WindowSpan
@@ -23,7 +23,7 @@ def split_rows(rows: list[dict[str, Any]], source: str = "train.jsonl") -> Split
 
 
 def make_task(**fields: Any) -> ExtractiveQA:
-    spec = TaskSpec.model_validate(
+    spec = task_spec(
         {"name": "qa", "kind": "extractive_qa", "data": {"train": "x"}, "stride": 4, **fields}
     )
     return ExtractiveQA(spec)
@@ -135,6 +135,7 @@ def test_an_example_takes_the_best_span_of_its_windows() -> None:
     scores = lenient.metrics(spans, references)
     assert scores["exact_match"] == 1.0
     assert scores["f1[has_answer]"] == 1.0 and scores["f1[no_answer]"] == 1.0
+    assert_declared(lenient, scores)
 
 
 def test_the_trivial_answer_is_the_context_opening() -> None:
@@ -237,7 +238,7 @@ def test_windows_must_leave_room_for_the_context() -> None:
         "model": {"name_or_path": "m"},
         "tasks": [{"name": "qa", "kind": "extractive_qa", "data": {"train": "x"}, "stride": 128}],
     }
-    with pytest.raises(ConfigError, match=r"tasks\[qa\]: stride \(128\) .* below max_length"):
+    with pytest.raises(ConfigError, match=r"tasks\[qa\]\.stride: 128 .* below max_length \(128\)"):
         config_from_dict(raw)
     task = make_task(max_length=12, stride=4)
     long_question = qa_row("is it a good and fine film", "a fine film", "fine")

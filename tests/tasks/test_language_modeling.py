@@ -17,6 +17,7 @@ from conftest import (
     FILLER,
     POSITIVE,
     VOCAB,
+    assert_declared,
     sentiment_rows,
     tiny_decoder_tokenizer,
     tiny_tokenizer,
@@ -24,7 +25,7 @@ from conftest import (
 )
 
 from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
-from mtlm.config import TaskSpec, config_from_dict
+from mtlm.config import config_from_dict, task_spec
 from mtlm.data.sources import SplitRows, read_file
 from mtlm.evaluation.evaluate import aggregate_score, evaluate, trivial_baseline
 from mtlm.modeling.backbones import check_task_kinds
@@ -36,9 +37,7 @@ def split_rows(rows: list[dict[str, Any]]) -> SplitRows:
 
 
 def make_task(family: str = "encoder", **fields: Any) -> LanguageModeling:
-    spec = TaskSpec.model_validate(
-        {"name": "lm", "kind": "language_modeling", "data": {"train": "x"}, **fields}
-    )
+    spec = task_spec({"name": "lm", "kind": "language_modeling", "data": {"train": "x"}, **fields})
     task = LanguageModeling(spec)
     task.state["family"] = family
     encoder = family == "encoder"
@@ -198,6 +197,7 @@ def test_perplexity_is_the_exponent_of_the_mean_loss_per_token():
     assert scores["primary"] == "perplexity"
     assert scores["loss"] == pytest.approx(2.0)
     assert scores["perplexity"] == pytest.approx(math.exp(2.0))
+    assert_declared(task, scores)
     assert not task.higher_is_better("perplexity") and not task.higher_is_better("loss")
     assert math.isnan(task.metrics([{"nll": 0.0, "tokens": 0}], [[]])["perplexity"])
     # The aggregate counts a lower-is-better primary metric negated.

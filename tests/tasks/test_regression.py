@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_tokenizer
+from conftest import assert_declared, tiny_tokenizer
 from scipy.stats import pearsonr, spearmanr
 
 from mtlm import ConfigError, DataError
-from mtlm.config import TaskSpec, config_from_dict
+from mtlm.config import config_from_dict, task_spec
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.regression import Regression
 
@@ -23,9 +23,7 @@ def split_rows(rows: list[dict[str, Any]], source: str = "train.csv") -> SplitRo
 
 
 def make_task(rows: list[dict[str, Any]], **fields: Any) -> Regression:
-    spec = TaskSpec.model_validate(
-        {"name": "score", "kind": "regression", "data": {"train": "x"}, **fields}
-    )
+    spec = task_spec({"name": "score", "kind": "regression", "data": {"train": "x"}, **fields})
     task = Regression(spec)
     task.fit({"train": split_rows(rows)})
     return task
@@ -98,6 +96,7 @@ def test_metrics_match_scipy() -> None:
     guess = [0.0, 1.5, 2.0, 3.3, 3.9, 2.0]
     scores = task.score(scored(guess), gold)
     assert scores["primary"] == "pearson"
+    assert_declared(task, scores)
     assert scores["pearson"] == pytest.approx(pearsonr(guess, gold)[0])
     assert scores["spearman"] == pytest.approx(spearmanr(guess, gold)[0])
     assert scores["mse"] == pytest.approx(np.mean((np.array(guess) - np.array(gold)) ** 2))
@@ -135,5 +134,7 @@ def test_regression_refuses_class_options() -> None:
             "model": {"name_or_path": "x"},
             "tasks": [{"name": "score", "kind": "regression", "data": {"train": "x"}, **fields}],
         }
-        with pytest.raises(ConfigError, match=r"tasks\[score\]: class_weights and resample"):
+        key = next(iter(fields))
+        message = rf"tasks\[score\]\.{key}: regression tasks take no '{key}'; classification"
+        with pytest.raises(ConfigError, match=message):
             config_from_dict(raw)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_decoder_tokenizer
+from conftest import assert_declared, tiny_decoder_tokenizer
 
 from mtlm import ConfigError, DataError
-from mtlm.config import TaskSpec
+from mtlm.config import task_spec
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.text_to_text import TextToText, fill, template_fields
 
@@ -27,7 +27,7 @@ def split_rows(rows: list[dict[str, Any]]) -> SplitRows:
 
 
 def make_task(rows: list[dict[str, Any]] = ROWS, family: str = "causal", **fields: Any):
-    spec = TaskSpec.model_validate(
+    spec = task_spec(
         {
             "name": "sentiment",
             "kind": "text_to_text",
@@ -144,6 +144,13 @@ def test_metrics_follow_the_kind_of_target():
     assert free.label_names is None
     assert free.primary_metric == "chrf"
     assert {"bleu", "chrf", "rougeL"} <= set(free.metrics(["answer 1"], ["answer 1"]))
+    for task, predictions, references in (
+        (labels, ["pos"], ["neg"]),
+        (numbers, ["1.4"], ["1.5"]),
+        (tags, ["DT VB"], ["DT NN"]),
+        (free, ["answer 1"], ["answer 2"]),
+    ):
+        assert_declared(task, task.metrics(predictions, references))
 
 
 def test_scoring_labels_needs_label_like_targets():

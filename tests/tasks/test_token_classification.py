@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import tiny_tokenizer
+from conftest import assert_declared, tiny_tokenizer
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 from sklearn.metrics import f1_score as sklearn_f1
 
 from mtlm import ConfigError, DataError
-from mtlm.config import TaskSpec, config_from_dict
+from mtlm.config import config_from_dict, task_spec
 from mtlm.data.sources import SplitRows
 from mtlm.tasks.token_classification import TokenClassification
 
@@ -24,7 +24,7 @@ def split_rows(rows: list[dict[str, Any]], source: str = "train.jsonl") -> Split
 
 
 def make_task(rows: list[dict[str, Any]], **fields: Any) -> TokenClassification:
-    spec = TaskSpec.model_validate(
+    spec = task_spec(
         {"name": "ner", "kind": "token_classification", "data": {"train": "x"}, **fields}
     )
     task = TokenClassification(spec)
@@ -155,6 +155,7 @@ def test_truncation_keeps_predictions_aligned_with_references() -> None:
     assert [len(p["tags"]) for p in predicted] == [2, 2]
     scores = task.score(predicted, references)
     assert 0.0 <= scores["f1"] <= 1.0
+    assert_declared(task, scores)
     # a head that outputs the gold label everywhere scores perfectly
     perfect = torch.nn.functional.one_hot(batch["labels"].clamp(min=0), len(task.label_names))
     gold_predictions = task.predict(perfect.float(), batch)
@@ -249,6 +250,7 @@ def test_per_tag_f1_only_with_class_weights() -> None:
     expected = sklearn_f1(flat_gold, flat_guess, labels=task.label_names, average=None)
     assert [scores[f"f1[{name}]"] for name in task.label_names] == pytest.approx(expected.tolist())
     assert scores["primary"] == "accuracy"
+    assert_declared(task, scores)
 
 
 def test_resampling_is_refused_for_token_classification() -> None:
@@ -263,5 +265,6 @@ def test_resampling_is_refused_for_token_classification() -> None:
             }
         ],
     }
-    with pytest.raises(ConfigError, match=r"tasks\[ner\]: resample: balanced works for class"):
+    message = r"tasks\[ner\]\.resample: token_classification tasks take no 'resample'; classif"
+    with pytest.raises(ConfigError, match=message):
         config_from_dict(raw)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from mtlm.config import SamplerSpec, TaskSpec
-from mtlm.tasks.classification import Classification
-from mtlm.tasks.regression import Regression
-from mtlm.tasks.token_classification import TokenClassification
+from mtlm.config import SamplerSpec
+from mtlm.tasks.classification import Classification, ClassificationSpec
+from mtlm.tasks.regression import Regression, RegressionSpec
+from mtlm.tasks.token_classification import TokenClassification, TokenClassificationSpec
 from mtlm.training.sampling import TaskSampler, metric_gaps, sampling_probabilities
 
 SIZES = {"big": 8000, "mid": 1500, "small": 500}
@@ -195,12 +195,14 @@ def test_observe_changes_nothing_for_other_samplers() -> None:
 def test_metric_gaps_for_both_directions_and_configured_targets() -> None:
     data = {"train": "x"}
     tasks = {
-        "sentiment": Classification(TaskSpec(name="sentiment", kind="classification", data=data)),
+        "sentiment": Classification(
+            ClassificationSpec(name="sentiment", kind="classification", data=data)
+        ),
         "score": Regression(
-            TaskSpec(name="score", kind="regression", data=data, primary_metric="mse")
+            RegressionSpec(name="score", kind="regression", data=data, primary_metric="mse")
         ),
         "tagging": TokenClassification(
-            TaskSpec(name="tagging", kind="token_classification", data=data)
+            TokenClassificationSpec(name="tagging", kind="token_classification", data=data)
         ),
     }
     results = {

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mtlm.config import DataSpec, TaskSpec
+from mtlm.config import DataSpec, TaskSpec, TrainingSpec
 from mtlm.errors import ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
@@ -48,6 +48,13 @@ def check_split_name(split: str, key: str) -> None:
         else "".join(f" (did you mean {close!r}?)" for close in get_close_matches(split, SPLITS, 1))
     )
     raise ConfigError(f"{key}: no split {split!r}; the splits are train, validation and test{hint}")
+
+
+def check_split_names(training: TrainingSpec) -> None:
+    """The config's `training.eval_split` and `training.final_eval_split` name splits that a
+    task can have."""
+    for key in ("eval_split", "final_eval_split"):
+        check_split_name(getattr(training, key), f"training.{key}")
 
 
 def check_split_present(split: str, key: str, splits: dict[str, Iterable[str]]) -> None:
@@ -150,7 +157,7 @@ def read_file(path: str, fmt: str = "auto", spec: TaskSpec | None = None) -> Spl
         elif fmt == "conll":
             rows, locators = _parse_conll(text, path, spec)
         elif fmt == "text":
-            rows, locators = _parse_text(text, spec.text_column if spec else "text")
+            rows, locators = _parse_text(text, _column(spec, "text_column", "text"))
         else:
             rows, locators = _parse_delimited(text, "\t" if fmt == "tsv" else ",", path)
     return SplitRows(rows, path, locators, fingerprint)
@@ -238,16 +245,24 @@ def _parse_parquet(file: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, [f"row {i + 1}" for i in range(len(rows))]
 
 
+def _column(spec: TaskSpec | None, option: str, default: str) -> str:
+    """The column a file format fills: the task's own name for it where its kind takes that
+    option (`text_column`, `tokens_column`, ...), else the usual name."""
+    return getattr(spec, option, default)
+
+
 def _parse_conll(text: str, path: str, spec: TaskSpec) -> tuple[list[dict[str, Any]], list[str]]:
     rows: list[dict[str, Any]] = []
     locators: list[str] = []
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
+    words = _column(spec, "tokens_column", "tokens")
+    labels = _column(spec, "tags_column", "tags")
 
     def flush() -> None:
         if tokens:
-            rows.append({spec.tokens_column: list(tokens), spec.tags_column: list(tags)})
+            rows.append({words: list(tokens), labels: list(tags)})
             locators.append(f"line {start}")
             tokens.clear()
             tags.clear()

@@ -1,7 +1,8 @@
 """MultiTaskModel: backbone(s) shared among the tasks (hard, soft or LoRA) and a head per task.
 
 Saved as plain files that outlive library upgrades: the backbone in Hugging Face format, the
-heads as safetensors, the tasks as JSON. No pickle anywhere.
+heads as safetensors, the tasks as JSON. No pickle in a saved model (a checkpoint's optimizer
+state is one: see `mtlm.training.checkpoint`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mtlm.config import SharingSpec, TaskSpec
+from mtlm.config import SharingSpec, saved_task_spec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
@@ -291,16 +292,14 @@ class MultiTaskModel(nn.Module):
         ):
             raise damaged(config_file, "no list of tasks, each with its spec and state")
         tasks: dict[str, TaskKind] = {}
+        for index, entry in enumerate(entries):
+            spec = saved_task_spec(entry["spec"], f"{config_file} is damaged: tasks[{index}].spec")
+            tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
         try:
-            for index, entry in enumerate(entries):
-                key = f"tasks[{index}].spec"
-                spec = TaskSpec.model_validate(entry["spec"])
-                tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
-            key = "sharing"
             spec = SharingSpec.model_validate(described.get("sharing", {}))
         except ValidationError as error:
             first = error.errors()[0]
-            where = ".".join([key, *map(str, first["loc"])])
+            where = ".".join(["sharing", *map(str, first["loc"])])
             reason = first["msg"].removeprefix("Value error, ")
             raise damaged(config_file, f"{where}: {reason}") from None
         sharing = load_sharing(spec, directory, list(tasks))

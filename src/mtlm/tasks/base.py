@@ -3,6 +3,10 @@
 A kind turns validated rows into tokenized features, builds its head, computes its loss,
 decodes predictions and scores them. One instance serves one task (it holds the task's spec
 and label names).
+
+A kind's module is imported whenever a config is validated (its options live there), so it
+imports torch, transformers and the metric libraries inside the methods that use them: a config
+error then appears in well under a second.
 """
 
 from __future__ import annotations
@@ -13,17 +17,17 @@ import reprlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import torch
-from sklearn.metrics import f1_score
-from torch import nn
-from transformers import PreTrainedTokenizerBase
-
-from mtlm.config import TaskSpec
-from mtlm.data.batching import pad_features
-from mtlm.data.sources import SplitRows
 from mtlm.errors import ConfigError, DataError
+from mtlm.tasks.spec import Dropout, Pooling, TaskSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from mtlm.data.sources import SplitRows
 
 Features = dict[str, list[Any]]
 
@@ -32,6 +36,8 @@ class TaskKind(ABC):
     """One task of a given kind: its spec, its label names, and the kind's behaviour."""
 
     name: ClassVar[str]
+    #: The model of the kind's options, a `TaskSpec` whose `kind` is `name`.
+    options: ClassVar[type[TaskSpec]]
     #: Which way the metrics improve; overridden for metrics where lower is better.
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
     #: The model families the kind works with: `encoder` (a head on the hidden states), and
@@ -113,13 +119,10 @@ class TaskKind(ABC):
 
     def class_weight_tensor(self, like: torch.Tensor) -> torch.Tensor | None:
         """The configured class weights for the loss, on `like`'s device; None if unweighted."""
+        import torch
+
         weights = self.state.get("class_weights")
         return None if weights is None else torch.tensor(weights, device=like.device)
-
-    @property
-    def reports_per_class(self) -> bool:
-        """Whether evaluation adds each class's F1 (when class imbalance is being handled)."""
-        return self.spec.class_weights is not None or self.spec.resample is not None
 
     def sample_weights(self, features: Any) -> list[float] | None:
         """Per-row weights for class-balanced resampling (`resample: balanced`), else None."""
@@ -127,6 +130,8 @@ class TaskKind(ABC):
 
     def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
         """A padded batch of features."""
+        from mtlm.data.batching import pad_features
+
         return pad_features(features, pad_token_id)
 
     def batch_rows(self, batch: dict[str, torch.Tensor]) -> int:
@@ -194,25 +199,42 @@ class TaskKind(ABC):
         return 1.0 if self.higher_is_better(metric) else 0.0
 
 
-def sequence_inputs(
-    spec: TaskSpec, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
-) -> Features:
-    """Tokenize a text (or text pair) column for sequence-level tasks, without padding."""
-    texts = [str(row[spec.text_column]) for row in rows]
-    pairs = [str(row[spec.text_pair_column]) for row in rows] if spec.text_pair_column else None
-    encoded = tokenizer(
-        texts,
-        pairs,
-        truncation=True,
-        max_length=spec.max_length,
-        padding=False,
-        return_attention_mask=True,
-    )
-    return {key: list(value) for key, value in encoded.items()}
+class SequenceSpec(TaskSpec):
+    """Options of the kinds whose head pools the hidden states into one answer per row."""
+
+    text_column: str = "text"
+    label_column: str = "label"
+    pooling: Pooling = "cls"
+    dropout: Dropout = 0.1
 
 
 class SequenceTask(TaskKind):
-    """A task with one answer per text or text pair; its head pools the hidden states."""
+    """A task with one answer per row; its head pools the hidden states."""
+
+    spec: SequenceSpec
+
+    @property
+    @abstractmethod
+    def num_outputs(self) -> int:
+        """Width of the head's output layer."""
+
+    def build_head(self, hidden_size: int) -> nn.Module:
+        """Pooling (first token with dense and tanh, or mean), dropout and a linear layer."""
+        from mtlm.modeling.heads import SequenceHead
+
+        return SequenceHead(hidden_size, self.num_outputs, self.spec.pooling, self.spec.dropout)
+
+
+class TextPairSpec(SequenceSpec):
+    """Options of a sequence task that reads one text or a pair of texts."""
+
+    text_pair_column: str | None = None
+
+
+class TextPairTask(SequenceTask):
+    """A sequence task on a text, or on a text pair when `text_pair_column` is set."""
+
+    spec: TextPairSpec
 
     @property
     def input_columns(self) -> list[str]:
@@ -230,18 +252,26 @@ class SequenceTask(TaskKind):
         self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
     ) -> Features:
         """Tokenize the text (or text pair) column, without padding."""
-        return sequence_inputs(self.spec, rows, tokenizer)
+        spec = self.spec
+        texts = [str(row[spec.text_column]) for row in rows]
+        pairs = [str(row[spec.text_pair_column]) for row in rows] if spec.text_pair_column else None
+        encoded = tokenizer(
+            texts,
+            pairs,
+            truncation=True,
+            max_length=spec.max_length,
+            padding=False,
+            return_attention_mask=True,
+        )
+        return {key: list(value) for key, value in encoded.items()}
 
-    @property
-    @abstractmethod
-    def num_outputs(self) -> int:
-        """Width of the head's output layer."""
 
-    def build_head(self, hidden_size: int) -> nn.Module:
-        """Pooling (first token with dense and tanh, or mean), dropout and a linear layer."""
-        from mtlm.modeling.heads import SequenceHead
+class LabelOptions(Protocol):
+    """The options of a kind with named classes: declared labels and class weights."""
 
-        return SequenceHead(hidden_size, self.num_outputs, self.spec.pooling, self.spec.dropout)
+    name: str
+    labels: list[str] | None
+    class_weights: str | dict[str, float] | None
 
 
 def label_vocabulary(values: Sequence[Any], declared: list[str] | None) -> list[str]:
@@ -254,7 +284,7 @@ def label_vocabulary(values: Sequence[Any], declared: list[str] | None) -> list[
     return sorted(names, key=lambda name: (int(name), name)) if numeric else sorted(names)
 
 
-def label_id(value: Any, names: dict[str, int], where: str, task: TaskSpec) -> int:
+def label_id(value: Any, names: dict[str, int], where: str, task: LabelOptions) -> int:
     """The id of a label value; a value outside the label set is a DataError naming the row."""
     name = str(value)
     if name not in names:
@@ -324,7 +354,7 @@ def described(value: Any) -> str:
     return f"{kind} {reprlib.repr(value)}"
 
 
-def class_weights(spec: TaskSpec, names: list[str], counts: Counter) -> list[float] | None:
+def class_weights(spec: LabelOptions, names: list[str], counts: Counter) -> list[float] | None:
     """The loss weight of each class, from `class_weights` in the task's config.
 
     `balanced` gives w_c = N / (C · n_c) over the C classes present in training (King & Zeng,
@@ -348,5 +378,7 @@ def class_weights(spec: TaskSpec, names: list[str], counts: Counter) -> list[flo
 
 def per_class_f1(references: list[str], predicted: list[str], names: list[str]) -> dict[str, float]:
     """F1 of every class, as `f1[<class>]` metrics."""
+    from sklearn.metrics import f1_score
+
     scores = f1_score(references, predicted, labels=names, average=None, zero_division=0)
     return {f"f1[{name}]": float(score) for name, score in zip(names, scores, strict=True)}

@@ -3,28 +3,53 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-
-from mtlm.data.sources import SplitRows
 from mtlm.tasks.base import (
     Features,
-    SequenceTask,
+    TextPairSpec,
+    TextPairTask,
     check_label,
     class_weights,
     label_id,
     label_vocabulary,
     per_class_f1,
 )
+from mtlm.tasks.spec import ClassWeights, Labels, per_class_f1_names
+
+if TYPE_CHECKING:
+    import torch
+
+    from mtlm.data.sources import SplitRows
 
 
-class Classification(SequenceTask):
+class ClassificationSpec(TextPairSpec):
+    """A classification task: its columns, its classes, and how class imbalance is handled
+    (`class_weights` in the loss, or `resample: balanced` drawing every class equally often);
+    either adds each class's F1 to the metrics."""
+
+    kind: Literal["classification"]
+    labels: Labels = None
+    class_weights: ClassWeights = None
+    resample: Literal["balanced"] | None = None
+
+    @property
+    def reports_per_class(self) -> bool:
+        """Whether evaluation adds each class's F1 (when class imbalance is being handled)."""
+        return self.class_weights is not None or self.resample is not None
+
+    def metric_names(self) -> list[str]:
+        """Accuracy, macro-F1 and MCC, and each class's F1 when imbalance is handled."""
+        per_class = per_class_f1_names(self.labels) if self.reports_per_class else []
+        return ["accuracy", "macro_f1", "mcc", *per_class]
+
+
+class Classification(TextPairTask):
     """Multi-class classification; metrics accuracy, macro-F1 and MCC."""
 
     name = "classification"
+    options = ClassificationSpec
+    spec: ClassificationSpec
     default_primary_metric = "accuracy"
 
     @property
@@ -62,6 +87,8 @@ class Classification(SequenceTask):
 
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cross-entropy, class-weighted when configured."""
+        import torch.nn.functional as F
+
         logits = head_output.float()
         return F.cross_entropy(logits, batch["labels"], weight=self.class_weight_tensor(logits))
 
@@ -91,13 +118,15 @@ class Classification(SequenceTask):
 
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
         """Accuracy, macro-averaged F1 and Matthews correlation."""
+        from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
         predicted = [prediction["label"] for prediction in predictions]
         scores = {
             "accuracy": float(accuracy_score(references, predicted)),
             "macro_f1": float(f1_score(references, predicted, average="macro", zero_division=0)),
             "mcc": float(matthews_corrcoef(references, predicted)),
         }
-        if self.reports_per_class:
+        if self.spec.reports_per_class:
             scores.update(per_class_f1(references, predicted, self.label_names))
         return scores
 

@@ -13,18 +13,21 @@ import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import PreTrainedTokenizerBase
+from pydantic import Field, model_validator
 
-from mtlm.data.batching import pad_features
-from mtlm.data.sources import SplitRows
 from mtlm.errors import ConfigError, DataError
 from mtlm.tasks.base import Features, TaskKind, check_value
+from mtlm.tasks.spec import Dropout, TaskSpec, option_error
 from mtlm.tasks.squad_metrics import best_scores
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from mtlm.data.sources import SplitRows
 
 #: Feature fields that help decode predictions but are not model inputs or targets.
 _TEXT_FIELDS = ("offset_mapping", "context", "answers")
@@ -51,10 +54,43 @@ class QAReference:
     answers: list[str]
 
 
+class ExtractiveQASpec(TaskSpec):
+    """An extractive QA task: its SQuAD-style columns, how a long context is cut into windows
+    (`stride` tokens of overlap), the longest answer in tokens, and whether a question may
+    have no answer."""
+
+    kind: Literal["extractive_qa"]
+    question_column: str = "question"
+    context_column: str = "context"
+    answers_column: str = "answers"
+    stride: int = Field(32, gt=0)
+    max_answer_length: int = Field(30, gt=0)
+    allow_unanswerable: bool = False
+    dropout: Dropout = 0.1
+
+    @model_validator(mode="after")
+    def _stride_below_max_length(self) -> ExtractiveQASpec:
+        if self.stride >= self.max_length:
+            raise option_error(
+                "stride",
+                f"{self.stride} is the overlap of consecutive windows of a long context and "
+                f"must be below max_length ({self.max_length})",
+            )
+        return self
+
+    def metric_names(self) -> list[str]:
+        """Exact match and F1; with unanswerable questions, also over the answerable ones
+        and the unanswerable ones alone."""
+        groups = ["", "[has_answer]", "[no_answer]"] if self.allow_unanswerable else [""]
+        return [f"{metric}{group}" for group in groups for metric in ("exact_match", "f1")]
+
+
 class ExtractiveQA(TaskKind):
     """SQuAD-style span extraction; metrics exact match and token F1 (SQuAD v1.1, v2.0)."""
 
     name = "extractive_qa"
+    options = ExtractiveQASpec
+    spec: ExtractiveQASpec
     default_primary_metric = "f1"
 
     @property
@@ -177,6 +213,8 @@ class ExtractiveQA(TaskKind):
     def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
         """A padded batch; the offset mapping becomes `context_mask`, `char_starts`, `char_ends`
         (0 outside the context), and the text fields stay out of it."""
+        from mtlm.data.batching import pad_features
+
         rows = []
         for feature in features:
             offsets = feature["offset_mapping"]
@@ -196,6 +234,8 @@ class ExtractiveQA(TaskKind):
 
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean of the start and end cross-entropies over each window's real tokens."""
+        import torch.nn.functional as F
+
         start_logits, end_logits = _masked_logits(head_output, batch["attention_mask"])
         return (
             F.cross_entropy(start_logits, batch["start_positions"])
@@ -205,6 +245,8 @@ class ExtractiveQA(TaskKind):
     def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """Each window's best span: start ≤ end, both in the context, at most
         `max_answer_length` tokens."""
+        import torch
+
         start_logits, end_logits = _masked_logits(head_output, batch["attention_mask"])
         length = start_logits.shape[1]
         positions = torch.arange(length, device=start_logits.device)

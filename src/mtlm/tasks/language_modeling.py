@@ -23,18 +23,21 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import PreTrainedTokenizerBase
+from pydantic import Field
 
-from mtlm.data.batching import pad_features
-from mtlm.data.sources import SplitRows
 from mtlm.errors import ConfigError, DataError
 from mtlm.tasks.base import Features, TaskKind, described, is_text
+from mtlm.tasks.spec import TaskSpec
 from mtlm.tasks.text_to_text import causal_batch, next_token_aligned
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from mtlm.data.sources import SplitRows
 
 _IGNORE = -100
 #: Of the tokens chosen for prediction: the share hidden behind the mask token, and the share
@@ -42,10 +45,25 @@ _IGNORE = -100
 _MASK_SHARE, _RANDOM_SHARE = 0.8, 0.1
 
 
+class LanguageModelingSpec(TaskSpec):
+    """A language-modelling task: the column of its text, and the share of tokens that
+    masked language modelling hides (on an encoder)."""
+
+    kind: Literal["language_modeling"]
+    text_column: str = "text"
+    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0)
+
+    def metric_names(self) -> list[str]:
+        """Perplexity and the mean loss per token."""
+        return ["perplexity", "loss"]
+
+
 class LanguageModeling(TaskKind):
     """Masked (encoder) or next-token (causal) language modelling; metric perplexity."""
 
     name = "language_modeling"
+    options = LanguageModelingSpec
+    spec: LanguageModelingSpec
     families = frozenset({"encoder", "causal"})
     generates = False
     auxiliary = True
@@ -138,6 +156,8 @@ class LanguageModeling(TaskKind):
     def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
         """Masked tokens with their labels (encoder), or every token as a label (causal); -100
         where no loss is taken."""
+        from mtlm.data.batching import pad_features
+
         if self.uses_language_model_head:
             return causal_batch([{**f, "prompt_length": 0} for f in features], pad_token_id)
         batch = pad_features(features, pad_token_id)
@@ -146,6 +166,8 @@ class LanguageModeling(TaskKind):
 
     def _mask(self, input_ids: torch.Tensor, candidates: torch.Tensor) -> dict[str, torch.Tensor]:
         """Input ids with `mlm_probability` of the candidates hidden, and labels for them."""
+        import torch
+
         digest = hashlib.blake2b(str(tuple(input_ids.shape)).encode(), digest_size=8)
         digest.update(input_ids.numpy().tobytes())
         generator = torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little"))
@@ -171,6 +193,8 @@ class LanguageModeling(TaskKind):
     # --- model ----------------------------------------------------------------------------
     def build_head(self, hidden_size: int) -> nn.Module:
         """A masked-LM head on an encoder; none on a causal LM, whose own head predicts."""
+        from torch import nn
+
         from mtlm.modeling.heads import MaskedLMHead
 
         if self.uses_language_model_head:
@@ -181,6 +205,8 @@ class LanguageModeling(TaskKind):
         self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The cross-entropy of every predicted token, and the batch row it belongs to."""
+        import torch.nn.functional as F
+
         logits, labels = head_output, batch["labels"]
         if self.uses_language_model_head:
             logits, labels = next_token_aligned(logits, labels)
@@ -196,6 +222,8 @@ class LanguageModeling(TaskKind):
 
     def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """Each row's summed negative log-likelihood and the number of tokens it covers."""
+        import torch
+
         losses, rows = self._token_losses(head_output, batch)
         count = len(batch["labels"])
         nll = torch.zeros(count, dtype=torch.float64, device=losses.device)

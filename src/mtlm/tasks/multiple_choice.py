@@ -14,22 +14,36 @@ import re
 import reprlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
-from transformers import PreTrainedTokenizerBase
-
-from mtlm.data.batching import pad_features
-from mtlm.data.sources import SplitRows
 from mtlm.errors import DataError
-from mtlm.tasks.base import Features, SequenceTask, check_value
+from mtlm.tasks.base import Features, SequenceSpec, SequenceTask, check_value
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+    from mtlm.data.sources import SplitRows
+
+
+class MultipleChoiceSpec(SequenceSpec):
+    """A multiple-choice task: its context column (`text_column`), the column of each row's
+    candidates, and the column of the right one (an index or the candidate's text)."""
+
+    kind: Literal["multiple_choice"]
+    choices_column: str = "choices"
+
+    def metric_names(self) -> list[str]:
+        """Accuracy."""
+        return ["accuracy"]
 
 
 class MultipleChoice(SequenceTask):
     """Scores every candidate of a row with one head output; metric accuracy."""
 
     name = "multiple_choice"
+    options = MultipleChoiceSpec
+    spec: MultipleChoiceSpec
     default_primary_metric = "accuracy"
     num_outputs = 1
 
@@ -37,6 +51,11 @@ class MultipleChoice(SequenceTask):
     def input_columns(self) -> list[str]:
         """The context column and the column of candidate lists."""
         return [self.spec.text_column, self.spec.choices_column]
+
+    @property
+    def text_columns(self) -> list[str]:
+        """The context column."""
+        return [self.spec.text_column]
 
     def fit(self, splits: dict[str, SplitRows]) -> None:
         """Nothing to learn: the answers are positions among each row's own candidates."""
@@ -92,6 +111,10 @@ class MultipleChoice(SequenceTask):
     def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
         """All candidates of the rows as one padded batch of pairs, row after row;
         `choice_mask` [rows, most candidates] marks which places hold a real candidate."""
+        import torch
+
+        from mtlm.data.batching import pad_features
+
         per_choice = [key for key, value in features[0].items() if isinstance(value, list)]
         pairs = [
             {key: feature[key][choice] for key in per_choice}
@@ -110,6 +133,8 @@ class MultipleChoice(SequenceTask):
     ) -> torch.Tensor:
         """The head's score of every candidate as [rows, most candidates]; -inf where a row
         has no candidate."""
+        import torch
+
         mask = batch["choice_mask"]
         scores = head_output.float().squeeze(-1)
         return torch.full(mask.shape, float("-inf"), device=scores.device).masked_scatter(
@@ -122,6 +147,8 @@ class MultipleChoice(SequenceTask):
 
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cross-entropy over each row's candidates."""
+        import torch.nn.functional as F
+
         return F.cross_entropy(self.choice_scores(head_output, batch), batch["labels"])
 
     def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:

@@ -3,28 +3,41 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from scipy.stats import pearsonr, spearmanr
-
-from mtlm.data.sources import SplitRows
 from mtlm.errors import DataError
-from mtlm.tasks.base import Features, SequenceTask, check_value
+from mtlm.tasks.base import Features, TextPairSpec, TextPairTask, check_value
+
+if TYPE_CHECKING:
+    import torch
+
+    from mtlm.data.sources import SplitRows
 
 
-class Regression(SequenceTask):
+class RegressionSpec(TextPairSpec):
+    """A regression task: its text (or text pair) columns and the column of its scores."""
+
+    kind: Literal["regression"]
+
+    def metric_names(self) -> list[str]:
+        """Pearson and Spearman correlation, and the mean squared error."""
+        return ["pearson", "spearman", "mse"]
+
+
+class Regression(TextPairTask):
     """Regression; the head learns standardised targets. Metrics Pearson, Spearman, MSE."""
 
     name = "regression"
+    options = RegressionSpec
+    spec: RegressionSpec
     default_primary_metric = "pearson"
     lower_is_better = frozenset({"mse"})
     num_outputs = 1
 
     def fit(self, splits: dict[str, SplitRows]) -> None:
         """Mean and standard deviation of the training targets, to standardise them."""
+        import numpy as np
+
         targets = np.asarray(self._targets(splits["train"]))
         self.state["mean"] = float(targets.mean())
         self.state["std"] = float(targets.std()) or 1.0
@@ -52,6 +65,8 @@ class Regression(SequenceTask):
 
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean squared error on standardised targets."""
+        import torch.nn.functional as F
+
         return F.mse_loss(head_output.float().squeeze(-1), batch["labels"])
 
     def predict(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
@@ -65,6 +80,9 @@ class Regression(SequenceTask):
 
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
         """Pearson and Spearman correlation (0 where predictions are constant) and MSE."""
+        import numpy as np
+        from scipy.stats import pearsonr, spearmanr
+
         predicted = np.asarray([prediction["score"] for prediction in predictions])
         gold = np.asarray(references)
         constant = np.ptp(predicted) == 0 or np.ptp(gold) == 0

@@ -12,11 +12,6 @@ import math
 import re
 from collections.abc import Sequence
 
-import numpy as np
-import sacrebleu
-from rouge_score import rouge_scorer
-from scipy.stats import pearsonr
-
 
 def normalise(text: str) -> str:
     """Lower case, single spaces, no surrounding punctuation: "Positive." equals "positive"."""
@@ -34,6 +29,10 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
 def text_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """Corpus BLEU and chrF and mean ROUGE-L F1, all as fractions from 0 to 1 like every
     other mtlm metric (sacrebleu reports BLEU and chrF from 0 to 100)."""
+    import numpy as np
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     rouge = [
         scorer.score(reference, prediction)["rougeL"].fmeasure
@@ -70,6 +69,9 @@ def numeric_scores(predictions: Sequence[str], references: Sequence[str]) -> dic
     """Pearson r and MSE of the numbers in predictions against numeric references; a prediction
     without a number counts as the references' mean, and `numeric_parsed` says how often
     that happened. Empty when some reference is not a number."""
+    import numpy as np
+    from scipy.stats import pearsonr
+
     gold = [parse_number(reference) for reference in references]
     if not gold or any(value is None for value in gold):
         return {}

@@ -19,19 +19,13 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
-from sklearn.metrics import f1_score
-from torch import nn
-from transformers import PreTrainedTokenizerBase
+from pydantic import Field
 
-from mtlm.config import TaskSpec
-from mtlm.data.batching import pad_features
-from mtlm.data.sources import SplitRows
 from mtlm.errors import ConfigError, DataError
 from mtlm.tasks.base import Features, TaskKind, check_value
+from mtlm.tasks.spec import TaskSpec
 from mtlm.tasks.text_metrics import (
     exact_match,
     normalise,
@@ -39,6 +33,13 @@ from mtlm.tasks.text_metrics import (
     text_scores,
     word_accuracy,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from mtlm.data.sources import SplitRows
 
 #: Targets with at most this many distinct values in training are scored as labels.
 _MAX_LABELS = 50
@@ -92,6 +93,10 @@ def causal_batch(features: list[dict[str, Any]], pad_token_id: int) -> dict[str,
     """Padded sequences for a causal LM: labels are the tokens after each row's `prompt_length`
     (-100 on the prompt and the padding), and `prompt_length` goes along so that the model
     keeps the logits of target positions only."""
+    import torch
+
+    from mtlm.data.batching import pad_features
+
     batch = pad_features(
         [
             {
@@ -119,16 +124,49 @@ def next_token_aligned(
     return logits[:, :-1], labels[:, labels.shape[1] - kept + 1 :]
 
 
+class TextToTextSpec(TaskSpec):
+    """A text-to-text task: the prompt and the target as Python format strings over a row's
+    columns (the prompt defaults to `{text_column}`), their token budgets, and how answers are
+    decoded: generated, or chosen by scoring each label (`score_labels`)."""
+
+    kind: Literal["text_to_text"]
+    text_column: str = "text"
+    prompt_template: str | None = None
+    target_template: str = "{label}"
+    max_target_length: int = Field(64, gt=0)
+    max_new_tokens: int = Field(32, gt=0)
+    decoding: Literal["generate", "score_labels"] = "generate"
+
+    def metric_names(self) -> list[str]:
+        """Exact match; accuracy and macro-F1 for label-like targets; BLEU, chrF and ROUGE-L
+        for free text; Pearson, MSE and the share parsed for numbers; word accuracy for word
+        lists (which of them a task reports depends on its targets)."""
+        return [
+            "exact_match",
+            "accuracy",
+            "macro_f1",
+            "bleu",
+            "chrf",
+            "rougeL",
+            "pearson",
+            "mse",
+            "numeric_parsed",
+            "word_accuracy",
+        ]
+
+
 class TextToText(TaskKind):
     """A prompt and a target text; metrics by generation (or by scoring each label)."""
 
     name = "text_to_text"
+    options = TextToTextSpec
+    spec: TextToTextSpec
     families = frozenset({"causal", "seq2seq"})
     generates = True
     lower_is_better = frozenset({"mse"})
 
     @classmethod
-    def sequence_lengths(cls, spec: TaskSpec, family: str) -> dict[tuple[str, ...], int]:
+    def sequence_lengths(cls, spec: TextToTextSpec, family: str) -> dict[tuple[str, ...], int]:
         """A causal LM reads the prompt and then the target (in training) or the generated
         answer in one sequence; a sequence-to-sequence LM reads the prompt in its encoder and
         the target or answer in its decoder."""
@@ -238,6 +276,8 @@ class TextToText(TaskKind):
 
     def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
         """The batch as the bound model family reads it, with -100 where no loss is taken."""
+        from mtlm.data.batching import pad_features
+
         family = self.state.get("family", "causal")
         if family == "seq2seq":
             prompts = [{"input_ids": f["input_ids"][: f["prompt_length"]]} for f in features]
@@ -253,10 +293,14 @@ class TextToText(TaskKind):
     # --- model ----------------------------------------------------------------------------
     def build_head(self, hidden_size: int) -> nn.Module:
         """No head: the language model's own head produces the target tokens."""
+        from torch import nn
+
         return nn.Module()
 
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy over target tokens."""
+        import torch.nn.functional as F
+
         logits, labels = self._aligned(head_output, batch)
         return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=_IGNORE)
 
@@ -264,6 +308,8 @@ class TextToText(TaskKind):
         self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         """Each row's summed log-probability of its target tokens."""
+        import torch.nn.functional as F
+
         logits, labels = self._aligned(head_output, batch)
         token_losses = F.cross_entropy(
             logits.transpose(1, 2), labels, ignore_index=_IGNORE, reduction="none"
@@ -301,6 +347,8 @@ class TextToText(TaskKind):
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
         """Exact match always; accuracy and macro-F1 for labels; BLEU, chrF and ROUGE-L for
         free text; Pearson and MSE for numbers; word accuracy for word lists."""
+        from sklearn.metrics import f1_score
+
         scores = {"exact_match": exact_match(predictions, references)}
         if self.state.get("word_targets"):
             scores["word_accuracy"] = word_accuracy(predictions, references)

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
-from seqeval.metrics import f1_score, precision_score, recall_score
-from seqeval.scheme import IOB2
-from torch import nn
-from transformers import PreTrainedTokenizerBase
-
-from mtlm.data.sources import SplitRows
 from mtlm.errors import DataError
 from mtlm.tasks.base import (
     Features,
@@ -26,12 +18,50 @@ from mtlm.tasks.base import (
     label_vocabulary,
     per_class_f1,
 )
+from mtlm.tasks.spec import ClassWeights, Dropout, Labels, TaskSpec, per_class_f1_names
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from mtlm.data.sources import SplitRows
+
+
+class TokenClassificationSpec(TaskSpec):
+    """A tagging task: its columns of words and of tags, its tags, and their loss weights
+    (`class_weights`, which also adds each tag's F1 to the metrics)."""
+
+    kind: Literal["token_classification"]
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    labels: Labels = None
+    class_weights: ClassWeights = None
+    dropout: Dropout = 0.1
+
+    def metric_names(self) -> list[str]:
+        """Token accuracy; entity precision, recall and F1 unless the declared tags are not
+        BIO; each tag's F1 with class weights."""
+        entities = ["precision", "recall", "f1"]
+        if self.labels is not None and not is_bio(self.labels):
+            entities = []
+        per_class = per_class_f1_names(self.labels) if self.class_weights is not None else []
+        return ["accuracy", *entities, *per_class]
+
+
+def is_bio(names: list[str]) -> bool:
+    """Whether tag names follow the BIO/IOB2 scheme, so that entity spans make sense."""
+    return any(name.startswith("B-") for name in names) and all(
+        name == "O" or name[:2] in ("B-", "I-") for name in names
+    )
 
 
 class TokenClassification(TaskKind):
     """Tagging; metrics token accuracy always, entity P/R/F1 (seqeval) when tags are BIO."""
 
     name = "token_classification"
+    options = TokenClassificationSpec
+    spec: TokenClassificationSpec
 
     @property
     def label_names(self) -> list[str]:
@@ -41,10 +71,7 @@ class TokenClassification(TaskKind):
     @property
     def is_bio(self) -> bool:
         """Whether the tags follow the BIO/IOB2 scheme, so that entity spans make sense."""
-        names = self.label_names
-        return any(name.startswith("B-") for name in names) and all(
-            name == "O" or name[:2] in ("B-", "I-") for name in names
-        )
+        return is_bio(self.label_names)
 
     @property
     def default_primary_metric(self) -> str:
@@ -150,6 +177,8 @@ class TokenClassification(TaskKind):
 
     def loss(self, head_output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cross-entropy over first sub-words only, tag-weighted when configured."""
+        import torch.nn.functional as F
+
         logits = head_output.float().flatten(0, 1)
         weight = self.class_weight_tensor(logits)
         return F.cross_entropy(logits, batch["labels"].flatten(), weight=weight, ignore_index=-100)
@@ -171,6 +200,9 @@ class TokenClassification(TaskKind):
 
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
         """Token accuracy; entity precision, recall and F1 (IOB2, strict) for BIO tags."""
+        from seqeval.metrics import f1_score, precision_score, recall_score
+        from seqeval.scheme import IOB2
+
         predicted = [prediction["tags"] for prediction in predictions]
         pairs = [
             (p, g)
@@ -183,7 +215,7 @@ class TokenClassification(TaskKind):
             scores["precision"] = float(precision_score(references, predicted, **options))
             scores["recall"] = float(recall_score(references, predicted, **options))
             scores["f1"] = float(f1_score(references, predicted, **options))
-        if self.reports_per_class:
+        if self.spec.class_weights is not None:
             flat_predicted, flat_gold = zip(*pairs, strict=True) if pairs else ((), ())
             scores.update(per_class_f1(list(flat_gold), list(flat_predicted), self.label_names))
         return scores

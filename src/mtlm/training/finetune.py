@@ -18,7 +18,7 @@ import copy
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtlm.config import (
     ExperimentConfig,
@@ -32,6 +32,9 @@ from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.files import write_json
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.modeling.sharing import LoraSharing
+
+if TYPE_CHECKING:
+    from mtlm.training.trainer import Trainer
 
 #: The folder of a run that holds the fine-tuned model and its results.
 FINETUNED = "finetuned"
@@ -82,14 +85,17 @@ def task_config(config: ExperimentConfig, task: str, sharing: SharingSpec) -> Ex
 
 
 def finetune_tasks(
-    config: ExperimentConfig, model: MultiTaskModel, data: dict[str, TaskData], run_dir: Path
+    config: ExperimentConfig,
+    model: MultiTaskModel,
+    data: dict[str, TaskData],
+    run_dir: Path,
+    trainer_class: type[Trainer],
 ) -> EvalResults:
-    """Fine-tune every task alone from the trained multi-task `model`; write the result to
-    `run_dir/finetuned/` (model/, eval_results.json, validation_results.json,
-    trivial_results.json, train_summary.json, and a folder per task with its training log);
-    return its final-split scores."""
-    from mtlm.training.trainer import Trainer
-
+    """Fine-tune every task alone from the trained multi-task `model`, each with
+    `trainer_class` (the Trainer that calls this, passed in so that this module need not
+    import it); write the result to `run_dir/finetuned/` (model/, eval_results.json,
+    validation_results.json, trivial_results.json, train_summary.json, and a folder per task
+    with its training log); return its final-split scores."""
     args = config.training
     folder = run_dir / FINETUNED
     tuned = adapter_model(model, args.finetune)
@@ -101,7 +107,9 @@ def finetune_tasks(
         print(f"fine-tuning {name} alone from the multi-task model", flush=True)
         task_started = time.perf_counter()
         single = task_config(config, name, tuned.sharing.spec)
-        trainer = Trainer(single, folder / "tasks" / name, model=tuned, data={name: task_data})
+        trainer = trainer_class(
+            single, folder / "tasks" / name, model=tuned, data={name: task_data}
+        )
         trainer.train()
         # The task's own run keeps its log and summary; its copy of the model is the one below.
         shutil.rmtree(folder / "tasks" / name / "model", ignore_errors=True)
