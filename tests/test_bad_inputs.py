@@ -302,6 +302,12 @@ CATALOGUE = [
         ("training.final_eval_split", "no task has a 'test' split", "train, validation"),
         edit=_each_task(lambda task: task["data"].pop("test")),
     ),
+    BadInput(
+        "final split that no task has, to compare",
+        ("compare", "{config}"),
+        ("training.final_eval_split", "no task has a 'test' split"),
+        edit=_each_task(lambda task: task["data"].pop("test")),
+    ),
     # --- saved models -------------------------------------------------------------------------
     BadInput(
         "damaged heads to evaluate",
