@@ -334,6 +334,28 @@ CATALOGUE = [
         files={"run/model/mtlm_config.json": '{"format_version": 2}'},
     ),
     BadInput(
+        "mtlm_config.json whose task lost its label names",
+        EVALUATE,
+        ("{model}/mtlm_config.json is damaged", "state has no 'label_names'"),
+        files={
+            "run/model/mtlm_config.json": json.dumps(
+                {
+                    "format_version": 2,
+                    "tasks": [
+                        {
+                            "spec": {
+                                "name": "sentiment",
+                                "kind": "classification",
+                                "data": {"train": "t.jsonl"},
+                            },
+                            "state": {},
+                        }
+                    ],
+                }
+            )
+        },
+    ),
+    BadInput(
         "damaged heads behind a routed plan folder",
         ("predict", "--model", "{dir}", "--task", "sentiment", "--input", "{rows}"),
         ("{model}/heads.safetensors is damaged",),

@@ -294,7 +294,14 @@ class MultiTaskModel(nn.Module):
         tasks: dict[str, TaskKind] = {}
         for index, entry in enumerate(entries):
             spec = saved_task_spec(entry["spec"], f"{config_file} is damaged: tasks[{index}].spec")
-            tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
+            try:
+                tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
+            except KeyError as error:
+                raise damaged(
+                    config_file, f"tasks[{index}].state has no {error.args[0]!r}"
+                ) from None
+            except (TypeError, ValueError) as error:
+                raise damaged(config_file, f"tasks[{index}].state: {error}") from None
         try:
             spec = SharingSpec.model_validate(described.get("sharing", {}))
         except ValidationError as error:
@@ -303,7 +310,12 @@ class MultiTaskModel(nn.Module):
             reason = first["msg"].removeprefix("Value error, ")
             raise damaged(config_file, f"{where}: {reason}") from None
         sharing = load_sharing(spec, directory, list(tasks))
-        model = cls(sharing, tasks, load_tokenizer(str(directory)))
+        try:
+            # A task reads its saved state (label names, target statistics) when its head is
+            # built: a key missing there is the file's fault.
+            model = cls(sharing, tasks, load_tokenizer(str(directory)))
+        except KeyError as error:
+            raise damaged(config_file, f"a task's state has no {error.args[0]!r}") from None
         model.heads.load_state_dict(read_heads(directory / HEADS_FILE, model.heads))
         model.eval()
         return model
