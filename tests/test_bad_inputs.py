@@ -75,7 +75,30 @@ def _drop(path: str) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
+def _truncated_safetensors() -> str:
+    """A safetensors file cut after its header: the header promises 8 bytes of tensor data
+    that the file does not hold (as a copy or a download cut short leaves it)."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})
+    return chr(len(header)) + "\0" * 7 + header
+
+
+def _rows(*lines: str) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _each_task(edit: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], None]:
+    """An edit applied to every task of the config."""
+
+    def apply(raw: dict[str, Any]) -> None:
+        for task in raw["tasks"]:
+            edit(task)
+
+    return apply
+
+
 TRAIN = ("train", "{config}")
+EVALUATE = ("evaluate", "--model", "{run}")
+PREDICT = ("predict", "--model", "{model}", "--task", "sentiment", "--input", "{rows}")
 CATALOGUE = [
     # --- the config: keys, values, kinds ------------------------------------------------------
     BadInput(
@@ -214,7 +237,183 @@ CATALOGUE = [
         ("data.bundled", "'sentimnt'", "sentiment"),
         edit=_set("tasks.0.data", {"bundled": "sentimnt"}),
     ),
+    BadInput(
+        "a list where a text is expected",
+        TRAIN,
+        ("{dir}/list_text.jsonl, line 2", "column 'text'", "a list ['a', 'b']"),
+        edit=_set("tasks.0.data.train", "{dir}/list_text.jsonl"),
+        files={
+            "list_text.jsonl": _rows(
+                '{"text": "good", "label": "pos"}', '{"text": ["a", "b"], "label": "neg"}'
+            )
+        },
+    ),
+    BadInput(
+        "a list where a label is expected",
+        TRAIN,
+        ("{dir}/list_label.jsonl, line 3", "column 'label'", "a list"),
+        edit=_set("tasks.0.data.train", "{dir}/list_label.jsonl"),
+        files={
+            "list_label.jsonl": _rows(
+                '{"text": "good", "label": "pos"}', "", '{"text": "bad", "label": ["neg"]}'
+            )
+        },
+    ),
+    BadInput(
+        "an object where a text is expected",
+        TRAIN,
+        ("{dir}/object_text.jsonl, line 1", "column 'text'", "an object"),
+        edit=_set("tasks.0.data.train", "{dir}/object_text.jsonl"),
+        files={"object_text.jsonl": _rows('{"text": {"en": "good"}, "label": "pos"}')},
+    ),
+    BadInput(
+        "a list where a tag is expected",
+        TRAIN,
+        ("{dir}/nested_tags.jsonl, line 1", "column 'tags'"),
+        edit=_set("tasks.2.data.train", "{dir}/nested_tags.jsonl"),
+        files={"nested_tags.jsonl": _rows('{"tokens": ["a", "film"], "tags": ["DT", ["NN"]]}')},
+    ),
+    BadInput(
+        "NaN in a JSON row",
+        TRAIN,
+        ("{dir}/nan.jsonl, line 2", "NaN"),
+        edit=_set("tasks.1.data.train", "{dir}/nan.jsonl"),
+        files={
+            "nan.jsonl": _rows('{"text": "good", "score": 1.0}', '{"text": "bad", "score": NaN}')
+        },
+    ),
+    BadInput(
+        "a key twice in a JSON row",
+        TRAIN,
+        ("{dir}/twice.jsonl, line 1", "'label' appears twice"),
+        edit=_set("tasks.0.data.train", "{dir}/twice.jsonl"),
+        files={"twice.jsonl": _rows('{"text": "good", "label": "pos", "label": "neg"}')},
+    ),
+    # --- what the config asks of the model and the data (checked before training) ------------
+    BadInput(
+        "max_length beyond the model's positions",
+        TRAIN,
+        ("tasks[sentiment].max_length", "100000", "64", "max_position_embeddings"),
+        edit=_set("tasks.0.max_length", 100000),
+    ),
+    BadInput(
+        "validation split that no task can have",
+        TRAIN,
+        ("training.eval_split", "'dev'", "validation"),
+        edit=_set("training.eval_split", "dev"),
+    ),
+    BadInput(
+        "final split that no task can have",
+        TRAIN,
+        ("training.final_eval_split", "'tst'", "did you mean 'test'"),
+        edit=_set("training.final_eval_split", "tst"),
+    ),
+    BadInput(
+        "final split that no task has",
+        TRAIN,
+        ("training.final_eval_split", "no task has a 'test' split", "train, validation"),
+        edit=_each_task(lambda task: task["data"].pop("test")),
+    ),
+    BadInput(
+        "final split that no task has, to compare",
+        ("compare", "{config}"),
+        ("training.final_eval_split", "no task has a 'test' split"),
+        edit=_each_task(lambda task: task["data"].pop("test")),
+    ),
+    # --- saved models -------------------------------------------------------------------------
+    BadInput(
+        "damaged heads to evaluate",
+        EVALUATE,
+        ("{model}/heads.safetensors is damaged",),
+        files={"run/model/heads.safetensors": "not a safetensors file"},
+    ),
+    BadInput(
+        "truncated backbone to predict with",
+        PREDICT,
+        ("{model}/model.safetensors is damaged", "not fully covered"),
+        files={"run/model/model.safetensors": _truncated_safetensors()},
+    ),
+    BadInput(
+        "invalid mtlm_config.json to export",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/exported"),
+        ("{model}/mtlm_config.json is damaged",),
+        files={"run/model/mtlm_config.json": '{"format_version": 2, "tasks": '},
+    ),
+    BadInput(
+        "mtlm_config.json without tasks",
+        EVALUATE,
+        ("{model}/mtlm_config.json is damaged", "list of tasks"),
+        files={"run/model/mtlm_config.json": '{"format_version": 2}'},
+    ),
+    BadInput(
+        "mtlm_config.json whose task lost its label names",
+        EVALUATE,
+        ("{model}/mtlm_config.json is damaged", "state has no 'label_names'"),
+        files={
+            "run/model/mtlm_config.json": json.dumps(
+                {
+                    "format_version": 2,
+                    "tasks": [
+                        {
+                            "spec": {
+                                "name": "sentiment",
+                                "kind": "classification",
+                                "data": {"train": "t.jsonl"},
+                            },
+                            "state": {},
+                        }
+                    ],
+                }
+            )
+        },
+    ),
+    BadInput(
+        "damaged heads behind a routed plan folder",
+        ("predict", "--model", "{dir}", "--task", "sentiment", "--input", "{rows}"),
+        ("{model}/heads.safetensors is damaged",),
+        files={
+            "routing.json": '{"tasks": {"sentiment": "run/model"}}',
+            "run/model/heads.safetensors": "not a safetensors file",
+        },
+    ),
+    BadInput(
+        "bad row to predict named by its line in the file",
+        ("predict", "--model", "{model}", "--task", "sentiment", "--input", "{dir}/gaps.jsonl"),
+        ("{dir}/gaps.jsonl, line 4", "missing column 'text'"),
+        files={"gaps.jsonl": _rows('{"text": "good"}', "", '{"text": "bad"}', '{"txt": "x"}')},
+    ),
+    BadInput(
+        "a list to predict where a text is expected",
+        ("predict", "--model", "{model}", "--task", "all", "--input", "{dir}/list_rows.jsonl"),
+        ("{dir}/list_rows.jsonl, line 2", "column 'text'", "a list"),
+        files={"list_rows.jsonl": _rows('{"text": "good"}', '{"text": ["a", "b"]}')},
+    ),
     # --- the command line ---------------------------------------------------------------------
+    BadInput("batch size 0 to predict", (*PREDICT, "--batch-size", "0"), ("--batch-size", "0")),
+    BadInput("negative batch size to predict", (*PREDICT, "--batch-size", "-1"), ("--batch-size",)),
+    BadInput(
+        "batch size that is not a number",
+        (*PREDICT, "--batch-size", "many"),
+        ("--batch-size", "'many'"),
+    ),
+    BadInput(
+        "zero baseline patience",
+        ("compare", "{config}", "--baseline-patience", "0"),
+        ("--baseline-patience",),
+    ),
+    BadInput("negative groups to plan", ("plan", "{config}", "--groups", "-1"), ("--groups",)),
+    BadInput("zero affinity steps", ("affinity", "{config}", "--steps", "0"), ("--steps",)),
+    BadInput("measuring every 0th step", ("affinity", "{config}", "--every", "0"), ("--every",)),
+    BadInput(
+        "negative lookahead step",
+        ("affinity", "{config}", "--lookahead-lr", "-0.1"),
+        ("--lookahead-lr",),
+    ),
+    BadInput(
+        "infinite lookahead step",
+        ("affinity", "{config}", "--lookahead-lr", "inf"),
+        ("--lookahead-lr",),
+    ),
     BadInput(
         "unknown task to predict",
         ("predict", "--model", "{model}", "--input", "{rows}", "--task", "sentimnt"),

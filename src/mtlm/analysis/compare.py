@@ -83,7 +83,7 @@ from mtlm.analysis.transfer import (
 )
 from mtlm.cache import cache_dir
 from mtlm.config import AGGREGATORS, ExperimentConfig, TaskSpec, config_from_dict, task_alone
-from mtlm.data.sources import read_task_splits
+from mtlm.data.sources import check_split_present, read_task_splits
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.outputs import RUN_MARKER
@@ -474,9 +474,10 @@ def compare(
     for run_config in run_configs:
         _check_multitask_folder(run_config, output_dir)
     cache = Path(baseline_cache) if baseline_cache else cache_dir() / "baselines"
-    fingerprints, validated, notes = {}, {}, []
+    fingerprints, validated, notes, present = {}, {}, [], {}
     for spec in config.tasks:
         splits, _ = read_task_splits(spec)
+        present[spec.name] = splits
         fingerprints[spec.name] = _fingerprint(splits)
         validated[spec.name] = config.training.eval_split in splits
         if "converged" in plan.kinds and not validated[spec.name]:
@@ -484,6 +485,8 @@ def compare(
                 f"{spec.name}: no {config.training.eval_split} split, so its converged "
                 f"baseline trained all {plan.epochs} epochs without early stopping"
             )
+    # The comparison is of scores on this split: without it, every run would be for nothing.
+    check_split_present(config.training.final_eval_split, "training.final_eval_split", present)
     runs = []
     for run_config in run_configs:
         seed = run_config.training.seed

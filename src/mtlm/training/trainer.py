@@ -24,13 +24,15 @@ from transformers import get_linear_schedule_with_warmup
 
 from mtlm.bundled import resolve_model_name
 from mtlm.cache import cache_dir
-from mtlm.config import ExperimentConfig
+from mtlm.config import ExperimentConfig, TaskSpec
 from mtlm.data.features import TaskData, load_task_data, training_subset
+from mtlm.data.sources import check_split_names
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.evaluation.run_report import write_report
 from mtlm.files import write_json, write_text
-from mtlm.modeling.backbones import backbone_family, check_task_kinds
+from mtlm.modeling.backbones import backbone_config, check_task_kinds, model_family
+from mtlm.modeling.lengths import fit_task_lengths, position_limit
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
 from mtlm.outputs import RUN_MARKER, check_writable
 from mtlm.tasks import KINDS
@@ -54,8 +56,9 @@ _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 class Trainer:
     """Trains a MultiTaskModel on the tasks of an experiment config.
 
-    Building it reads and tokenizes all data (so bad data fails before anything is written)
-    and builds the model from a fixed seed.
+    Building it checks what the config asks of the model (task kinds the model serves, lengths
+    that fit its positions) and names the splits, then reads and tokenizes all data (so bad data
+    fails before anything is written) and builds the model from a fixed seed.
     """
 
     def __init__(
@@ -67,11 +70,17 @@ class Trainer:
         data: dict[str, TaskData] | None = None,
     ) -> None:
         """Read and tokenize the config's data and build its model, unless `data` (keyed by
-        the config's task names) and `model` (holding those tasks) are given."""
+        the config's task names) and `model` (holding those tasks) are given. A task whose
+        default `max_length` exceeds the model's positions is built with that many instead."""
+        check_split_names(config.training)
         self.config = config
         self.args = config.training
         #: train_summary.json's content once `train` has finished.
         self.summary: dict[str, Any] | None = None
+        #: What building the experiment found worth saying (splits derived or missing, lengths
+        #: lowered to the model's); printed when training starts, so that a mistake found
+        #: before then is the only thing a failed command prints.
+        self.notes: list[str] = []
         self._best_validation: EvalResults | None = None
         self.output_dir = Path(output_dir or self.args.output_dir)
         self._output_key = "--output-dir" if output_dir else "training.output_dir"
@@ -85,15 +94,25 @@ class Trainer:
         set_seed(self.args.seed)
         if data is None or model is None:
             location = resolve_model_name(config.model.name_or_path)
-            # A task the model cannot serve must fail before minutes of tokenizing.
+            # A task the model cannot serve, or longer than its positions, must fail before
+            # minutes of tokenizing.
+            model_config = backbone_config(location, config.model.revision)
+            family = model_family(model_config)
             check_task_kinds(
-                backbone_family(location, config.model.revision),
+                family,
                 {spec.name: KINDS[spec.kind] for spec in config.tasks},
                 config.model.name_or_path,
             )
             tokenizer = load_tokenizer(location, config.model.revision)
+            specs, notes = fit_task_lengths(
+                config.tasks,
+                family,
+                position_limit(model_config, tokenizer),
+                config.model.name_or_path,
+            )
+            self.notes += notes
         if data is None:
-            data = self._load_data(tokenizer)
+            data = self._load_data(tokenizer, specs)
         self.data: dict[str, TaskData] = data
         # Seed again so the heads start the same whatever loading the data consumed.
         set_seed(self.args.seed)
@@ -105,17 +124,14 @@ class Trainer:
             config.sharing,
         )
 
-    def _load_data(self, tokenizer) -> dict[str, TaskData]:
+    def _load_data(self, tokenizer, specs: list[TaskSpec]) -> dict[str, TaskData]:
         config = self.config
         features_cache = Path(config.cache_dir) if config.cache_dir else cache_dir() / "features"
         # The main process fills the features cache; the others then read it, not race to write.
         with self.accelerator.main_process_first():
-            data = {
-                spec.name: load_task_data(spec, tokenizer, features_cache) for spec in config.tasks
-            }
+            data = {spec.name: load_task_data(spec, tokenizer, features_cache) for spec in specs}
         for task_data in data.values():
-            for note in task_data.notes:
-                self._print(f"note: {note}")
+            self.notes += task_data.notes
         return data
 
     # --- public API -----------------------------------------------------------------------
@@ -145,6 +161,8 @@ class Trainer:
                 "trainable parameter is shared; use gradients: representation or a loss weighting"
             )
         resume = self._prepare_output_dir(resume)
+        for note in self.notes:
+            self._print(f"note: {note}")
         streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
         optimizer = self.optimizer(balancer)
