@@ -8,13 +8,15 @@ these files: one file each, which cannot drift from what the wheel ships.
 from __future__ import annotations
 
 from importlib.resources import as_file, files
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtlm.errors import ConfigError
 
 if TYPE_CHECKING:
+    # importlib.resources.abc is new in Python 3.11; mtlm runs on 3.10 too.
+    from importlib.resources.abc import Traversable
+
     from mtlm.config import ExperimentConfig
 
 __all__ = ["DEFAULT_DEMO_CONFIG", "demo_config_names", "load_demo_config"]
