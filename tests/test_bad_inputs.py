@@ -520,6 +520,17 @@ CATALOGUE = [
         ("--output", "{dir}/rows.jsonl", "not a results file"),
     ),
     BadInput(
+        "predict --output onto the rows it reads",
+        (*PREDICT, "--output", "{rows}"),
+        ("--output", "{rows}", "not a predictions file"),
+    ),
+    BadInput(
+        "predict --output onto the user's notes",
+        (*PREDICT, "--output", "{dir}/notes.txt"),
+        ("--output", "{dir}/notes.txt", "not a predictions file"),
+        files={"notes.txt": "keep me\n"},
+    ),
+    BadInput(
         "compare into the folder of another config's stopped run",
         ("compare", "{config}", "--output-dir", "{dir}/compared"),
         ("--output-dir", "{dir}/compared", "another config"),

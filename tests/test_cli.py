@@ -172,6 +172,14 @@ def test_predict_one_task_writes_a_line_per_row(run, rows_file, tmp_path):
         )
 
 
+def test_predict_replaces_its_own_earlier_predictions(run, rows_file, tmp_path):
+    output = tmp_path / "out.jsonl"
+    arguments = ["--model", str(run), "--input", str(rows_file), "--output", str(output)]
+    assert main(["predict", "--task", "sentiment", *arguments]) == 0
+    assert main(["predict", "--task", "all", *arguments]) == 0
+    assert all(set(line) == {"sentiment", "score"} for line in read_jsonl(output))
+
+
 def test_predict_all_runs_every_task_whose_inputs_the_rows_have(run, rows_file, capsys):
     assert main(["predict", "--model", str(run), "--task", "all", "--input", str(rows_file)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

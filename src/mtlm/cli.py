@@ -297,6 +297,10 @@ def _load_model(path: str) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.output:
+        from mtlm.outputs import check_predictions_file
+
+        check_predictions_file(Path(args.output), "--output")
     _quiet_library_progress_bars()
     model = _load_model(args.model)
     read = _read_jsonl(args.input)

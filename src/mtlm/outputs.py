@@ -5,6 +5,8 @@ it wrote itself, recognised by the marker files it leaves.
   a run, `mtlm evaluate` and `mtlm report` write into it.
 - An exported model folder holds `mtlm_export.json`, which lists the files of the export.
 - A results file of `mtlm evaluate` is a JSON object with `tasks`, `aggregate` and `split`.
+- A predictions file of `mtlm predict` has a JSON object per line, each value an object (one
+  task's prediction); rows a user wrote hold texts, so they are never taken for one.
 
 Anything else in the way is the user's: mtlm refuses with a ConfigError naming it.
 """
@@ -116,6 +118,30 @@ def check_results_file(path: Path, key: str) -> None:
         raise ConfigError(
             f"{key}: {path} exists and is not a results file of mtlm; choose another path"
         )
+
+
+def check_predictions_file(path: Path, key: str) -> None:
+    """A ConfigError naming `key` unless `path` is missing or an earlier predictions file of
+    mtlm (which may then be replaced)."""
+    check_writable(path.parent, key)
+    if not path.exists():
+        return
+    if not (path.is_file() and _holds_predictions(path)):
+        raise ConfigError(
+            f"{key}: {path} exists and is not a predictions file of mtlm; choose another path"
+        )
+
+
+def _holds_predictions(path: Path) -> bool:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return all(
+        isinstance(row, dict) and row and all(isinstance(value, dict) for value in row.values())
+        for row in rows
+    )
 
 
 def _read_json(path: Path) -> Any:
