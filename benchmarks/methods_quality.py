@@ -171,8 +171,11 @@ def _claim(record: Path) -> bool:
     try:
         _claim_file(record).open("x").close()
     except FileExistsError:
-        print(f"skipping {record}: {_claim_file(record)} says another process trains it "
-              "(delete that file if none does)", flush=True)
+        print(
+            f"skipping {record}: {_claim_file(record)} says another process trains it "
+            "(delete that file if none does)",
+            flush=True,
+        )
         return False
     return True
 
