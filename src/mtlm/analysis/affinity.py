@@ -35,7 +35,7 @@ from mtlm.errors import ConfigError
 from mtlm.files import write_json
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.plots import new_figure, save_figure
-from mtlm.training.balancing import cosine_matrix
+from mtlm.training.balancers import cosine_matrix
 from mtlm.training.trainer import Trainer
 
 #: A loss below this counts as this in Z's denominator (a task already fit exactly).

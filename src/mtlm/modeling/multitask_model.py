@@ -18,12 +18,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mtlm.config import SharingSpec, saved_task_spec
+from mtlm.config import SharingSpec, saved_sharing_spec, saved_task_spec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
 from mtlm.modeling.dropout import use_cheap_masks
-from mtlm.modeling.sharing import HardSharing, Sharing, build_sharing, load_sharing
+from mtlm.modeling.sharing import Sharing, build_sharing, load_sharing
+from mtlm.modeling.sharing.hard import HardSharing, HardSharingSpec
 from mtlm.tasks import KINDS, TaskKind
 
 MTLM_CONFIG = "mtlm_config.json"
@@ -53,7 +54,7 @@ class MultiTaskModel(nn.Module):
     ) -> None:
         super().__init__()
         self.sharing = (
-            backbone if isinstance(backbone, Sharing) else HardSharing(SharingSpec(), backbone)
+            backbone if isinstance(backbone, Sharing) else HardSharing(HardSharingSpec(), backbone)
         )
         self.add_module(self.sharing.module_name, self.sharing.module)
         self.tasks = dict(tasks)
@@ -92,7 +93,9 @@ class MultiTaskModel(nn.Module):
         location = resolve_model_name(name_or_path)
         tokenizer = tokenizer or load_tokenizer(location, revision)
         backbone = load_backbone(location, revision)
-        return cls(build_sharing(sharing or SharingSpec(), backbone, list(tasks)), tasks, tokenizer)
+        return cls(
+            build_sharing(sharing or HardSharingSpec(), backbone, list(tasks)), tasks, tokenizer
+        )
 
     @property
     def pad_token_id(self) -> int:
@@ -276,7 +279,7 @@ class MultiTaskModel(nn.Module):
         for entry in described["tasks"]:
             spec = saved_task_spec(entry["spec"], str(config_file))
             tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
-        spec = SharingSpec.model_validate(described.get("sharing", {}))
+        spec = saved_sharing_spec(described.get("sharing", {}), str(config_file))
         sharing = load_sharing(spec, directory, list(tasks))
         model = cls(sharing, tasks, load_tokenizer(str(directory)))
         model.heads.load_state_dict(load_file(directory / HEADS_FILE), strict=True)
