@@ -36,7 +36,7 @@ def with_changes(config: ExperimentConfig, **sections: Any) -> ExperimentConfig:
 class AlwaysSpec(SamplerSpec):
     """Always the task named `task`."""
 
-    kind: Literal["always"] = "always"
+    kind: Literal["always"]
     task: str
 
     def check_tasks(self, names: list[str]) -> None:
@@ -76,7 +76,7 @@ def test_a_new_sampler_is_one_class_and_one_registry_line(make_config, monkeypat
 class WorstSpec(BalancerSpec):
     """Train only the task whose loss is largest, its loss scaled by `scale`."""
 
-    kind: Literal["worst"] = "worst"
+    kind: Literal["worst"]
     scale: float = Field(1.0, gt=0.0)
 
 
@@ -126,7 +126,7 @@ def test_a_new_balancer_is_one_class_and_one_registry_line(make_config, monkeypa
 class FrozenEmbeddingsSpec(SharingSpec):
     """One backbone whose embeddings stay as pretrained."""
 
-    kind: Literal["frozen_embeddings"] = "frozen_embeddings"
+    kind: Literal["frozen_embeddings"]
 
     def less_sharing(self) -> str:
         return "give it its own parameters: sharing: {kind: lora}"

@@ -113,7 +113,7 @@ def _of_a_kind(base: type[BaseModel]) -> Any:
 def _default(base: type[BaseModel]) -> Any:
     """A factory of the options of the kind a section of `base`'s family gets by default."""
     family = _FAMILIES[base]
-    return lambda: family.registry[family.default].options()
+    return lambda: family.registry[family.default].options(kind=family.default)
 
 
 #: A task of any kind: the options model of the kind its `kind` names.

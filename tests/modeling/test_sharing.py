@@ -34,7 +34,7 @@ def soft_distance(model: MultiTaskModel) -> float:
 def test_penalty_equals_the_formula_on_a_hand_made_case(tiny_model_dir):
     backbone = AutoModel.from_pretrained(tiny_model_dir)
     sharing = SoftSharing.from_one(
-        SoftSharingSpec(hard_modules=["embeddings"]), backbone, ["a", "b", "c"]
+        SoftSharingSpec(kind="soft", hard_modules=["embeddings"]), backbone, ["a", "b", "c"]
     )
     torch.manual_seed(1)
     with torch.no_grad():
@@ -168,7 +168,7 @@ def test_soft_penalty_is_logged(make_config, tmp_path):
 
 def test_linear_warmup_raises_the_strength_from_zero():
     sharing = SoftSharingSpec(
-        strength=2.0, strength_schedule="linear_warmup", strength_warmup_ratio=0.5
+        kind="soft", strength=2.0, strength_schedule="linear_warmup", strength_warmup_ratio=0.5
     )
     strengths = [sharing.penalty_strength(step, 10) for step in (0, 1, 5, 9)]
     assert strengths == [0.0, pytest.approx(0.4), 2.0, 2.0]
@@ -192,7 +192,7 @@ def test_sharing_errors_name_the_key(make_config, sharing, message):
 
 def test_aggregators_need_shared_parameters(make_config, tmp_path):
     config = make_config(step_mode="joint", balancer={"kind": "pcgrad"}, max_steps=2)
-    config.sharing = LoraSharingSpec(r=4)
+    config.sharing = LoraSharingSpec(kind="lora", r=4)
     with pytest.raises(ConfigError, match="no trainable parameter is shared"):
         Trainer(config).train()
     assert not (tmp_path / "run").exists()

@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from mtlm import ConfigError, Trainer
 from mtlm.config import balancer_spec
 from mtlm.training.balancers import BALANCERS, Balancer, JointStep, build_balancer
-from mtlm.training.balancers.jacobians import engine_modules
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:You are solving a parameterized problem:UserWarning"
@@ -29,8 +28,6 @@ AGGREGATORS = [kind for kind, b in BALANCERS.items() if b.options.aggregates_gra
 REPRESENTATION = [kind for kind in AGGREGATORS if BALANCERS[kind].options.weighs_representation]
 #: Aggregators whose update is not a weighted sum of the task gradients: no task weights.
 UNWEIGHTED = ("graddrop", "config")
-#: Aggregators that need the Jacobian itself, not only its Gramian: no autogram engine.
-JACOBIAN_ONLY = ("graddrop", "config", "nash_mtl")
 CASES = [(kind, "parameters") for kind in BALANCERS] + [
     (kind, "representation") for kind in REPRESENTATION
 ]
@@ -48,9 +45,7 @@ def train_rows(run: Path) -> list[dict[str, Any]]:
 
 # --- every kind through the Trainer --------------------------------------------------------
 @pytest.mark.parametrize(("kind", "on"), CASES, ids=[f"{k}-{o}" for k, o in CASES])
-def test_every_balancer_trains_the_tiny_model_and_logs_what_it_did(
-    make_config, tmp_path, recwarn, kind, on
-):
+def test_every_balancer_trains_the_tiny_model_and_logs_what_it_did(make_config, tmp_path, kind, on):
     config = make_config(
         step_mode="joint",
         max_steps=4,
@@ -89,8 +84,6 @@ def test_every_balancer_trains_the_tiny_model_and_logs_what_it_did(
         assert all(row["task_weights"] == {name: 1.0 for name in TASKS} for row in rows)
     if kind == "gradnorm":
         assert sum(rows[-1]["task_weights"].values()) == pytest.approx(3.0, rel=1e-5)
-    # The autogram engine read the tiny BERT's Gramian: no fallback to the whole Jacobian.
-    assert not [warning for warning in recwarn if "autogram" in str(warning.message)]
 
 
 # --- hand-made cases -----------------------------------------------------------------------
@@ -151,12 +144,9 @@ class LinearTasks(nn.Module):
     def shared_gradient(self) -> Tensor:
         return torch.cat([parameter.grad.reshape(-1) for parameter in self.shared.parameters()])
 
-    def aggregate(self, kind: str, bound: bool = True) -> tuple[Balancer, Any]:
-        """One balancing of the losses by the aggregator `kind`; with `bound`, the balancer
-        is bound to these modules first (as the trainer does), so the engine can read them."""
+    def aggregate(self, kind: str) -> tuple[Balancer, Any]:
+        """One balancing of the losses by the aggregator `kind`."""
         balancer = make_balancer(len(self.gradients), kind=kind)
-        if bound:
-            balancer.bind(self, self.shared_parameters())
         return balancer, balancer.backward(self.losses(), self.step())
 
 
@@ -220,17 +210,16 @@ def seeded_gradients() -> Tensor:
     return gradients
 
 
-@pytest.mark.parametrize("bound", [True, False], ids=["engine", "jacobian"])
 @pytest.mark.parametrize("kind", AGGREGATORS)
-def test_parameter_aggregation_applies_exactly_the_aggregator(kind: str, bound: bool) -> None:
+def test_parameter_aggregation_applies_exactly_the_aggregator(kind: str) -> None:
     gradients = seeded_gradients()
     tasks = LinearTasks(gradients)
     torch.manual_seed(0)  # GradDrop and GradVac draw random numbers
-    balancer, balanced = tasks.aggregate(kind, bound)
+    balancer, balanced = tasks.aggregate(kind)
     torch.manual_seed(0)
     expected = make_balancer(3, kind=kind).aggregator(gradients)
-    # The Gramian is summed over modules or parameters, equal to J Jᵀ up to rounding, which
-    # an iterative solver (CAGrad's) can amplify a little.
+    # The Gramian is summed parameter by parameter, equal to J Jᵀ up to rounding, which an
+    # iterative solver (CAGrad's) can amplify a little.
     close = {"rtol": 1e-4, "atol": 1e-4}
     torch.testing.assert_close(tasks.shared_gradient(), expected, **close)
     if balanced.weights is not None:
@@ -240,120 +229,19 @@ def test_parameter_aggregation_applies_exactly_the_aggregator(kind: str, bound: 
     assert tasks.unused.theta.grad is None
     # Heads get their own task's gradient, untouched by the aggregation.
     assert [head.h.grad.item() for head in tasks.heads] == [1.0, 3.0, 5.0]
-    # The Gramian came from the autogram engine wherever the aggregator needs no more.
-    assert (balancer.gradients.engine is not None) == (bound and kind not in JACOBIAN_ONLY)
+    # The Jacobian went to torchjd through the parameters' `.jac` fields, which it emptied.
+    assert not any(hasattr(parameter, "jac") for parameter in tasks.shared_parameters())
 
 
 def test_gradients_accumulate_over_micro_batches() -> None:
     gradients = seeded_gradients()
     tasks = LinearTasks(gradients)
     balancer = make_balancer(3, kind="upgrad")
-    balancer.bind(tasks, tasks.shared_parameters())
     for _ in range(2):
         balancer.backward(tasks.losses(), tasks.step())
     expected = make_balancer(3, kind="upgrad").aggregator(gradients)
     torch.testing.assert_close(tasks.shared_gradient(), 2 * expected)
     assert [head.h.grad.item() for head in tasks.heads] == [2.0, 6.0, 10.0]
-
-
-class TiedTasks(nn.Module):
-    """Two tasks over an embedding whose weight an output layer also uses (tied weights)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embedding = nn.Embedding(6, 3)
-        self.output = nn.Linear(3, 6, bias=False)
-        self.output.weight = self.embedding.weight
-        self.inputs = [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5, 1])]
-
-    def losses(self) -> Tensor:
-        return torch.stack(
-            [
-                (self.output(self.embedding(x)) * (i + 1)).pow(2).mean()
-                for i, x in enumerate(self.inputs)
-            ]
-        )
-
-    def step(self) -> JointStep:
-        shared = [self.embedding.weight]
-        return JointStep([], shared, [[], []], shared, lambda total: total.backward())
-
-
-def test_tied_weights_are_aggregated_through_the_whole_jacobian() -> None:
-    tasks = TiedTasks()
-    assert engine_modules(tasks, [tasks.embedding.weight]) is None
-    balancer = make_balancer(2, kind="upgrad")
-    balancer.bind(tasks, [tasks.embedding.weight])
-    assert balancer.gradients.engine is None
-    balanced = balancer.backward(tasks.losses(), tasks.step())
-    weight = tasks.embedding.weight
-    jacobian = torch.stack(
-        [
-            torch.autograd.grad(loss, weight, retain_graph=True)[0].reshape(-1)
-            for loss in tasks.losses()
-        ]
-    )
-    torch.testing.assert_close(balanced.gramian, jacobian @ jacobian.T)
-    torch.testing.assert_close(weight.grad.reshape(-1), balancer.aggregator(jacobian))
-
-
-class HiddenUse(nn.Module):
-    """Uses its child's weight without calling the child, which the autogram engine cannot
-    see."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inner = nn.Linear(2, 2, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x @ self.inner.weight.T
-
-
-class PartlyHiddenTasks(nn.Module):
-    """Two tasks through a plain linear layer and a layer the engine cannot see."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.seen = nn.Linear(2, 2)
-        self.hidden = HiddenUse()
-        self.inputs = [torch.randn(4, 2), torch.randn(5, 2)]
-
-    def losses(self) -> Tensor:
-        return torch.stack(
-            [self.hidden(self.seen(x)).sum() * (1 - 2 * i) for i, x in enumerate(self.inputs)]
-        )
-
-
-def test_a_gramian_the_engine_gets_wrong_falls_back_to_the_whole_jacobian() -> None:
-    tasks = PartlyHiddenTasks()
-    shared = list(tasks.parameters())
-    balancer = make_balancer(2, kind="upgrad")
-    balancer.bind(tasks, shared)
-    assert balancer.gradients.engine is not None
-    step = JointStep([], shared, [[], []], [], lambda total: total.backward())
-    with pytest.warns(UserWarning, match="autogram engine cannot compute the Gramian"):
-        balanced = balancer.backward(tasks.losses(), step)
-    assert balancer.gradients.engine is None
-    jacobian = torch.stack(
-        [
-            torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, shared, retain_graph=True)])
-            for loss in tasks.losses()
-        ]
-    )
-    torch.testing.assert_close(balanced.gramian, jacobian @ jacobian.T)
-    update = torch.cat([parameter.grad.reshape(-1) for parameter in shared])
-    torch.testing.assert_close(update, balancer.aggregator(jacobian))
-
-
-def test_release_unhooks_the_model() -> None:
-    tasks = LinearTasks(seeded_gradients())
-    balancer = make_balancer(3, kind="upgrad")
-    balancer.bind(tasks, tasks.shared_parameters())
-    assert "AutogramNode" in tasks.shared[0](torch.ones(2)).grad_fn.name()
-    balancer.release()
-    assert "AutogramNode" not in tasks.shared[0](torch.ones(2)).grad_fn.name()
 
 
 def test_config_differs_from_the_plain_sum_on_conflicting_gradients() -> None:

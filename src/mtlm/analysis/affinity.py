@@ -94,6 +94,8 @@ def measure_affinity(
     optimizer = trainer.optimizer(None)
     gradient = torch.zeros(len(tasks), len(tasks), dtype=torch.float64)
     lookahead = torch.zeros_like(gradient)
+    # The sharing's full strength, as after any warm-up (None but for soft sharing).
+    strength = config.sharing.penalty_strength(steps, steps)
     started = time.perf_counter()
     model.train()
     for step in tqdm(range(1, steps + 1), "affinity", disable=not args.progress_bar):
@@ -109,7 +111,7 @@ def measure_affinity(
             model.tasks[name].spec.loss_weight * _loss(model, name, batches[name]) for name in tasks
         ]
         total = torch.stack(losses).sum()
-        penalty = model.sharing.penalty(config.sharing.strength)  # None but for soft sharing
+        penalty = None if strength is None else model.sharing.penalty(strength)
         if penalty is not None:
             total = total + penalty[0]
         total.backward()

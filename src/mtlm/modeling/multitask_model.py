@@ -54,7 +54,9 @@ class MultiTaskModel(nn.Module):
     ) -> None:
         super().__init__()
         self.sharing = (
-            backbone if isinstance(backbone, Sharing) else HardSharing(HardSharingSpec(), backbone)
+            backbone
+            if isinstance(backbone, Sharing)
+            else HardSharing(HardSharingSpec(kind="hard"), backbone)
         )
         self.add_module(self.sharing.module_name, self.sharing.module)
         self.tasks = dict(tasks)
@@ -94,7 +96,9 @@ class MultiTaskModel(nn.Module):
         tokenizer = tokenizer or load_tokenizer(location, revision)
         backbone = load_backbone(location, revision)
         return cls(
-            build_sharing(sharing or HardSharingSpec(), backbone, list(tasks)), tasks, tokenizer
+            build_sharing(sharing or HardSharingSpec(kind="hard"), backbone, list(tasks)),
+            tasks,
+            tokenizer,
         )
 
     @property

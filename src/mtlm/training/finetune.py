@@ -50,6 +50,7 @@ def adapter_model(model: MultiTaskModel, spec: FinetuneSpec) -> MultiTaskModel:
             parameter.requires_grad_(False)
         return tuned
     sharing = LoraSharingSpec(
+        kind="lora",
         r=spec.r,
         alpha=spec.alpha,
         dropout=spec.dropout,

@@ -140,8 +140,6 @@ class Trainer:
                 f"parameters, and with sharing {self.config.sharing.kind} as configured no "
                 "trainable parameter is shared; use gradients: representation or a loss weighting"
             )
-        if balancer is not None:
-            balancer.bind(self.model, self.model.shared_parameters())
         self._prepare_output_dir(resume)
         streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
@@ -239,8 +237,6 @@ class Trainer:
                 )
                 break
         progress.close()
-        if balancer is not None:
-            balancer.release()
         elapsed = time.perf_counter() - started
         session = _Session(
             elapsed,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 class SharingSpec(StrictModel):
     """The options every sharing kind takes. Each kind's module declares a subclass with its
-    `kind` as a one-value Literal (with that value as default) and the options of its own."""
+    `kind` as a one-value Literal and the options of its own."""
 
     kind: str
     #: Whether every task gets a backbone of its own (so no task can be fine-tuned alone in

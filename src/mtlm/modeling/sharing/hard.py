@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class HardSharingSpec(SharingSpec):
     """One backbone for all tasks; no options."""
 
-    kind: Literal["hard"] = "hard"
+    kind: Literal["hard"]
 
     def less_sharing(self) -> str:
         """Give the task parameters of its own."""

@@ -23,7 +23,7 @@ class LoraSharingSpec(SharingSpec):
     """The adapters' rank `r`, scale `alpha`, dropout and target modules (peft's names, or
     "all-linear"); `train_base` trains the base model too, shared by every task."""
 
-    kind: Literal["lora"] = "lora"
+    kind: Literal["lora"]
     r: int = Field(8, gt=0)
     alpha: float = Field(16.0, gt=0.0)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)

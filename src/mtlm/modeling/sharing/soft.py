@@ -27,7 +27,7 @@ class SoftSharingSpec(SharingSpec):
     `strength_warmup_ratio` of training), and the modules that stay hard-shared: `hard_modules`
     by path and the layers `hard_layers: [first, last]` of the backbone's layer list."""
 
-    kind: Literal["soft"] = "soft"
+    kind: Literal["soft"]
     strength: float = Field(1e-3, ge=0.0)
     strength_schedule: Literal["constant", "linear_warmup"] = "constant"
     strength_warmup_ratio: float = Field(0.1, gt=0.0, le=1.0)

@@ -22,10 +22,8 @@ from mtlm.tasks.spec import option_error
 from mtlm.training.balancers.base import Balanced, Balancer, BalancerSpec, JointStep
 
 if TYPE_CHECKING:
-    from torch import Tensor, nn
+    from torch import Tensor
     from torchjd.aggregation import Aggregator
-
-    from mtlm.training.balancers.jacobians import SharedGradients
 
 
 class AggregatorSpec(BalancerSpec):
@@ -59,8 +57,6 @@ class GradientAggregation(Balancer):
     def __init__(self, spec: BalancerSpec, tasks: int) -> None:
         super().__init__(spec, tasks)
         self.aggregator = self.make_aggregator()
-        #: How the shared parameters' gradients are aggregated, on parameters (from `bind`).
-        self.gradients: SharedGradients | None = None
 
     @abstractmethod
     def make_aggregator(self) -> Aggregator:
@@ -71,27 +67,17 @@ class GradientAggregation(Balancer):
         """On parameters, the shared gradients bypass DDP's hooks."""
         return self.spec.gradients == "parameters"
 
-    def bind(self, model: nn.Module, shared: Sequence[nn.Parameter]) -> None:
-        """On parameters, hook the modules holding the shared parameters for the Gramian."""
-        if self.spec.gradients == "parameters":
-            from mtlm.training.balancers.jacobians import SharedGradients
-
-            self.gradients = SharedGradients(self.aggregator, model, shared)
-
-    def release(self) -> None:
-        """Unhook the model."""
-        self.gradients = None
-
     def backward(self, losses: Sequence[Tensor], step: JointStep) -> Balanced:
         """Aggregate the gradients of the shared parameters, or weigh the losses by the
         gradients of the representation."""
-        from mtlm.training.balancers.jacobians import SharedGradients, representation_weighted
+        from mtlm.training.balancers.jacobians import (
+            aggregated_on_parameters,
+            representation_weighted,
+        )
 
         if self.spec.gradients == "representation":
             return representation_weighted(self.aggregator, losses, step)
-        if self.gradients is None:
-            self.gradients = SharedGradients(self.aggregator)
-        return self.gradients.backward(losses, step)
+        return aggregated_on_parameters(self.aggregator, losses, step)
 
     def state_dict(self) -> dict[str, Any]:
         """The aggregator's buffers (GradVac's moving targets); empty for the others."""

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class AlignedMTLSpec(AggregatorSpec):
     """`scale_mode`: which eigenvalue of the gradients' Gramian sets the scale of the update."""
 
-    kind: Literal["aligned_mtl"] = "aligned_mtl"
+    kind: Literal["aligned_mtl"]
     scale_mode: Literal["min", "median", "rmse"] = "min"
     weighs_representation = True
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 class BalancerSpec(StrictModel):
     """The options every balancer takes. Each balancer's module declares a subclass with its
-    `kind` as a one-value Literal (with that value as default) and the options of its own."""
+    `kind` as a one-value Literal and the options of its own."""
 
     kind: str
     #: Whether it weighs the losses of several tasks in one step, so needs `step_mode: joint`.
@@ -70,12 +70,6 @@ class Balancer(ABC):
     def __init__(self, spec: BalancerSpec, tasks: int) -> None:
         self.spec = spec
         self.tasks = tasks
-
-    def bind(self, model: nn.Module, shared: Sequence[nn.Parameter]) -> None:
-        """Called once before training with the model and the parameters every task uses."""
-
-    def release(self) -> None:
-        """Called once after training: let go of anything `bind` attached to the model."""
 
     def parameter_group(self) -> dict[str, Any] | None:
         """Learnable balancing parameters to train with the model's optimizer, as an optimizer

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class CAGradSpec(AggregatorSpec):
     """`c`: how far the update may leave the mean gradient to lift the task it helps least."""
 
-    kind: Literal["cagrad"] = "cagrad"
+    kind: Literal["cagrad"]
     c: float = Field(0.5, ge=0.0)
     norm_eps: float = Field(0.0001, ge=0.0)
     weighs_representation = True

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class ConFIGSpec(AggregatorSpec):
     """No options."""
 
-    kind: Literal["config"] = "config"
+    kind: Literal["config"]
 
 
 class ConFIG(GradientAggregation):

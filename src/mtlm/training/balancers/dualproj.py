@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class DualProjSpec(AggregatorSpec):
     """No options."""
 
-    kind: Literal["dualproj"] = "dualproj"
+    kind: Literal["dualproj"]
 
 
 class DualProj(GradientAggregation):

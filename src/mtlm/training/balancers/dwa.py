@@ -28,7 +28,7 @@ class DWASpec(BalancerSpec):
     """λ_i(t) = T · softmax(w(t-1) / temperature)_i, w_i(t-1) = L_i(t-1) / L_i(t-2) from the
     epochs' average losses; uniform for the first two epochs."""
 
-    kind: Literal["dwa"] = "dwa"
+    kind: Literal["dwa"]
     temperature: float = Field(2.0, gt=0.0)
     keeps_per_task_state = True
 

@@ -27,7 +27,7 @@ _EPSILON = 1e-8
 class FAMOSpec(BalancerSpec):
     """The learning rate and weight decay of the Adam step on the task logits."""
 
-    kind: Literal["famo"] = "famo"
+    kind: Literal["famo"]
     lr: float = Field(0.025, ge=0.0)
     weight_decay: float = Field(1e-3, ge=0.0)
     keeps_per_task_state = True

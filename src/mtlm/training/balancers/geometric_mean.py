@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class GeometricMeanSpec(BalancerSpec):
     """(Π L_i)^(1/T); no options."""
 
-    kind: Literal["geometric_mean"] = "geometric_mean"
+    kind: Literal["geometric_mean"]
 
 
 class GeometricMean(LossWeighting):

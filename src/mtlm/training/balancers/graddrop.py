@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class GradDropSpec(AggregatorSpec):
     """No options."""
 
-    kind: Literal["graddrop"] = "graddrop"
+    kind: Literal["graddrop"]
 
 
 class GradDrop(GradientAggregation):

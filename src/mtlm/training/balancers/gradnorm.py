@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class GradNormSpec(BalancerSpec):
     """The asymmetry α and the learning rate of the weights' own Adam."""
 
-    kind: Literal["gradnorm"] = "gradnorm"
+    kind: Literal["gradnorm"]
     alpha: float = Field(1.5, ge=0.0)
     learning_rate: float = Field(0.025, gt=0.0)
     keeps_per_task_state = True

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class GradVacSpec(AggregatorSpec):
     """`beta`: how fast the targets of the gradients' cosine similarities follow the cosines."""
 
-    kind: Literal["gradvac"] = "gradvac"
+    kind: Literal["gradvac"]
     beta: float = Field(0.5, ge=0.0, le=1.0)
     eps: float = Field(1e-8, ge=0.0)
     keeps_per_task_state = True

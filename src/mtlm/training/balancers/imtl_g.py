@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class IMTLGSpec(AggregatorSpec):
     """No options."""
 
-    kind: Literal["imtl_g"] = "imtl_g"
+    kind: Literal["imtl_g"]
     weighs_representation = True
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class IMTLLSpec(LearnedWeightsSpec):
     """Σ e^{s_i} L_i - s_i, with one learned scale s_i per task."""
 
-    kind: Literal["imtl_l"] = "imtl_l"
+    kind: Literal["imtl_l"]
 
 
 class IMTLL(LossWeighting):

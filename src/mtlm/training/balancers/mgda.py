@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class MGDASpec(AggregatorSpec):
     """The tolerance and iteration budget of the min-norm solver."""
 
-    kind: Literal["mgda"] = "mgda"
+    kind: Literal["mgda"]
     epsilon: float = Field(0.001, gt=0.0)
     max_iters: int = Field(100, gt=0)
     weighs_representation = True

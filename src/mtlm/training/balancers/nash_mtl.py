@@ -17,7 +17,7 @@ class NashMTLSpec(AggregatorSpec):
     """The solver's budget, how often the weights are solved again, and the update's largest
     norm. Needs cvxpy (`pip install mtlm[balancing]`)."""
 
-    kind: Literal["nash_mtl"] = "nash_mtl"
+    kind: Literal["nash_mtl"]
     max_norm: float = Field(1.0, ge=0.0)
     update_weights_every: int = Field(1, gt=0)
     optim_niter: int = Field(20, gt=0)

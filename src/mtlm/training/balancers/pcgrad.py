@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 class PCGradSpec(AggregatorSpec):
     """No options."""
 
-    kind: Literal["pcgrad"] = "pcgrad"
+    kind: Literal["pcgrad"]
 
 
 class PCGrad(GradientAggregation):

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class RandomSpec(BalancerSpec):
     """Weights drawn afresh at every step; no options."""
 
-    kind: Literal["random"] = "random"
+    kind: Literal["random"]
 
 
 class RandomWeights(LossWeighting):

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class StaticSpec(BalancerSpec):
     """Σ λ_i L_i; no options. The only balancer of `sampled` steps."""
 
-    kind: Literal["static"] = "static"
+    kind: Literal["static"]
     needs_joint_steps = False
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class STCHSpec(BalancerSpec):
     """μ log Σ e^{L_i / μ}: a smooth maximum of the losses, the sharper the smaller μ."""
 
-    kind: Literal["stch"] = "stch"
+    kind: Literal["stch"]
     mu: float = Field(1.0, gt=0.0)
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class UncertaintySpec(LearnedWeightsSpec):
     """Σ ½ e^{-s_i} L_i + ½ s_i, with one learned log-variance s_i per task."""
 
-    kind: Literal["uncertainty"] = "uncertainty"
+    kind: Literal["uncertainty"]
 
 
 class Uncertainty(LossWeighting):

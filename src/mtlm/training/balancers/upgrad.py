@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 class UPGradSpec(AggregatorSpec):
     """No options."""
 
-    kind: Literal["upgrad"] = "upgrad"
+    kind: Literal["upgrad"]
 
 
 class UPGrad(GradientAggregation):

@@ -3,18 +3,20 @@ uniform over training."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import Field
 
 from mtlm.training.samplers.base import SizeSampler, SizeSpec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class AnnealedSpec(SizeSpec):
     """p_i ∝ min(N_i, size_cap)^α, α going linearly from 1 to `alpha_floor`."""
 
-    kind: Literal["annealed"] = "annealed"
+    kind: Literal["annealed"]
     alpha_floor: float = Field(0.2, ge=0.0, le=1.0)
 
 

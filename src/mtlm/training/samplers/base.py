@@ -2,8 +2,8 @@
 how it draws the task of the next optimizer step in `sampled` step mode.
 
 A sampler decides how much of each task is trained; how a task's batches are formed is the
-business of data/batching.py. Only numpy here: the options are read whenever a config is
-validated.
+business of data/batching.py. A sampler's module is imported whenever a config is validated
+(its options live there), so it imports numpy inside the methods that use it.
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ from __future__ import annotations
 from abc import ABC
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from pydantic import Field
 
 from mtlm.tasks.spec import StrictModel
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from mtlm.tasks.base import TaskKind
 
 
 class SamplerSpec(StrictModel):
     """The options every sampler takes. Each sampler's module declares a subclass with its
-    `kind` as a one-value Literal (with that value as default) and the options of its own."""
+    `kind` as a one-value Literal and the options of its own."""
 
     kind: str
 
@@ -52,6 +53,8 @@ class Sampler(ABC):
     options: ClassVar[type[SamplerSpec]]
 
     def __init__(self, sizes: dict[str, int], spec: SamplerSpec, seed: int) -> None:
+        import numpy as np
+
         self.sizes = dict(sizes)
         self.spec = spec
         self._names = list(sizes)
@@ -70,6 +73,8 @@ class Sampler(ABC):
 
     def sample(self) -> str:
         """The next task."""
+        import numpy as np
+
         p = np.array([self.probabilities[name] for name in self._names])
         return self._names[self._rng.choice(len(self._names), p=p / p.sum())]
 
@@ -98,6 +103,8 @@ class SizeSampler(Sampler):
 
     def probabilities_at(self, progress: float) -> dict[str, float]:
         """The size-based probabilities `progress` (0..1) into training."""
+        import numpy as np
+
         counts = np.array([self.sizes[name] for name in self._names], dtype=float)
         if self.spec.size_cap is not None:
             counts = np.minimum(counts, self.spec.size_cap)

@@ -18,7 +18,7 @@ class DynamicSpec(SamplerSpec):
     """Sampling in proportion to each task's gap to its target, above a floor; `targets` (a
     score per task name, such as its single-task score) replace the metrics' ideal."""
 
-    kind: Literal["dynamic"] = "dynamic"
+    kind: Literal["dynamic"]
     floor: float = Field(0.05, ge=0.0, lt=1.0)
     targets: dict[str, float] = Field(default_factory=dict)
 

@@ -10,7 +10,7 @@ from mtlm.training.samplers.base import SizeSampler, SizeSpec
 class ProportionalSpec(SizeSpec):
     """p_i ∝ min(N_i, size_cap)."""
 
-    kind: Literal["proportional"] = "proportional"
+    kind: Literal["proportional"]
 
 
 class Proportional(SizeSampler):

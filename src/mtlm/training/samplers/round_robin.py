@@ -10,7 +10,7 @@ from mtlm.training.samplers.base import Sampler, SamplerSpec
 class RoundRobinSpec(SamplerSpec):
     """Tasks in turn; no options."""
 
-    kind: Literal["round_robin"] = "round_robin"
+    kind: Literal["round_robin"]
 
 
 class RoundRobin(Sampler):

@@ -3,18 +3,20 @@ Translation in the Wild"): between proportional and uniform."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import Field
 
 from mtlm.training.samplers.base import SizeSampler, SizeSpec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class TemperatureSpec(SizeSpec):
     """p_i ∝ min(N_i, size_cap)^(1/temperature)."""
 
-    kind: Literal["temperature"] = "temperature"
+    kind: Literal["temperature"]
     temperature: float = Field(2.0, gt=0.0)
 
 

@@ -10,7 +10,7 @@ from mtlm.training.samplers.base import Sampler, SamplerSpec
 class UniformSpec(SamplerSpec):
     """p_i = 1/T; no options."""
 
-    kind: Literal["uniform"] = "uniform"
+    kind: Literal["uniform"]
 
 
 class Uniform(Sampler):
