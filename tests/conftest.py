@@ -194,6 +194,15 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under `folder` with its bytes (None for a folder): equal snapshots mean
+    nothing there was written, replaced or deleted."""
+    return {
+        str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+    }
+
+
 def write_task_files(root: Path) -> dict[str, dict[str, Path]]:
     """Train/validation/test JSONL files for a sentiment task and a tagging task under root."""
     files: dict[str, dict[str, Path]] = {"sentiment": {}, "tagging": {}}

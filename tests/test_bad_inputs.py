@@ -42,7 +42,7 @@ class BadInput:
     names: tuple[str, ...]
     #: Changes the good config (a dict, as YAML reads it) in place.
     edit: Callable[[dict[str, Any]], Any] | None = None
-    #: Extra files written into the case's folder before the command: name -> text.
+    #: Extra files written into the case's folder before the command: path -> text.
     files: dict[str, str] = field(default_factory=dict)
 
 
@@ -75,7 +75,30 @@ def _drop(path: str) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
+def _truncated_safetensors() -> str:
+    """A safetensors file cut after its header: the header promises 8 bytes of tensor data
+    that the file does not hold (as a copy or a download cut short leaves it)."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})
+    return chr(len(header)) + "\0" * 7 + header
+
+
+def _rows(*lines: str) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _each_task(edit: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], None]:
+    """An edit applied to every task of the config."""
+
+    def apply(raw: dict[str, Any]) -> None:
+        for task in raw["tasks"]:
+            edit(task)
+
+    return apply
+
+
 TRAIN = ("train", "{config}")
+EVALUATE = ("evaluate", "--model", "{run}")
+PREDICT = ("predict", "--model", "{model}", "--task", "sentiment", "--input", "{rows}")
 CATALOGUE = [
     # --- the config: keys, values, kinds ------------------------------------------------------
     BadInput(
@@ -230,7 +253,183 @@ CATALOGUE = [
         edit=_set("tasks.0.data.train", "{dir}/unlabelled.jsonl"),
         files={"unlabelled.jsonl": '{"text": "good", "label": "pos"}\n{"text": "bad"}\n'},
     ),
+    BadInput(
+        "a list where a text is expected",
+        TRAIN,
+        ("{dir}/list_text.jsonl, line 2", "column 'text'", "a list ['a', 'b']"),
+        edit=_set("tasks.0.data.train", "{dir}/list_text.jsonl"),
+        files={
+            "list_text.jsonl": _rows(
+                '{"text": "good", "label": "pos"}', '{"text": ["a", "b"], "label": "neg"}'
+            )
+        },
+    ),
+    BadInput(
+        "a list where a label is expected",
+        TRAIN,
+        ("{dir}/list_label.jsonl, line 3", "column 'label'", "a list"),
+        edit=_set("tasks.0.data.train", "{dir}/list_label.jsonl"),
+        files={
+            "list_label.jsonl": _rows(
+                '{"text": "good", "label": "pos"}', "", '{"text": "bad", "label": ["neg"]}'
+            )
+        },
+    ),
+    BadInput(
+        "an object where a text is expected",
+        TRAIN,
+        ("{dir}/object_text.jsonl, line 1", "column 'text'", "an object"),
+        edit=_set("tasks.0.data.train", "{dir}/object_text.jsonl"),
+        files={"object_text.jsonl": _rows('{"text": {"en": "good"}, "label": "pos"}')},
+    ),
+    BadInput(
+        "a list where a tag is expected",
+        TRAIN,
+        ("{dir}/nested_tags.jsonl, line 1", "column 'tags'"),
+        edit=_set("tasks.2.data.train", "{dir}/nested_tags.jsonl"),
+        files={"nested_tags.jsonl": _rows('{"tokens": ["a", "film"], "tags": ["DT", ["NN"]]}')},
+    ),
+    BadInput(
+        "NaN in a JSON row",
+        TRAIN,
+        ("{dir}/nan.jsonl, line 2", "NaN"),
+        edit=_set("tasks.1.data.train", "{dir}/nan.jsonl"),
+        files={
+            "nan.jsonl": _rows('{"text": "good", "score": 1.0}', '{"text": "bad", "score": NaN}')
+        },
+    ),
+    BadInput(
+        "a key twice in a JSON row",
+        TRAIN,
+        ("{dir}/twice.jsonl, line 1", "'label' appears twice"),
+        edit=_set("tasks.0.data.train", "{dir}/twice.jsonl"),
+        files={"twice.jsonl": _rows('{"text": "good", "label": "pos", "label": "neg"}')},
+    ),
+    # --- what the config asks of the model and the data (checked before training) ------------
+    BadInput(
+        "max_length beyond the model's positions",
+        TRAIN,
+        ("tasks[sentiment].max_length", "100000", "64", "max_position_embeddings"),
+        edit=_set("tasks.0.max_length", 100000),
+    ),
+    BadInput(
+        "validation split that no task can have",
+        TRAIN,
+        ("training.eval_split", "'dev'", "validation"),
+        edit=_set("training.eval_split", "dev"),
+    ),
+    BadInput(
+        "final split that no task can have",
+        TRAIN,
+        ("training.final_eval_split", "'tst'", "did you mean 'test'"),
+        edit=_set("training.final_eval_split", "tst"),
+    ),
+    BadInput(
+        "final split that no task has",
+        TRAIN,
+        ("training.final_eval_split", "no task has a 'test' split", "train, validation"),
+        edit=_each_task(lambda task: task["data"].pop("test")),
+    ),
+    BadInput(
+        "final split that no task has, to compare",
+        ("compare", "{config}"),
+        ("training.final_eval_split", "no task has a 'test' split"),
+        edit=_each_task(lambda task: task["data"].pop("test")),
+    ),
+    # --- saved models -------------------------------------------------------------------------
+    BadInput(
+        "damaged heads to evaluate",
+        EVALUATE,
+        ("{model}/heads.safetensors is damaged",),
+        files={"run/model/heads.safetensors": "not a safetensors file"},
+    ),
+    BadInput(
+        "truncated backbone to predict with",
+        PREDICT,
+        ("{model}/model.safetensors is damaged", "not fully covered"),
+        files={"run/model/model.safetensors": _truncated_safetensors()},
+    ),
+    BadInput(
+        "invalid mtlm_config.json to export",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/exported"),
+        ("{model}/mtlm_config.json is damaged",),
+        files={"run/model/mtlm_config.json": '{"format_version": 2, "tasks": '},
+    ),
+    BadInput(
+        "mtlm_config.json without tasks",
+        EVALUATE,
+        ("{model}/mtlm_config.json is damaged", "list of tasks"),
+        files={"run/model/mtlm_config.json": '{"format_version": 2}'},
+    ),
+    BadInput(
+        "mtlm_config.json whose task lost its label names",
+        EVALUATE,
+        ("{model}/mtlm_config.json is damaged", "state has no 'label_names'"),
+        files={
+            "run/model/mtlm_config.json": json.dumps(
+                {
+                    "format_version": 2,
+                    "tasks": [
+                        {
+                            "spec": {
+                                "name": "sentiment",
+                                "kind": "classification",
+                                "data": {"train": "t.jsonl"},
+                            },
+                            "state": {},
+                        }
+                    ],
+                }
+            )
+        },
+    ),
+    BadInput(
+        "damaged heads behind a routed plan folder",
+        ("predict", "--model", "{dir}", "--task", "sentiment", "--input", "{rows}"),
+        ("{model}/heads.safetensors is damaged",),
+        files={
+            "routing.json": '{"tasks": {"sentiment": "run/model"}}',
+            "run/model/heads.safetensors": "not a safetensors file",
+        },
+    ),
+    BadInput(
+        "bad row to predict named by its line in the file",
+        ("predict", "--model", "{model}", "--task", "sentiment", "--input", "{dir}/gaps.jsonl"),
+        ("{dir}/gaps.jsonl, line 4", "missing column 'text'"),
+        files={"gaps.jsonl": _rows('{"text": "good"}', "", '{"text": "bad"}', '{"txt": "x"}')},
+    ),
+    BadInput(
+        "a list to predict where a text is expected",
+        ("predict", "--model", "{model}", "--task", "all", "--input", "{dir}/list_rows.jsonl"),
+        ("{dir}/list_rows.jsonl, line 2", "column 'text'", "a list"),
+        files={"list_rows.jsonl": _rows('{"text": "good"}', '{"text": ["a", "b"]}')},
+    ),
     # --- the command line ---------------------------------------------------------------------
+    BadInput("batch size 0 to predict", (*PREDICT, "--batch-size", "0"), ("--batch-size", "0")),
+    BadInput("negative batch size to predict", (*PREDICT, "--batch-size", "-1"), ("--batch-size",)),
+    BadInput(
+        "batch size that is not a number",
+        (*PREDICT, "--batch-size", "many"),
+        ("--batch-size", "'many'"),
+    ),
+    BadInput(
+        "zero baseline patience",
+        ("compare", "{config}", "--baseline-patience", "0"),
+        ("--baseline-patience",),
+    ),
+    BadInput("negative groups to plan", ("plan", "{config}", "--groups", "-1"), ("--groups",)),
+    BadInput("zero affinity steps", ("affinity", "{config}", "--steps", "0"), ("--steps",)),
+    BadInput("measuring every 0th step", ("affinity", "{config}", "--every", "0"), ("--every",)),
+    BadInput(
+        "negative lookahead step",
+        ("affinity", "{config}", "--lookahead-lr", "-0.1"),
+        ("--lookahead-lr",),
+    ),
+    BadInput(
+        "infinite lookahead step",
+        ("affinity", "{config}", "--lookahead-lr", "inf"),
+        ("--lookahead-lr",),
+    ),
     BadInput(
         "unknown task to predict",
         ("predict", "--model", "{model}", "--input", "{rows}", "--task", "sentimnt"),
@@ -259,6 +458,92 @@ CATALOGUE = [
     ),
     BadInput("unknown command", ("trian", "{config}"), ("trian", "train")),
     BadInput("unknown flag", ("train", "{config}", "--max-step", "3"), ("--max-step",)),
+    # --- where mtlm writes: never over what it did not write -----------------------------------
+    BadInput(
+        "export into a folder of the user's files",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/mine"),
+        ("--out", "{dir}/mine", "thesis.tex", "not an earlier export"),
+        files={"mine/thesis.tex": "years of work"},
+    ),
+    BadInput(
+        "export to a path under a file",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/rows.jsonl/x"),
+        ("--out", "{dir}/rows.jsonl is a file"),
+    ),
+    BadInput(
+        "overwrite_output_dir on a folder of the user's files",
+        TRAIN,
+        ("training.output_dir", "{dir}/data", "not an mtlm run"),
+        edit=lambda raw: raw["training"].update(output_dir="{dir}/data", overwrite_output_dir=True),
+    ),
+    BadInput(
+        "overwrite_output_dir on a run that also holds the user's files",
+        TRAIN,
+        ("training.output_dir", "{dir}/run", "notes.txt"),
+        edit=lambda raw: raw["training"].update(output_dir="{dir}/run", overwrite_output_dir=True),
+        files={"run/notes.txt": "what I tried"},
+    ),
+    BadInput(
+        "training into a finished run",
+        TRAIN,
+        ("training.output_dir", "{dir}/run", "overwrite_output_dir"),
+        edit=_set("training.output_dir", "{dir}/run"),
+    ),
+    BadInput(
+        "training again into a run stopped before its first checkpoint",
+        TRAIN,
+        ("training.output_dir", "{dir}/stopped", "pass --resume to train it again"),
+        edit=_set("training.output_dir", "{dir}/stopped"),
+        files={"stopped/experiment_config.json": "{}", "stopped/metrics.jsonl": ""},
+    ),
+    BadInput(
+        "resume of a finished run without a checkpoint",
+        (*TRAIN, "--resume"),
+        ("--resume", "{dir}/run", "finished run"),
+        edit=_set("training.output_dir", "{dir}/run"),
+    ),
+    BadInput(
+        "resume in a folder of the user's files",
+        (*TRAIN, "--resume"),
+        ("training.output_dir", "{dir}/data", "not an mtlm run"),
+        edit=_set("training.output_dir", "{dir}/data"),
+    ),
+    BadInput(
+        "output_dir under a regular file",
+        TRAIN,
+        ("training.output_dir", "{dir}/rows.jsonl is a file"),
+        edit=_set("training.output_dir", "{dir}/rows.jsonl/out"),
+    ),
+    BadInput(
+        "--output-dir under a regular file",
+        (*TRAIN, "--output-dir", "{dir}/rows.jsonl/out"),
+        ("--output-dir", "{dir}/rows.jsonl is a file"),
+    ),
+    BadInput(
+        "evaluate --output onto the user's file",
+        ("evaluate", "--model", "{model}", "--output", "{dir}/rows.jsonl"),
+        ("--output", "{dir}/rows.jsonl", "not a results file"),
+    ),
+    BadInput(
+        "predict --output onto the rows it reads",
+        (*PREDICT, "--output", "{rows}"),
+        ("--output", "{rows}", "not a predictions file"),
+    ),
+    BadInput(
+        "predict --output onto the user's notes",
+        (*PREDICT, "--output", "{dir}/notes.txt"),
+        ("--output", "{dir}/notes.txt", "not a predictions file"),
+        files={"notes.txt": "keep me\n"},
+    ),
+    BadInput(
+        "compare into the folder of another config's stopped run",
+        ("compare", "{config}", "--output-dir", "{dir}/compared"),
+        ("--output-dir", "{dir}/compared", "another config"),
+        files={
+            "compared/multitask/seed-42/experiment_config.json": '{"tasks": []}',
+            "compared/multitask/seed-42/metrics.jsonl": "",
+        },
+    ),
 ]
 
 
@@ -341,6 +626,7 @@ def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_pa
         case.edit(raw)
     (case_dir / "config.yaml").write_text(yaml.safe_dump(_fill_all(raw, places)))
     for name, text in case.files.items():
+        (case_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (case_dir / name).write_text(_filled(text, places))
     before = snapshot(case_dir)
 

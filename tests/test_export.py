@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PAIRS, TASK_STATES, four_task_model
+from conftest import PAIRS, TASK_STATES, four_task_model, snapshot
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer, pipeline
 
@@ -110,13 +110,11 @@ def test_mean_pooling_is_refused_and_leaves_the_output_folder_alone(
     make_config, tiny_model_dir, tmp_path
 ):
     model = build_model(make_config, tiny_model_dir, SHARING["hard"], pooling="mean")
-    target = tmp_path / "exports" / "out"
-    target.mkdir(parents=True)
-    (target / "keep.txt").write_text("mine")
+    target = export_task(model, "tagging", tmp_path / "exports" / "out")
+    before = snapshot(target.parent)
     with pytest.raises(ConfigError, match=r"--task: 'sentiment' pools by mean.*pooling: cls"):
         export_task(model, "sentiment", target)
-    assert [path.name for path in target.parent.iterdir()] == ["out"]
-    assert [path.name for path in target.iterdir()] == ["keep.txt"]
+    assert snapshot(target.parent) == before
 
 
 def test_unknown_task_is_refused(make_config, tiny_model_dir, tmp_path):
@@ -134,13 +132,55 @@ def test_an_export_that_does_not_reproduce_mtlm_is_not_published(
     plain = head.forward
     # mtlm's head now computes something no mapping of its weights can give
     head.forward = lambda hidden, mask: plain(hidden, mask) * 1.01
-    target = tmp_path / "exports" / "out"
-    target.mkdir(parents=True)
-    (target / "keep.txt").write_text("mine")
+    target = export_task(model, "tagging", tmp_path / "exports" / "out")
+    before = snapshot(target.parent)
     with pytest.raises(ConfigError, match="does not reproduce mtlm's outputs for 'sentiment'"):
         export_task(model, "sentiment", target)
-    assert [path.name for path in target.parent.iterdir()] == ["out"]
-    assert [path.name for path in target.iterdir()] == ["keep.txt"]
+    assert snapshot(target.parent) == before
+
+
+# --- what an export may replace ----------------------------------------------------------------
+def test_an_export_into_a_folder_of_the_users_files_is_refused_and_deletes_nothing(
+    make_config, tiny_model_dir, tmp_path
+):
+    model = build_model(make_config, tiny_model_dir, SHARING["hard"])
+    target = tmp_path / "mine"
+    (target / "notes").mkdir(parents=True)
+    (target / "thesis.tex").write_text("years of work")
+    (target / "notes" / "a.txt").write_text("more")
+    before = snapshot(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        export_task(model, "sentiment", target)
+    assert str(refused.value) == (
+        f"--out: {target} already holds files (notes, thesis.tex) and is not an earlier "
+        "export (no mtlm_export.json); choose a new or empty folder"
+    )
+    assert snapshot(tmp_path) == before
+
+
+def test_an_earlier_export_is_replaced_but_not_one_holding_the_users_files(
+    make_config, tiny_model_dir, tmp_path
+):
+    model = build_model(make_config, tiny_model_dir, SHARING["hard"])
+    target = export_task(model, "tagging", tmp_path / "out")
+    marker = json.loads((target / "mtlm_export.json").read_text())
+    assert marker["task"] == "tagging"
+    assert set(marker["files"]) | {"mtlm_export.json"} == {p.name for p in target.iterdir()}
+
+    export_task(model, "sentiment", target)
+    assert AutoModel.from_pretrained(target).config.id2label == {0: "neg", 1: "pos"}
+
+    (target / "README.md").write_text("my model card")
+    before = snapshot(tmp_path)
+    with pytest.raises(ConfigError, match=r"--out: .* also holds files it did not write \(README"):
+        export_task(model, "tagging", target)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_empty_folder_can_be_exported_into(make_config, tiny_model_dir, tmp_path):
+    model = build_model(make_config, tiny_model_dir, SHARING["hard"])
+    (tmp_path / "empty").mkdir()
+    assert (export_task(model, "sentiment", tmp_path / "empty") / "config.json").is_file()
 
 
 # --- the head shape that export relies on -----------------------------------------------------

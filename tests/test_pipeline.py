@@ -116,3 +116,14 @@ def test_empty_inputs_and_unknown_tasks_are_config_errors(make_config, tiny_mode
         MultiTaskPipeline(model)([])
     with pytest.raises(ConfigError, match=r"tasks: no task 'sentimnet' in the model \(tasks: "):
         MultiTaskPipeline(model, tasks=["sentiment", "sentimnet"])
+
+
+def test_a_max_length_beyond_the_models_positions_is_a_config_error(make_config, tiny_model_dir):
+    model = build_model(make_config, tiny_model_dir)
+    MultiTaskPipeline(model, max_length=64)
+    with pytest.raises(ConfigError) as caught:
+        MultiTaskPipeline(model, max_length=65)
+    assert str(caught.value) == (
+        "max_length: 65 tokens, and the model reads at most 64 "
+        "(max_position_embeddings in its config.json)"
+    )

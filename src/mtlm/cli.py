@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -17,13 +19,14 @@ from mtlm.errors import ConfigError, DataError, MtlmError
 
 if TYPE_CHECKING:
     from mtlm.config import ExperimentConfig
+    from mtlm.data.sources import SplitRows
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mtlm` command."""
     parser = _parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         return args.handler(args)
     except MtlmError as error:
         print(f"mtlm: error: {error}", file=sys.stderr)
@@ -42,10 +45,36 @@ def _quiet_library_progress_bars() -> None:
 
 class _OneLineParser(argparse.ArgumentParser):
     """Command-line mistakes print one line, as every other user mistake does (argparse's own
-    error prints the whole usage first)."""
+    error prints the whole usage first): they are ConfigErrors, so `main` returns 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"mtlm: error: {self.prog}: {message} (see {self.prog} --help)\n")
+        raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="per-task metrics of a trained model")
     evaluate.add_argument("--model", required=True, help="run directory or its model/ folder")
     evaluate.add_argument("--split", default="test", help="split to score (default: test)")
+    evaluate.add_argument(
+        "--output",
+        help="JSON file to write (default: eval_results.SPLIT.json in the --model folder; "
+        "the training's own eval_results.json is never replaced)",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="predictions for the rows of a JSONL file")
@@ -70,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--task", required=True, help="a task name, or 'all'")
     predict.add_argument("--input", required=True, help="JSONL file, one row per line")
     predict.add_argument("--output", help="JSONL file to write (default: standard output)")
-    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--batch-size", type=_whole_number(1), default=32)
     predict.set_defaults(handler=_predict)
 
     export = commands.add_parser(
@@ -86,7 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("config", help="experiment YAML file")
     compare.add_argument(
-        "--seeds", type=int, default=1, help="seeds from training.seed on; 3 or more to test noise"
+        "--seeds",
+        type=_whole_number(1),
+        default=1,
+        help="seeds from training.seed on; 3 or more to test noise",
     )
     compare.add_argument(
         "--baseline",
@@ -97,13 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--baseline-epochs",
-        type=int,
+        type=_whole_number(1),
         default=10,
         help="converged baselines: at most this many epochs (10)",
     )
     compare.add_argument(
         "--baseline-patience",
-        type=int,
+        type=_whole_number(1),
         default=2,
         help="converged baselines: stop after this many epochs without improvement (2)",
     )
@@ -116,9 +153,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("config", help="experiment YAML file (its training section is the budget)")
     plan.add_argument(
-        "--groups", type=int, default=2, help="groups to propose by affinity (0: none; default 2)"
+        "--groups",
+        type=_whole_number(0),
+        default=2,
+        help="groups to propose by affinity (0: none; default 2)",
     )
-    plan.add_argument("--affinity-steps", type=int, default=60, help="joint steps measured (60)")
+    plan.add_argument(
+        "--affinity-steps", type=_whole_number(1), default=60, help="joint steps measured (60)"
+    )
     plan.add_argument("--output-dir", help="default: <training.output_dir>-plan")
     plan.set_defaults(handler=_plan)
 
@@ -126,13 +168,22 @@ def _parser() -> argparse.ArgumentParser:
         "affinity", help="which tasks help each other, and how to group them"
     )
     affinity.add_argument("config", help="experiment YAML file")
-    affinity.add_argument("--steps", type=int, default=100, help="joint training steps (100)")
-    affinity.add_argument("--every", type=int, default=1, help="measure every N-th step (1)")
     affinity.add_argument(
-        "--groups", type=int, nargs="+", help="numbers of groups to recommend (default: 1 to T)"
+        "--steps", type=_whole_number(1), default=100, help="joint training steps (100)"
     )
     affinity.add_argument(
-        "--lookahead-lr", type=float, help="lookahead step size (default: training.learning_rate)"
+        "--every", type=_whole_number(1), default=1, help="measure every N-th step (1)"
+    )
+    affinity.add_argument(
+        "--groups",
+        type=_whole_number(1),
+        nargs="+",
+        help="numbers of groups to recommend (default: 1 to T)",
+    )
+    affinity.add_argument(
+        "--lookahead-lr",
+        type=_positive_number,
+        help="lookahead step size (default: training.learning_rate)",
     )
     affinity.add_argument("--output-dir", default="runs/affinity", help="default: runs/affinity")
     affinity.set_defaults(handler=_affinity)
@@ -151,18 +202,35 @@ def _parser() -> argparse.ArgumentParser:
 def _load_config(path: str) -> ExperimentConfig:
     """The validated config, read before torch and transformers are imported."""
     from mtlm.config import load_config
+    from mtlm.data.sources import check_split_names
 
     config = load_config(path)
+    check_split_names(config.training)
     _quiet_library_progress_bars()
     return config
 
 
 def _train(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
+    from mtlm.data.sources import check_split_present
     from mtlm.evaluation.report import print_results
+    from mtlm.training.run_folder import plan_start
     from mtlm.training.trainer import Trainer
 
+    # A folder that cannot be trained into fails now, not after minutes of reading data.
+    plan_start(
+        Path(args.output_dir or config.training.output_dir),
+        "--output-dir" if args.output_dir else "training.output_dir",
+        overwrite=config.training.overwrite_output_dir,
+        resume=args.resume,
+    )
     trainer = Trainer(config, args.output_dir)
+    # The run's results are its scores on this split: without it, training would be for nothing.
+    check_split_present(
+        config.training.final_eval_split,
+        "training.final_eval_split",
+        {name: data.splits for name, data in trainer.data.items()},
+    )
     results = trainer.train(resume=args.resume)
     if results:
         columns = {"model": results}
@@ -170,6 +238,8 @@ def _train(args: argparse.Namespace) -> int:
         if config.training.finetune is not None and finetuned.is_file():
             columns = {"multi-task": results, "+ fine-tune": json.loads(finetuned.read_text())}
         print_results(columns)
+        print(f"model: {trainer.output_dir / 'model'}")
+        print(f"report: {trainer.output_dir / 'report.md'}")
     return 0
 
 
@@ -177,11 +247,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     _quiet_library_progress_bars()
     from mtlm.assets import cache_dir
     from mtlm.data.features import load_task_data
+    from mtlm.data.sources import check_split_name
     from mtlm.evaluation.evaluate import evaluate, results
     from mtlm.evaluation.report import print_results
     from mtlm.files import write_json
     from mtlm.modeling.routed_model import RoutedModel
+    from mtlm.outputs import check_results_file
 
+    check_split_name(args.split, "--split")
+    output = Path(args.output or Path(args.model) / f"eval_results.{args.split}.json")
+    check_results_file(output, "--output")
     loaded = _load_model(args.model)
     parts = loaded.parts() if isinstance(loaded, RoutedModel) else [(loaded, list(loaded.tasks))]
     scores, kinds = {}, {}
@@ -199,7 +274,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--split: no task has a {args.split!r} split")
     scored = results(scores, kinds, args.split)
     print_results({"model": scored})
-    write_json(Path(args.model) / "eval_results.json", scored)
+    write_json(output, scored)
+    print(f"results: {output}")
     return 0
 
 
@@ -214,9 +290,14 @@ def _load_model(path: str) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.output:
+        from mtlm.outputs import check_predictions_file
+
+        check_predictions_file(Path(args.output), "--output")
     _quiet_library_progress_bars()
     model = _load_model(args.model)
-    rows = _read_jsonl(args.input)
+    read = _read_jsonl(args.input)
+    rows = read.rows
     if args.task == "all":
         names = [
             name
@@ -224,11 +305,13 @@ def _predict(args: argparse.Namespace) -> int:
             if all(column in rows[0] for column in task.input_columns)
         ]
         if not names:
-            raise DataError(f"{args.input}, line 1: no task's input columns are in the rows")
+            raise DataError(f"{read.where(0)}: no task's input columns are in the rows")
     elif args.task in model.tasks:
         names = [args.task]
     else:
         raise ConfigError(f"--task: no task {args.task!r} (tasks: {', '.join(model.tasks)}, all)")
+    for name in names:  # here, where a bad row can be named by its line in the file
+        model.tasks[name].check_inputs(rows, read.where)
     predictions = model.predict(names, rows, batch_size=args.batch_size)
     lines = [
         json.dumps({name: predictions[name][index] for name in names}) for index in range(len(rows))
@@ -243,13 +326,13 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_jsonl(path: str) -> list[dict[str, Any]]:
+def _read_jsonl(path: str) -> SplitRows:
     from mtlm.data.sources import read_file
 
-    rows = read_file(path, "jsonl").rows
-    if not rows:
+    read = read_file(path, "jsonl")
+    if not read.rows:
         raise DataError(f"{path}: no rows to predict")
-    return rows
+    return read
 
 
 def _export(args: argparse.Namespace) -> int:

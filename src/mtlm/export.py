@@ -32,6 +32,7 @@ from mtlm.files import staged_directory
 from mtlm.inference import as_rows
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.modeling.sharing import LoraSharing
+from mtlm.outputs import check_export_folder, write_export_marker
 from mtlm.tasks import TaskKind
 from mtlm.tasks.base import SequenceTask
 from mtlm.tasks.classification import Classification
@@ -56,7 +57,13 @@ TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 def export_task(model: MultiTaskModel | str | Path, task: str, output_dir: str | Path) -> Path:
     """Write task `task` of a model (or of the model saved at a path) to `output_dir` as a
-    plain Hugging Face model with its tokenizer; return the folder."""
+    plain Hugging Face model with its tokenizer; return the folder.
+
+    `output_dir` must be new, empty, or an earlier export holding only what it wrote, which
+    is then replaced; anything else is refused (see `mtlm.outputs`)."""
+    output_dir = Path(output_dir)
+    check_export_folder(output_dir, "--out")
+    source = None if isinstance(model, MultiTaskModel) else str(model)
     if not isinstance(model, MultiTaskModel):
         model = MultiTaskModel.from_pretrained(model)
     if task not in model.tasks:
@@ -77,7 +84,6 @@ def export_task(model: MultiTaskModel | str | Path, task: str, output_dir: str |
         auto_class, config = hf_config(kind, backbone.config)
         exported = build_exported(model, task, backbone, auto_class, config)
         check = verify
-    output_dir = Path(output_dir)
     with staged_directory(output_dir) as staging:
         exported.save_pretrained(staging)
         tokenizer = copy.deepcopy(model.tokenizer)
@@ -85,6 +91,7 @@ def export_task(model: MultiTaskModel | str | Path, task: str, output_dir: str |
         tokenizer.model_max_length = kind.spec.max_length
         tokenizer.save_pretrained(staging)
         check(model, task, auto_class, staging)
+        write_export_marker(staging, {"task": task, "model": source})
     return output_dir
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mtlm.errors import ConfigError
 from mtlm.tasks import TaskKind
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ def predict_rows(
     model: MultiTaskModel, task_names: list[str], inputs: Sequence[Any], batch_size: int = 32
 ) -> dict[str, list[Any]]:
     """Predictions of every named task for every input, in input order."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be at least 1 (got {batch_size})")
     groups: dict[tuple[Any, ...], list[str]] = {}
     for name in task_names:
         groups.setdefault(input_signature(model.tasks[name]), []).append(name)

@@ -15,6 +15,7 @@ from typing import Any
 
 from mtlm.errors import ConfigError, DataError
 from mtlm.inference import predict_features
+from mtlm.modeling.lengths import position_limit
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.tasks.classification import Classification
 from mtlm.tasks.regression import Regression
@@ -72,6 +73,12 @@ class MultiTaskPipeline:
             raise ConfigError("batch_size and max_length: must be positive")
         if self.model.tokenizer is None:
             raise ConfigError("model: the model has no tokenizer")
+        limit = position_limit(self.model.sharing.base.config, self.model.tokenizer)
+        if max_length is not None and limit is not None and max_length > limit.tokens:
+            raise ConfigError(
+                f"max_length: {max_length} tokens, and the model reads at most {limit.tokens} "
+                f"({limit.source})"
+            )
         self.pair_tasks = [
             name
             for name in names

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from mtlm.files import staged_file
 
 
 def new_figure(width: float = 7.0, height: float = 4.0) -> Figure:
@@ -18,14 +18,7 @@ def new_figure(width: float = 7.0, height: float = 4.0) -> Figure:
 
 
 def save_figure(figure: Figure, path: Path, dpi: int = 110) -> Path:
-    """Write `figure` as a PNG beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    """Write `figure` to `path` as a PNG, atomically."""
+    with staged_file(path) as staging:
         figure.savefig(staging, dpi=dpi, format="png")
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
     return path

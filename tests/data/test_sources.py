@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 
-from mtlm import DataError
+from mtlm import ConfigError, DataError
 from mtlm.config import TaskSpec, task_spec
-from mtlm.data.sources import read_file, read_task_splits
+from mtlm.data.sources import (
+    check_split_name,
+    check_split_present,
+    read_file,
+    read_task_splits,
+)
 
 
 def spec(data: dict[str, Any], **fields: Any) -> TaskSpec:
@@ -223,6 +228,52 @@ def test_json_line_that_is_not_an_object(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps(ROWS[0]) + "\n[1, 2]\n", encoding="utf-8")
     assert f"{path}, line 2" in data_error(read_file, str(path))
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"text": "x", "label": NaN}', "NaN is not a JSON value; write null for a missing value"),
+        ('{"text": "x", "score": -Infinity}', "-Infinity is not a JSON value"),
+        ('{"text": "x", "label": "pos", "text": "y"}', "key 'text' appears twice in one object"),
+        ('{"text": "x", "meta": {"a": 1, "a": 2}}', "key 'a' appears twice in one object"),
+    ],
+)
+def test_json_that_only_python_accepts_or_that_loses_a_value_names_its_line(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n\n" + line + "\n", encoding="utf-8")
+    assert data_error(read_file, str(path)).startswith(f"{path}, line 3: {problem}")
+
+
+# --- split names ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("split", "hint"),
+    [
+        ("dev", " (a hub dataset's 'dev' split is read as 'validation')"),
+        ("tst", " (did you mean 'test'?)"),
+        ("holdout", ""),
+    ],
+)
+def test_a_split_no_task_can_have_names_the_key(split: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_split_name(split, "training.eval_split")
+    assert str(caught.value) == (
+        f"training.eval_split: no split {split!r}; the splits are train, validation and test" + hint
+    )
+
+
+def test_a_split_no_task_has_names_the_key_and_the_splits_there_are() -> None:
+    check_split_present("test", "training.final_eval_split", {"a": ["train"], "b": ["test"]})
+    with pytest.raises(ConfigError) as caught:
+        check_split_present(
+            "test", "training.final_eval_split", {"a": ["train", "validation"], "b": ["train"]}
+        )
+    assert str(caught.value) == (
+        "training.final_eval_split: no task has a 'test' split (the tasks have train, "
+        "validation); give a task test data or set training.final_eval_split to one of those"
+    )
 
 
 # --- split files and seeded splits ----------------------------------------------------------

@@ -135,3 +135,100 @@ def test_from_pretrained_without_mtlm_config_is_a_config_error(model, tiny_model
     (tmp_path / "saved" / MTLM_CONFIG).unlink()
     with pytest.raises(ConfigError, match="not an mtlm model"):
         MultiTaskModel.from_pretrained(tmp_path / "saved")
+
+
+def cut_short(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def replace_text(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("damage", "file", "reason"),
+    [
+        (cut_short, HEADS_FILE, "incomplete metadata, file not fully covered"),
+        (lambda path: path.write_text("{}"), HEADS_FILE, "header too small"),
+        (cut_short, "model.safetensors", "incomplete metadata, file not fully covered"),
+        (lambda path: path.write_text('{"tasks": ['), MTLM_CONFIG, "Expecting value"),
+        (lambda path: path.write_text("[]"), MTLM_CONFIG, "not a JSON object"),
+        (
+            lambda path: path.write_text('{"format_version": 2, "tasks": [{"spec": {}}]}'),
+            MTLM_CONFIG,
+            "no list of tasks, each with its spec and state",
+        ),
+        (
+            lambda path: replace_text(path, '"regression"', '"regresion"'),
+            MTLM_CONFIG,
+            "tasks[1].spec: kind: unknown kind 'regresion'",
+        ),
+        (lambda path: path.write_text('{"hidden_size": '), "config.json", "Expecting value"),
+        (cut_short, "tokenizer.json", "line "),
+    ],
+)
+def test_a_damaged_file_is_named_by_every_loader(model, tmp_path, damage, file, reason):
+    from mtlm.export import export_task
+    from mtlm.pipeline import MultiTaskPipeline
+
+    model.save_pretrained(tmp_path / "run" / "model")
+    damage(tmp_path / "run" / "model" / file)
+    expected = f"{tmp_path / 'run' / 'model' / file} is damaged"
+    for load in (
+        lambda: MultiTaskModel.from_pretrained(tmp_path / "run"),
+        lambda: MultiTaskPipeline(tmp_path / "run" / "model"),
+        lambda: export_task(tmp_path / "run", "sentiment", tmp_path / "exported"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load()
+        assert str(caught.value).startswith(expected) and reason in str(caught.value)
+    assert not (tmp_path / "exported").exists()
+
+
+def test_heads_that_do_not_match_the_tasks_are_named(model, tmp_path):
+    from safetensors.torch import save_file
+
+    model.save_pretrained(tmp_path / "saved")
+    heads = tmp_path / "saved" / HEADS_FILE
+    weights = {name: tensor.clone() for name, tensor in model.heads.state_dict().items()}
+    save_file({**weights, "sentiment.out.weight": torch.zeros(3, 32)}, heads)
+    with pytest.raises(ConfigError) as caught:
+        MultiTaskModel.from_pretrained(tmp_path / "saved")
+    assert str(caught.value) == (
+        f"{heads} is damaged ('sentiment.out.weight' has shape [3, 32], and "
+        f"{MTLM_CONFIG}'s tasks need [2, 32])"
+    )
+    save_file({key: value for key, value in weights.items() if "score" not in key}, heads)
+    with pytest.raises(ConfigError, match=r"is damaged \(no tensor 'score\."):
+        MultiTaskModel.from_pretrained(tmp_path / "saved")
+    save_file({**weights, "extra.weight": torch.zeros(1)}, heads)
+    with pytest.raises(ConfigError, match=r"'extra\.weight' belongs to no head"):
+        MultiTaskModel.from_pretrained(tmp_path / "saved")
+    heads.unlink()
+    with pytest.raises(ConfigError, match=r"heads\.safetensors: not found"):
+        MultiTaskModel.from_pretrained(tmp_path / "saved")
+
+
+def test_predict_needs_a_positive_batch_size(model):
+    for size in (0, -1):
+        with pytest.raises(ConfigError, match=rf"^batch_size: must be at least 1 \(got {size}\)"):
+            model.predict("sentiment", TEXTS, batch_size=size)
+
+
+@pytest.mark.parametrize(
+    ("sharing", "file"),
+    [
+        ({"kind": "soft"}, "backbones/tagging/model.safetensors"),
+        ({"kind": "lora"}, "adapters/score/adapter_model.safetensors"),
+        ({"kind": "lora"}, "adapters/score/adapter_config.json"),
+    ],
+)
+def test_a_damaged_file_of_a_tasks_own_backbone_or_adapter_is_named(
+    make_config, tiny_model_dir, tmp_path, sharing, file
+):
+    from conftest import four_task_model
+
+    four_task_model(make_config(), tiny_model_dir, sharing).save_pretrained(tmp_path / "saved")
+    cut_short(tmp_path / "saved" / file)
+    with pytest.raises(ConfigError, match=rf"^{tmp_path / 'saved' / file} is damaged \("):
+        MultiTaskModel.from_pretrained(tmp_path / "saved")

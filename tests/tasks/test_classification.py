@@ -93,6 +93,38 @@ def test_empty_label_names_the_row(value: Any) -> None:
         task.prepare(split_rows(rows), tiny_tokenizer())
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        ("text", ["a", "b"], "a list ['a', 'b']"),
+        ("text", {"a": 1}, "an object {'a': 1}"),
+        ("text", True, "a boolean True"),
+        ("text", float("nan"), "a number nan"),
+        ("label", ["pos"], "a list ['pos']"),
+        ("label", {"name": "pos"}, "an object {'name': 'pos'}"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_file_line_and_column(column, value, shown) -> None:
+    rows = [*ROWS, {**ROWS[0], column: value}]
+    task = make_task(rows)
+    with pytest.raises(DataError) as caught:
+        task.prepare(split_rows(rows), tiny_tokenizer())
+    expected = "must hold a text" if column == "text" else "must hold one label"
+    assert str(caught.value) == (
+        f"train.jsonl, line 4: column {column!r} {expected}"
+        + (" (a text or a number)" if column == "label" else "")
+        + f", got {shown}"
+    )
+
+
+def test_numbers_read_as_texts_and_labels() -> None:
+    rows = [*ROWS, {"text": 10, "label": 1}, {"text": 2.5, "label": True}]
+    task = make_task(rows)
+    features = task.prepare(split_rows(rows), tiny_tokenizer())
+    assert task.references(features) == ["pos", "neg", "pos", "1", "True"]
+    assert features["input_ids"][3] == tiny_tokenizer()("10")["input_ids"]
+
+
 def test_missing_text_column_names_the_row() -> None:
     rows = [ROWS[0], {"label": "pos", "sentence": "good"}]
     task = make_task(rows)

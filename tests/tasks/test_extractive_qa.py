@@ -213,6 +213,15 @@ def test_answers_are_checked_against_the_context() -> None:
     assert task.prepare(split_rows([listed]), tiny_tokenizer())["start_positions"][0] > 0
 
 
+def test_a_context_that_is_not_a_text_names_the_row() -> None:
+    row = {**qa_row("is it good", "the plot was good", "good"), "context": ["the", "plot"]}
+    with pytest.raises(DataError) as caught:
+        make_task(max_length=32).prepare(split_rows([row]), tiny_tokenizer())
+    assert str(caught.value) == (
+        "train.jsonl, line 1: column 'context' must hold a text, got a list ['the', 'plot']"
+    )
+
+
 def test_unanswerable_questions_need_allow_unanswerable() -> None:
     answers = {"text": [], "answer_start": []}
     unanswerable = {"question": "is it", "context": "a dull film", "answers": answers}

@@ -24,7 +24,7 @@ from conftest import (
     write_jsonl,
 )
 
-from mtlm import ConfigError, MultiTaskModel, Trainer
+from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
 from mtlm.config import config_from_dict, task_spec
 from mtlm.data.sources import SplitRows, read_file
 from mtlm.evaluation.evaluate import aggregate_score, evaluate, trivial_baseline
@@ -49,6 +49,18 @@ def make_task(family: str = "encoder", **fields: Any) -> LanguageModeling:
 def feature_rows(task: LanguageModeling, texts: list[str], tokenizer) -> list[dict[str, Any]]:
     features = task.prepare(split_rows([{"text": text} for text in texts]), tokenizer)
     return [{key: values[i] for key, values in features.items()} for i in range(len(texts))]
+
+
+def test_a_text_may_be_a_list_of_words_but_not_an_object() -> None:
+    task = make_task()
+    words = task.prepare(split_rows([{"text": ["the", "movie"]}]), tiny_tokenizer())
+    assert words["input_ids"] == [tiny_tokenizer()("the movie")["input_ids"]]
+    with pytest.raises(DataError) as caught:
+        task.prepare(split_rows([{"text": "a"}, {"text": {"words": ["a"]}}]), tiny_tokenizer())
+    assert str(caught.value) == (
+        "train.jsonl, line 2: column 'text' must hold a text or a list of words, "
+        "got an object {'words': ['a']}"
+    )
 
 
 def random_texts(count: int, seed: int = 0) -> list[str]:

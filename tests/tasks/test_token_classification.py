@@ -103,6 +103,17 @@ def test_tags_must_be_a_list() -> None:
         task.prepare(split_rows(rows), tiny_tokenizer())
 
 
+def test_a_tag_that_is_not_a_text_names_the_row() -> None:
+    rows = [POS[0], {"tokens": ["a", "film"], "tags": ["DT", ["NN"]]}]
+    task = make_task(rows)
+    with pytest.raises(DataError) as caught:
+        task.prepare(split_rows(rows), tiny_tokenizer())
+    assert str(caught.value) == (
+        "train.jsonl, line 2: column 'tags' must be a list of tags (texts or numbers), "
+        "and holds a list ['NN']"
+    )
+
+
 def test_tag_outside_the_declared_labels_names_the_row() -> None:
     task = make_task(POS, labels=["DT", "NN", "VB"])
     with pytest.raises(DataError, match=r"^train\.jsonl, line 1: label 'JJ'"):

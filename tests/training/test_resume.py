@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 import yaml
 from safetensors.torch import load_file
+from test_cli import one_line_error
 
 from mtlm.cli import main
 
@@ -95,7 +96,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(make_config, tmp_path
     assert process.returncode == -signal.SIGKILL, process.stderr
     assert not (killed / "model").exists()
     staging, *complete = sorted(path.name for path in (killed / "checkpoints").iterdir())
-    assert staging.startswith(".step-15-") and complete == ["best", "step-10", "step-5"]
+    assert staging.startswith(".step-15.staging-") and complete == ["best", "step-10", "step-5"]
 
     assert main(["train", str(killed_config), "--resume"]) == 0
     assert main(["train", str(reference_config)]) == 0
@@ -120,11 +121,109 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(make_config, tmp_path
     assert not [path for path in killed.rglob(".*")], "staging files were left behind"
 
 
-def test_resume_without_a_checkpoint_exits_2_with_one_line(make_config, tmp_path, capsys):
-    config_file = write_config(make_config(), tmp_path / "config.yaml")
+#: Runs `mtlm train CONFIG` and SIGKILLs itself at its first validation, before any checkpoint.
+_KILLED_AT_FIRST_VALIDATION = """
+import os, signal, sys
+from mtlm.cli import main
+from mtlm.training.trainer import Trainer
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+Trainer._validate = die
+sys.exit(main(["train", sys.argv[1]]))
+"""
+
+#: Runs `mtlm train CONFIG` and SIGKILLs itself while the final model is half saved.
+_KILLED_IN_FINAL_SAVE = """
+import os, signal, sys
+import mtlm.modeling.multitask_model as multitask_model
+from mtlm.cli import main
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+multitask_model.save_file = die
+sys.exit(main(["train", sys.argv[1]]))
+"""
+
+
+def run_until_killed(script: str, config_file: Path) -> subprocess.CompletedProcess:
+    """`mtlm train` in a new process that `script` kills with SIGKILL."""
+    process = subprocess.run(
+        [sys.executable, "-c", script, str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    return process
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_how_to_restart_and_resume_restarts_it(
+    make_config, tmp_path, capsys
+):
+    settings = {"max_steps": 20, "save_steps": 10, "eval_steps": 5}
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    killed_config = write_config(
+        make_config(output_dir=str(killed), **settings), tmp_path / "killed.yaml"
+    )
+    run_until_killed(_KILLED_AT_FIRST_VALIDATION, killed_config)
+    left = sorted(path.name for path in killed.iterdir())
+    assert "experiment_config.json" in left and "checkpoints" not in left
+
+    assert main(["train", str(killed_config)]) == 2
+    error = one_line_error(capsys.readouterr().err)
+    assert error == (
+        f"mtlm: error: training.output_dir: {killed} holds a run stopped before its first "
+        "checkpoint; pass --resume to train it again from the start, or set "
+        "training.overwrite_output_dir: true to replace it\n"
+    )
+    assert sorted(path.name for path in killed.iterdir()) == left
+
+    assert main(["train", str(killed_config), "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert f"no checkpoint in {killed / 'checkpoints'}: training from the start" in printed
+    reference_config = write_config(
+        make_config(output_dir=str(reference), **settings), tmp_path / "reference.yaml"
+    )
+    assert main(["train", str(reference_config)]) == 0
+    for file in ("model/model.safetensors", "model/heads.safetensors"):
+        assert_same_tensors(weights(killed, file), weights(reference, file))
+    assert log_rows(killed) == log_rows(reference)
+
+
+def test_resume_in_a_new_folder_trains_from_the_start(make_config, tmp_path, capsys):
+    config_file = write_config(make_config(max_steps=4, eval_steps=None), tmp_path / "config.yaml")
+    assert main(["train", str(config_file), "--resume"]) == 0
+    assert "training from the start" in capsys.readouterr().out
+    assert (tmp_path / "run" / "model" / "heads.safetensors").is_file()
+
+
+def test_resume_of_a_finished_run_without_checkpoints_exits_2_and_keeps_it(
+    make_config, tmp_path, capsys
+):
+    config_file = write_config(make_config(max_steps=4, eval_steps=None), tmp_path / "config.yaml")
+    assert main(["train", str(config_file)]) == 0
+    run = tmp_path / "run"
+    before = {path: path.stat().st_mtime_ns for path in run.rglob("*")}
+    capsys.readouterr()
     assert main(["train", str(config_file), "--resume"]) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1
-    assert error.startswith("mtlm: error: --resume: no checkpoint in ")
-    assert "Traceback" not in error
-    assert not (tmp_path / "run").exists()
+    error = one_line_error(capsys.readouterr().err)
+    assert error.startswith(f"mtlm: error: --resume: {run} holds a finished run without a ")
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*")} == before
+
+
+def test_resume_removes_the_model_staging_folder_of_a_killed_final_save(make_config, tmp_path):
+    run = tmp_path / "run"
+    config_file = write_config(
+        make_config(max_steps=10, save_steps=5, eval_steps=None), tmp_path / "config.yaml"
+    )
+    run_until_killed(_KILLED_IN_FINAL_SAVE, config_file)
+    staging = [path.name for path in run.iterdir() if path.name.startswith(".")]
+    assert len(staging) == 1 and staging[0].startswith(".model.staging-")
+
+    assert main(["train", str(config_file), "--resume"]) == 0
+    assert not [path for path in run.rglob(".*")], "staging files were left behind"
+    assert (run / "model" / "heads.safetensors").is_file()

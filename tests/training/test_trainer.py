@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import torch
 
-from mtlm import MultiTaskModel, Trainer
+from mtlm import ConfigError, MultiTaskModel, Trainer
 from mtlm.config import config_from_dict
 
 
@@ -196,3 +196,47 @@ def test_early_stopping_needs_a_validation_schedule(make_config):
 
     with pytest.raises(ConfigError, match="early_stopping_patience counts validations"):
         make_config(eval_steps=None, early_stopping_patience=2)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda config: setattr(config.tasks[1], "max_length", 100000),
+            r"^tasks\[score\]\.max_length: 100000 tokens, and .* reads at most 64 "
+            r"\(max_position_embeddings in its config\.json\)",
+        ),
+        (
+            lambda config: setattr(config.training, "eval_split", "dev"),
+            r"^training\.eval_split: no split 'dev'",
+        ),
+        (
+            lambda config: setattr(config.training, "final_eval_split", "tst"),
+            r"^training\.final_eval_split: no split 'tst'",
+        ),
+    ],
+)
+def test_what_the_model_or_the_split_names_refuse_fails_before_data_is_read(
+    make_config, tmp_path, capsys, change, message
+):
+    config = make_config()
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        Trainer(config)
+    assert not (tmp_path / "features").exists() and not (tmp_path / "run").exists()
+    assert capsys.readouterr().out == ""
+
+
+def test_a_default_max_length_beyond_the_positions_is_lowered_with_a_note(
+    make_config, tmp_path, capsys
+):
+    config = make_config(max_steps=1)
+    trainer = Trainer(config)
+    assert config.tasks[0].max_length == 128  # the caller's config is left as it was
+    assert [task.spec.max_length for task in trainer.model.tasks.values()] == [64, 64, 64]
+    assert capsys.readouterr().out == ""  # notes wait until training starts
+    trainer.train()
+    printed = capsys.readouterr().out
+    assert "note: tasks[tagging].max_length: " in printed and "the task reads 64" in printed
+    saved = MultiTaskModel.from_pretrained(tmp_path / "run")
+    assert saved.tasks["tagging"].spec.max_length == 64

@@ -83,9 +83,10 @@ from mtlm.analysis.transfer import (
 )
 from mtlm.assets import cache_dir
 from mtlm.config import ExperimentConfig, TaskSpec, config_from_dict, task_alone
-from mtlm.data.sources import read_task_splits
+from mtlm.data.sources import check_split_present, read_task_splits
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
+from mtlm.outputs import RUN_MARKER
 from mtlm.tasks import KINDS
 from mtlm.training.checkpoint import list_checkpoints
 from mtlm.training.finetune import FINETUNED
@@ -465,10 +466,18 @@ def compare(
         raise ConfigError(f"--seeds: give at least 1 seed (got {seeds})")
     plan.check()
     output_dir = Path(output_dir)
+    first = config.training.seed
+    run_configs = [
+        _multitask_config(config, seed, output_dir / "multitask" / f"seed-{seed}")
+        for seed in range(first, first + seeds)
+    ]
+    for run_config in run_configs:
+        _check_multitask_folder(run_config, output_dir)
     cache = Path(baseline_cache) if baseline_cache else cache_dir() / "baselines"
-    fingerprints, validated, notes = {}, {}, []
+    fingerprints, validated, notes, present = {}, {}, [], {}
     for spec in config.tasks:
         splits, _ = read_task_splits(spec)
+        present[spec.name] = splits
         fingerprints[spec.name] = _fingerprint(splits)
         validated[spec.name] = config.training.eval_split in splits
         if "converged" in plan.kinds and not validated[spec.name]:
@@ -476,10 +485,11 @@ def compare(
                 f"{spec.name}: no {config.training.eval_split} split, so its converged "
                 f"baseline trained all {plan.epochs} epochs without early stopping"
             )
-    first = config.training.seed
+    # The comparison is of scores on this split: without it, every run would be for nothing.
+    check_split_present(config.training.final_eval_split, "training.final_eval_split", present)
     runs = []
-    for seed in range(first, first + seeds):
-        run_config = _multitask_config(config, seed, output_dir / "multitask" / f"seed-{seed}")
+    for run_config in run_configs:
+        seed = run_config.training.seed
         folder = _train_multitask(run_config)
         summary = _read_json(folder / "train_summary.json")
         baselines: dict[str, dict[str, BaselineRun]] = {kind: {} for kind in plan.kinds}
@@ -825,18 +835,40 @@ def advice(config: ExperimentConfig, task: str, contrast: Contrast) -> list[str]
 # --- runs ----------------------------------------------------------------------------------
 def _multitask_config(config: ExperimentConfig, seed: int, folder: Path) -> ExperimentConfig:
     raw = config.model_dump(mode="json")
-    # compare owns this folder: a run of another config there is replaced.
+    # A run of this config stopped before its first checkpoint is trained again from the start
+    # (`_check_multitask_folder` has refused a run of any other config).
     raw["training"].update(seed=seed, output_dir=str(folder), overwrite_output_dir=True)
     return config_from_dict(raw, source=f"the multi-task run of seed {seed}")
+
+
+def _check_multitask_folder(config: ExperimentConfig, output_dir: Path) -> None:
+    """A ConfigError unless the multi-task run's folder is missing, empty, or holds a run of
+    this same config (to reuse or resume): a run of another config is never replaced."""
+    folder = Path(config.training.output_dir)
+    if not (folder.is_dir() and any(folder.iterdir())) or _same_run(config, folder):
+        return
+    if (folder / RUN_MARKER).is_file():
+        raise ConfigError(
+            f"--output-dir: {output_dir} holds a comparison of another config ({folder} was "
+            "not trained from this one); choose another --output-dir"
+        )
+    raise ConfigError(
+        f"--output-dir: {folder} holds files that are not an mtlm run; choose another --output-dir"
+    )
+
+
+def _same_run(config: ExperimentConfig, folder: Path) -> bool:
+    """Whether `folder` holds a run of `config` (up to where it writes and what it prints)."""
+    stored = folder / RUN_MARKER
+    return stored.is_file() and _canonical(_read_json(stored)) == _canonical(
+        config.model_dump(mode="json")
+    )
 
 
 def _train_multitask(config: ExperimentConfig) -> Path:
     """Train the multi-task run into its folder, unless a finished run of it is there."""
     folder = Path(config.training.output_dir)
-    stored = folder / "experiment_config.json"
-    same = stored.is_file() and _canonical(_read_json(stored)) == _canonical(
-        config.model_dump(mode="json")
-    )
+    same = _same_run(config, folder)
     label = f"multi-task seed {config.training.seed}"
     if same and (folder / "train_summary.json").is_file():
         _say(f"{label}: reusing the finished run in {folder}")

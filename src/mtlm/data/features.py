@@ -7,13 +7,14 @@ The cache holds two kinds of entries, both keyed by content (bytes, not file dat
   its rows (label names) and the tokenizer. Any change re-tokenizes; a setting that shapes only
   the loss, the head or the sampling shares the features.
 * tasks: `tasks/<key>.json` per task read from local files, keyed by the bytes of every data
-  file, the whole task spec (its parse settings included) and `FEATURES_VERSION`. It records
-  what reading the files gave (the splits, each split's row fingerprint, the notes) and what
-  `task.fit` learned from the rows (`task.state`, as JSON). A second load of the same files
-  and spec hashes the files and loads the features, skipping parsing, validation and fitting:
-  the same bytes under the same spec already passed them. A task passed in by the caller (a
-  trained model's task, with its own state) reuses the entry only when features built with
-  its state are in the cache; otherwise, and for hub datasets, the rows are read again.
+  file, the whole task spec (its parse settings included), `FEATURES_VERSION` and
+  `ROW_CHECKS_VERSION`. It records what reading the files gave (the splits, each split's row
+  fingerprint, the notes) and what `task.fit` learned from the rows (`task.state`, as JSON).
+  A second load of the same files and spec hashes the files and loads the features, skipping
+  parsing, validation and fitting: the same bytes under the same spec already passed them. A
+  task passed in by the caller (a trained model's task, with its own state) reuses the entry
+  only when features built with its state are in the cache; otherwise, and for hub datasets,
+  the rows are read again.
 
 Both are written atomically (a staged folder, a renamed file), and a task's entry only once
 all its features are in, so a reader never finds half an entry.
@@ -38,6 +39,9 @@ from mtlm.tasks import KINDS, TaskKind
 
 #: Bump when the layout of features changes, so that old caches are not reused.
 FEATURES_VERSION = 2
+#: Bump when rows are checked more strictly: a task's entry lets a second load skip the checks,
+#: so an entry recorded under looser ones must not be reused.
+ROW_CHECKS_VERSION = 2
 #: Task settings that shape the loss, the head or the sampling, not the features; every other
 #: setting is part of the cache key, so a new setting can never reuse stale features.
 _NOT_FEATURE_SETTINGS = frozenset(
@@ -133,7 +137,7 @@ def _task_key(spec: TaskSpec, files: dict[str, Path]) -> str | None:
     except OSError:
         return None
     description = json.dumps(
-        [FEATURES_VERSION, "task", hashes, spec.model_dump(mode="json")],
+        [FEATURES_VERSION, ROW_CHECKS_VERSION, "task", hashes, spec.model_dump(mode="json")],
         sort_keys=True,
         default=str,
     )

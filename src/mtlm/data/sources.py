@@ -10,14 +10,17 @@ import csv
 import hashlib
 import io
 import json
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mtlm.config import DataSpec, TaskSpec
-from mtlm.errors import DataError
+from mtlm.config import DataSpec, TaskSpec, TrainingSpec
+from mtlm.errors import ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
 _SUFFIX_FORMATS = {
@@ -31,6 +34,40 @@ _SUFFIX_FORMATS = {
     ".bio": "conll",
 }
 _HUB_SPLIT_ALIASES = {"validation": ("validation", "valid", "dev"), "test": ("test",)}
+
+
+def check_split_name(split: str, key: str) -> None:
+    """Refuse a split name that no task can have (the splits are train, validation and test,
+    whatever a hub dataset calls them); the ConfigError names `key`."""
+    if split in SPLITS:
+        return
+    aliased = [name for name, aliases in _HUB_SPLIT_ALIASES.items() if split in aliases]
+    hint = (
+        f" (a hub dataset's {split!r} split is read as {aliased[0]!r})"
+        if aliased
+        else "".join(f" (did you mean {close!r}?)" for close in get_close_matches(split, SPLITS, 1))
+    )
+    raise ConfigError(f"{key}: no split {split!r}; the splits are train, validation and test{hint}")
+
+
+def check_split_names(training: TrainingSpec) -> None:
+    """The config's `training.eval_split` and `training.final_eval_split` name splits that a
+    task can have."""
+    for key in ("eval_split", "final_eval_split"):
+        check_split_name(getattr(training, key), f"training.{key}")
+
+
+def check_split_present(split: str, key: str, splits: dict[str, Iterable[str]]) -> None:
+    """Refuse a split that none of the tasks has (`splits`: each task's split names); the
+    ConfigError names `key` and the splits the tasks do have."""
+    if any(split in names for names in splits.values()):
+        return
+    present = {name for names in splits.values() for name in names}
+    raise ConfigError(
+        f"{key}: no task has a {split!r} split (the tasks have "
+        f"{', '.join(name for name in SPLITS if name in present)}); give a task {split} data "
+        f"or set {key} to one of those"
+    )
 
 
 @dataclass
@@ -138,15 +175,34 @@ def _decode(raw: bytes, path: str) -> str:
         ) from None
 
 
+class _NotStrictJson(ValueError):
+    """JSON that Python's parser accepts and the standard does not, or that loses data."""
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row = dict(pairs)
+    if len(row) < len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        repeated = next(key for key, count in counts.items() if count > 1)
+        raise _NotStrictJson(f"key {repeated!r} appears twice in one object, so a value is lost")
+    return row
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotStrictJson(f"{name} is not a JSON value; write null for a missing value")
+
+
 def _parse_jsonl(text: str, path: str) -> tuple[list[dict[str, Any]], list[str]]:
     rows, locators = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_no_repeated_keys, parse_constant=_no_constant)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+        except _NotStrictJson as error:
+            raise DataError(f"{path}, line {number}: {error}") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}, line {number}: expected a JSON object per line")
         rows.append(row)

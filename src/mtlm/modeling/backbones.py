@@ -39,14 +39,22 @@ def model_family(config: PretrainedConfig) -> Family:
     return "encoder"
 
 
+def backbone_config(
+    location: str | Path, revision: str | None = None, key: str = "model.name_or_path"
+) -> PretrainedConfig:
+    """The configuration of the model at `location` (config.json alone, not the weights); a
+    ConfigError names `key` when it cannot be read."""
+    try:
+        return AutoConfig.from_pretrained(location, revision=revision)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{key}: cannot load {str(location)!r} ({error})") from None
+
+
 def backbone_family(
     location: str | Path, revision: str | None = None, key: str = "model.name_or_path"
 ) -> Family:
     """The family of the model at `location`, read from its config alone."""
-    try:
-        return model_family(AutoConfig.from_pretrained(location, revision=revision))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{key}: cannot load {str(location)!r} ({error})") from None
+    return model_family(backbone_config(location, revision, key))
 
 
 def load_backbone(

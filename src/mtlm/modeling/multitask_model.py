@@ -1,7 +1,8 @@
 """MultiTaskModel: backbone(s) shared among the tasks (hard, soft or LoRA) and a head per task.
 
 Saved as plain files that outlive library upgrades: the backbone in Hugging Face format, the
-heads as safetensors, the tasks as JSON. No pickle anywhere.
+heads as safetensors, the tasks as JSON. No pickle in a saved model (a checkpoint's optimizer
+state is one: see `mtlm.training.checkpoint`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -259,14 +261,18 @@ class MultiTaskModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> MultiTaskModel:
-        """Restore a model written by `save_pretrained`, exactly."""
+        """Restore a model written by `save_pretrained`, exactly; a damaged or incomplete
+        folder is a ConfigError naming the file."""
         directory = Path(directory)
         if (directory / "model" / MTLM_CONFIG).is_file():
             directory = directory / "model"
         config_file = directory / MTLM_CONFIG
         if not config_file.is_file():
             raise ConfigError(f"{directory}: not an mtlm model (no {MTLM_CONFIG})")
-        described = json.loads(config_file.read_text())
+        check_model_files(directory)
+        described = json.loads(config_file.read_text(encoding="utf-8"))
+        if not isinstance(described, dict):
+            raise damaged(config_file, "not a JSON object")
         version = described.get("format_version", 1)
         if version < FORMAT_VERSION:
             raise ConfigError(
@@ -279,16 +285,84 @@ class MultiTaskModel(nn.Module):
                 f"{config_file}: saved in mtlm model format {version}, newer than this "
                 f"version reads ({FORMAT_VERSION}); upgrade mtlm"
             )
+        entries = described.get("tasks")
+        if not (
+            isinstance(entries, list)
+            and entries
+            and all(
+                isinstance(entry, dict)
+                and isinstance(entry.get("spec"), dict)
+                and isinstance(entry.get("state"), dict)
+                for entry in entries
+            )
+        ):
+            raise damaged(config_file, "no list of tasks, each with its spec and state")
         tasks: dict[str, TaskKind] = {}
-        for entry in described["tasks"]:
-            spec = saved_task_spec(entry["spec"], str(config_file))
-            tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
-        spec = saved_sharing_spec(described.get("sharing", {}), str(config_file))
+        for index, entry in enumerate(entries):
+            spec = saved_task_spec(entry["spec"], f"{config_file} is damaged: tasks[{index}].spec")
+            try:
+                tasks[spec.name] = KINDS[spec.kind](spec, entry["state"])
+            except KeyError as error:
+                raise damaged(
+                    config_file, f"tasks[{index}].state has no {error.args[0]!r}"
+                ) from None
+            except (TypeError, ValueError) as error:
+                raise damaged(config_file, f"tasks[{index}].state: {error}") from None
+        sharing = described.get("sharing", {})
+        if not isinstance(sharing, dict):
+            raise damaged(config_file, "sharing is not a mapping")
+        spec = saved_sharing_spec(sharing, f"{config_file} is damaged: sharing")
         sharing = load_sharing(spec, directory, list(tasks))
-        model = cls(sharing, tasks, load_tokenizer(str(directory)))
-        model.heads.load_state_dict(load_file(directory / HEADS_FILE), strict=True)
+        try:
+            # A task reads its saved state (label names, target statistics) when its head is
+            # built: a key missing there is the file's fault.
+            model = cls(sharing, tasks, load_tokenizer(str(directory)))
+        except KeyError as error:
+            raise damaged(config_file, f"a task's state has no {error.args[0]!r}") from None
+        model.heads.load_state_dict(read_heads(directory / HEADS_FILE, model.heads))
         model.eval()
         return model
+
+
+def damaged(file: Path, reason: object) -> ConfigError:
+    """The error for a model file that cannot be read as what mtlm wrote there."""
+    return ConfigError(f"{file} is damaged ({reason})")
+
+
+def check_model_files(directory: Path) -> None:
+    """Read every JSON file and every safetensors header under a model folder, so that a
+    truncated or edited file is named, rather than failing deep inside a loader."""
+    for file in sorted(directory.rglob("*")):
+        try:
+            if file.suffix == ".json":
+                json.loads(file.read_text(encoding="utf-8"))
+            elif file.suffix == ".safetensors":
+                with safe_open(file, "pt"):
+                    pass
+        except (ValueError, SafetensorError) as error:  # JSON and UTF-8 errors are ValueErrors
+            raise damaged(file, error) from None
+
+
+def read_heads(file: Path, heads: nn.ModuleDict) -> dict[str, torch.Tensor]:
+    """The heads' weights in `file`, checked to be the tensors `heads` holds, name by name and
+    shape by shape."""
+    if not file.is_file():
+        raise ConfigError(f"{file}: not found; the model folder is incomplete")
+    weights = load_file(file)
+    expected = heads.state_dict()
+    for name, tensor in expected.items():
+        if name not in weights:
+            raise damaged(file, f"no tensor {name!r}, which {MTLM_CONFIG}'s tasks need")
+        if weights[name].shape != tensor.shape:
+            raise damaged(
+                file,
+                f"{name!r} has shape {list(weights[name].shape)}, and {MTLM_CONFIG}'s tasks "
+                f"need {list(tensor.shape)}",
+            )
+    unexpected = sorted(set(weights) - set(expected))
+    if unexpected:
+        raise damaged(file, f"tensor {unexpected[0]!r} belongs to no head of {MTLM_CONFIG}")
+    return weights
 
 
 def load_tokenizer(location: str, revision: str | None = None) -> PreTrainedTokenizerBase:

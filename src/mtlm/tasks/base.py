@@ -11,7 +11,9 @@ error then appears in well under a second.
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -60,6 +62,13 @@ class TaskKind(ABC):
         model calls this when it is built, since features may come from the cache."""
         self.state["family"] = family
 
+    @classmethod
+    def sequence_lengths(cls, spec: TaskSpec, family: str) -> dict[tuple[str, ...], int]:
+        """The longest token sequences a task of `spec` feeds a model of `family`, each keyed
+        by the task's config keys whose values add up to it (for checks against the model's
+        positions): the input alone, unless a kind appends more."""
+        return {("max_length",): spec.max_length}
+
     @property
     def uses_language_model_head(self) -> bool:
         """Whether the model's output for this task is its language model's logits (the family
@@ -94,11 +103,19 @@ class TaskKind(ABC):
         features.update(targets)
         return features
 
+    @property
+    def text_columns(self) -> list[str]:
+        """The input columns that hold one text each (none unless a kind says so)."""
+        return []
+
     def check_inputs(self, rows: Sequence[dict[str, Any]], where: Callable[[int], str]) -> None:
-        """Every row has every input column, with a value; `where(index)` locates a row."""
+        """Every row has every input column, with a value, and a text in each text column;
+        `where(index)` locates a row."""
         for index, row in enumerate(rows):
             for column in self.input_columns:
                 check_value(row, column, where(index))
+            for column in self.text_columns:
+                check_text(row, column, where(index))
 
     def class_weight_tensor(self, like: torch.Tensor) -> torch.Tensor | None:
         """The configured class weights for the loss, on `like`'s device; None if unweighted."""
@@ -221,6 +238,11 @@ class TextPairTask(SequenceTask):
 
     @property
     def input_columns(self) -> list[str]:
+        """The text columns."""
+        return self.text_columns
+
+    @property
+    def text_columns(self) -> list[str]:
         """The text column, and the pair column where the task has one."""
         return [self.spec.text_column] + (
             [self.spec.text_pair_column] if self.spec.text_pair_column else []
@@ -281,6 +303,55 @@ def check_value(row: dict[str, Any], column: str, where: str) -> None:
         )
     if row[column] is None or row[column] == "":
         raise DataError(f"{where}: empty value in column {column!r}")
+
+
+def is_text(value: Any) -> bool:
+    """Whether a value reads as one text: a string, or a finite number (taken as its digits;
+    NaN is how Parquet and pandas write a missing number)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, str | int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def is_label(value: Any) -> bool:
+    """Whether a value can name a class: a text, or a boolean (read as text)."""
+    return isinstance(value, bool) or is_text(value)
+
+
+def check_text(row: dict[str, Any], column: str, where: str) -> None:
+    """A row's `column` holds one text; a list, an object or a boolean is a DataError naming
+    the row and the column."""
+    check_value(row, column, where)
+    if not is_text(row[column]):
+        raise DataError(
+            f"{where}: column {column!r} must hold a text, got {described(row[column])}"
+        )
+
+
+def check_label(row: dict[str, Any], column: str, where: str) -> None:
+    """A row's `column` holds one label (a text, a number or a boolean); a list or an object
+    is a DataError naming the row and the column."""
+    check_value(row, column, where)
+    if not is_label(row[column]):
+        raise DataError(
+            f"{where}: column {column!r} must hold one label (a text or a number), "
+            f"got {described(row[column])}"
+        )
+
+
+def described(value: Any) -> str:
+    """A value's JSON type and a short form of it, for error messages: `a list ['a', 'b']`."""
+    if isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, list | tuple):
+        kind = "a list"
+    elif isinstance(value, dict):
+        kind = "an object"
+    elif isinstance(value, int | float):
+        kind = "a number"
+    else:
+        kind = f"a {type(value).__name__}"
+    return f"{kind} {reprlib.repr(value)}"
 
 
 def class_weights(spec: LabelOptions, names: list[str], counts: Counter) -> list[float] | None:

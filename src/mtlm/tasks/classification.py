@@ -9,7 +9,7 @@ from mtlm.tasks.base import (
     Features,
     TextPairSpec,
     TextPairTask,
-    check_value,
+    check_label,
     class_weights,
     label_id,
     label_vocabulary,
@@ -76,12 +76,12 @@ class Classification(TextPairTask):
         self.state["class_weights"] = class_weights(self.spec, self.label_names, train)
 
     def encode_targets(self, rows: SplitRows) -> Features:
-        """Class ids; a missing or unknown label names its row."""
+        """Class ids; a missing, unknown or non-label value (a list) names its row."""
         ids = {name: index for index, name in enumerate(self.label_names)}
         column = self.spec.label_column
         labels = []
         for index, row in enumerate(rows.rows):
-            check_value(row, column, rows.where(index))
+            check_label(row, column, rows.where(index))
             labels.append(label_id(row[column], ids, rows.where(index), self.spec))
         return {"labels": labels}
 

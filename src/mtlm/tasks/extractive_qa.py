@@ -98,6 +98,11 @@ class ExtractiveQA(TaskKind):
         """The question and the context."""
         return [self.spec.question_column, self.spec.context_column]
 
+    @property
+    def text_columns(self) -> list[str]:
+        """The question and the context."""
+        return self.input_columns
+
     def fit(self, splits: dict[str, SplitRows]) -> None:
         """Nothing to learn: answers are spans of the input."""
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from mtlm.errors import ConfigError
-from mtlm.tasks.base import Features, TaskKind
+from mtlm.errors import ConfigError, DataError
+from mtlm.tasks.base import Features, TaskKind, described, is_text
 from mtlm.tasks.spec import TaskSpec
 from mtlm.tasks.text_to_text import causal_batch, next_token_aligned
 
@@ -78,6 +78,19 @@ class LanguageModeling(TaskKind):
     def input_columns(self) -> list[str]:
         """The text column."""
         return [self.spec.text_column]
+
+    def check_inputs(self, rows: Sequence[dict[str, Any]], where: Callable[[int], str]) -> None:
+        """Every row's text column holds a text or a list of words."""
+        super().check_inputs(rows, where)
+        column = self.spec.text_column
+        for index, row in enumerate(rows):
+            value = row[column]
+            words = isinstance(value, list) and all(is_text(word) for word in value)
+            if not (is_text(value) or words):
+                raise DataError(
+                    f"{where(index)}: column {column!r} must hold a text or a list of words, "
+                    f"got {described(value)}"
+                )
 
     @property
     def vocab_size(self) -> int:

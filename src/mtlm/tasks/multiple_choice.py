@@ -52,6 +52,11 @@ class MultipleChoice(SequenceTask):
         """The context column and the column of candidate lists."""
         return [self.spec.text_column, self.spec.choices_column]
 
+    @property
+    def text_columns(self) -> list[str]:
+        """The context column."""
+        return [self.spec.text_column]
+
     def fit(self, splits: dict[str, SplitRows]) -> None:
         """Nothing to learn: the answers are positions among each row's own candidates."""
 

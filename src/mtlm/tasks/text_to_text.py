@@ -165,6 +165,22 @@ class TextToText(TaskKind):
     generates = True
     lower_is_better = frozenset({"mse"})
 
+    @classmethod
+    def sequence_lengths(cls, spec: TextToTextSpec, family: str) -> dict[tuple[str, ...], int]:
+        """A causal LM reads the prompt and then the target (in training) or the generated
+        answer in one sequence; a sequence-to-sequence LM reads the prompt in its encoder and
+        the target or answer in its decoder."""
+        if family == "causal":
+            return {
+                ("max_length", "max_target_length"): spec.max_length + spec.max_target_length,
+                ("max_length", "max_new_tokens"): spec.max_length + spec.max_new_tokens,
+            }
+        return {
+            ("max_length",): spec.max_length,
+            ("max_target_length",): spec.max_target_length,
+            ("max_new_tokens",): spec.max_new_tokens,
+        }
+
     @property
     def prompt_template(self) -> str:
         """The prompt: the configured template, else the text column alone."""

@@ -12,6 +12,8 @@ from mtlm.tasks.base import (
     TaskKind,
     check_value,
     class_weights,
+    described,
+    is_label,
     label_id,
     label_vocabulary,
     per_class_f1,
@@ -142,6 +144,12 @@ class TokenClassification(TaskKind):
             tags = row[tags_column]
             if not isinstance(tags, list):
                 raise DataError(f"{rows.where(index)}: column {tags_column!r} must be a list")
+            wrong = next((tag for tag in tags if not is_label(tag)), None)
+            if wrong is not None:
+                raise DataError(
+                    f"{rows.where(index)}: column {tags_column!r} must be a list of tags (texts "
+                    f"or numbers), and holds {described(wrong)}"
+                )
             if len(tags) != len(row[words_column]):
                 raise DataError(
                     f"{rows.where(index)}: {len(row[words_column])} words in {words_column!r} "

@@ -1,9 +1,15 @@
 """Checkpoints that are written atomically and resume exactly.
 
-A checkpoint folder holds the model (safetensors), optimizer and scheduler state (tensors and
-plain values, read back with `torch.load(weights_only=True)`), the random number generators,
-and the trainer's own state as JSON. It is written under a temporary name and renamed into
-place, so a run killed at any moment leaves either the whole checkpoint or none.
+A checkpoint folder holds the model and the random number generators (safetensors), the
+trainer's own state (JSON), and the optimizer, scheduler and balancer state: `optimizer.pt`,
+`scheduler.pt` and `balancer.pt`. These three are the one pickle mtlm writes: `torch.save` of
+the state dicts that `load_state_dict` takes back (nested dicts and lists of tensors, numbers
+and strings, whose shape differs per optimizer and balancer). They are read only with
+`torch.load(weights_only=True)`, whose unpickler builds tensors and plain containers and
+refuses any other object, so a crafted checkpoint cannot run code when it is loaded.
+
+A checkpoint is written under a staging name and renamed into place, so a run killed at any
+moment leaves either the whole checkpoint or none.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections import defaultdict
@@ -24,18 +23,20 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from mtlm.assets import cache_dir, resolve_model_name
-from mtlm.config import ExperimentConfig
+from mtlm.config import ExperimentConfig, TaskSpec
 from mtlm.data.features import TaskData, load_task_data, training_subset
+from mtlm.data.sources import check_split_names
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.evaluation.run_report import write_report
-from mtlm.files import write_json
-from mtlm.modeling.backbones import backbone_family, check_task_kinds
+from mtlm.files import write_json, write_text
+from mtlm.modeling.backbones import backbone_config, check_task_kinds, model_family
+from mtlm.modeling.lengths import fit_task_lengths, position_limit
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
+from mtlm.outputs import RUN_MARKER, check_writable
 from mtlm.tasks import KINDS
 from mtlm.training.balancers import Balanced, Balancer, JointStep, build_balancer
 from mtlm.training.checkpoint import (
-    discard_partial,
     list_checkpoints,
     load_checkpoint,
     load_weights,
@@ -43,6 +44,7 @@ from mtlm.training.checkpoint import (
     save_weights,
 )
 from mtlm.training.finetune import finetune_tasks
+from mtlm.training.run_folder import Start, clear_run, discard_killed_writes, plan_start
 from mtlm.training.run_log import LogWindow, RunLog
 from mtlm.training.samplers import build_sampler
 from mtlm.training.streams import TaskBatchStream
@@ -53,8 +55,9 @@ _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 class Trainer:
     """Trains a MultiTaskModel on the tasks of an experiment config.
 
-    Building it reads and tokenizes all data (so bad data fails before anything is written)
-    and builds the model from a fixed seed.
+    Building it checks what the config asks of the model (task kinds the model serves, lengths
+    that fit its positions) and names the splits, then reads and tokenizes all data (so bad data
+    fails before anything is written) and builds the model from a fixed seed.
     """
 
     def __init__(
@@ -66,13 +69,22 @@ class Trainer:
         data: dict[str, TaskData] | None = None,
     ) -> None:
         """Read and tokenize the config's data and build its model, unless `data` (keyed by
-        the config's task names) and `model` (holding those tasks) are given."""
+        the config's task names) and `model` (holding those tasks) are given. A task whose
+        default `max_length` exceeds the model's positions is built with that many instead."""
+        check_split_names(config.training)
         self.config = config
         self.args = config.training
         #: train_summary.json's content once `train` has finished.
         self.summary: dict[str, Any] | None = None
+        #: What building the experiment found worth saying (splits derived or missing, lengths
+        #: lowered to the model's); printed when training starts, so that a mistake found
+        #: before then is the only thing a failed command prints.
+        self.notes: list[str] = []
         self._best_validation: EvalResults | None = None
         self.output_dir = Path(output_dir or self.args.output_dir)
+        self._output_key = "--output-dir" if output_dir else "training.output_dir"
+        # An output folder that cannot be written must fail before the data is read.
+        check_writable(self.output_dir, self._output_key)
         self.accelerator = Accelerator(
             mixed_precision=self.args.mixed_precision,
             cpu=_multi_process_cpu_launch(),
@@ -81,15 +93,25 @@ class Trainer:
         set_seed(self.args.seed)
         if data is None or model is None:
             location = resolve_model_name(config.model.name_or_path)
-            # A task the model cannot serve must fail before minutes of tokenizing.
+            # A task the model cannot serve, or longer than its positions, must fail before
+            # minutes of tokenizing.
+            model_config = backbone_config(location, config.model.revision)
+            family = model_family(model_config)
             check_task_kinds(
-                backbone_family(location, config.model.revision),
+                family,
                 {spec.name: KINDS[spec.kind] for spec in config.tasks},
                 config.model.name_or_path,
             )
             tokenizer = load_tokenizer(location, config.model.revision)
+            specs, notes = fit_task_lengths(
+                config.tasks,
+                family,
+                position_limit(model_config, tokenizer),
+                config.model.name_or_path,
+            )
+            self.notes += notes
         if data is None:
-            data = self._load_data(tokenizer)
+            data = self._load_data(tokenizer, specs)
         self.data: dict[str, TaskData] = data
         # Seed again so the heads start the same whatever loading the data consumed.
         set_seed(self.args.seed)
@@ -101,17 +123,14 @@ class Trainer:
             config.sharing,
         )
 
-    def _load_data(self, tokenizer) -> dict[str, TaskData]:
+    def _load_data(self, tokenizer, specs: list[TaskSpec]) -> dict[str, TaskData]:
         config = self.config
         features_cache = Path(config.cache_dir) if config.cache_dir else cache_dir() / "features"
         # The main process fills the features cache; the others then read it, not race to write.
         with self.accelerator.main_process_first():
-            data = {
-                spec.name: load_task_data(spec, tokenizer, features_cache) for spec in config.tasks
-            }
+            data = {spec.name: load_task_data(spec, tokenizer, features_cache) for spec in specs}
         for task_data in data.values():
-            for note in task_data.notes:
-                self._print(f"note: {note}")
+            self.notes += task_data.notes
         return data
 
     # --- public API -----------------------------------------------------------------------
@@ -140,7 +159,9 @@ class Trainer:
                 f"parameters, and with sharing {self.config.sharing.kind} as configured no "
                 "trainable parameter is shared; use gradients: representation or a loss weighting"
             )
-        self._prepare_output_dir(resume)
+        resume = self._prepare_output_dir(resume)
+        for note in self.notes:
+            self._print(f"note: {note}")
         streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
         optimizer = self.optimizer(balancer)
@@ -438,23 +459,24 @@ class Trainer:
             param_groups.append(group)
         return param_groups
 
-    def _prepare_output_dir(self, resume: bool) -> None:
+    def _prepare_output_dir(self, resume: bool) -> bool:
+        """Make the output folder ready (see `run_folder.plan_start`); return whether to
+        resume from its newest checkpoint."""
         directory = self.output_dir
-        occupied = directory.is_dir() and any(directory.iterdir())
-        if resume and not list_checkpoints(directory / "checkpoints"):
-            raise ConfigError(f"--resume: no checkpoint in {directory / 'checkpoints'}")
-        if occupied and not resume:
-            if not self.args.overwrite_output_dir:
-                raise ConfigError(
-                    f"training.output_dir: {directory} already holds files; pass --resume to "
-                    "continue that run or set training.overwrite_output_dir: true"
-                )
-            if self._is_main:
-                shutil.rmtree(directory)
+        start = plan_start(
+            directory, self._output_key, overwrite=self.args.overwrite_output_dir, resume=resume
+        )
+        if resume and start is not Start.RESUME:
+            self._print(f"no checkpoint in {directory / 'checkpoints'}: training from the start")
+        # Every process decides on the folder as it was, before the main process clears it.
+        self.accelerator.wait_for_everyone()
+        if start is Start.CLEAR and self._is_main:
+            clear_run(directory)
         self.accelerator.wait_for_everyone()
         if self._is_main:
             directory.mkdir(parents=True, exist_ok=True)
-            (directory / "experiment_config.json").write_text(self.config.to_json())
+            write_text(directory / RUN_MARKER, self.config.to_json())
+        return start is Start.RESUME
 
     def _resume(
         self, checkpoints, model, optimizer, scheduler, sampler, streams, balancer, run_log
@@ -474,7 +496,7 @@ class Trainer:
             if best["step"] > step:
                 state["best_score"], state["best_step"] = best["aggregate"], best["step"]
         if self._is_main:
-            discard_partial(checkpoints)
+            discard_killed_writes(self.output_dir)
             run_log.truncate(step)
         self._print(f"resumed from {folder} at step {step}")
         return step, state
@@ -592,7 +614,7 @@ class Trainer:
             }
             write_json(self.output_dir / "train_summary.json", summary)
             self.summary = summary
-            report = write_report(self.output_dir)
+            write_report(self.output_dir)
             self._print(
                 f"trained {session.steps} steps in {session.elapsed:.0f}s "
                 f"({summary['examples_per_second']} examples/s, "
@@ -600,8 +622,6 @@ class Trainer:
                 f"padding {100 * summary['padding_fraction']:.1f}% of tokens; "
                 f"best validation aggregate {state['best_score']} at step {state['best_step']}"
             )
-            self._print(f"model: {self.output_dir / 'model'}")
-            self._print(f"report: {report}")
         self.accelerator.wait_for_everyone()
         return final
 
