@@ -20,31 +20,33 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import ROOT, run_each, timed_log_rows, write_section  # noqa: E402
 
-from mtlm import config  # noqa: E402
+from mtlm.training.balancers import BALANCERS  # noqa: E402
 
-SCALARIZERS = list(config.SCALARIZERS)
-AGGREGATORS = list(config.AGGREGATORS)
-REPRESENTATION = list(config.REPRESENTATION_AGGREGATORS)
+AGGREGATORS = [
+    kind for kind, balancer in BALANCERS.items() if balancer.options.aggregates_gradients
+]
+LOSS_WEIGHTINGS = [kind for kind in BALANCERS if kind not in AGGREGATORS]
+REPRESENTATION = [kind for kind in AGGREGATORS if BALANCERS[kind].options.weighs_representation]
 
 
 def all_methods() -> list[str]:
     """Every balancer, with `:representation` for the representation-mode ones; static again
     at the end, so that drift over the run shows in the reference."""
     representation = [f"{kind}:representation" for kind in REPRESENTATION]
-    return SCALARIZERS + AGGREGATORS + representation + ["static"]
+    return LOSS_WEIGHTINGS + AGGREGATORS + representation + ["static"]
 
 
 def measure_one(method: str, steps: int, warmup: int) -> dict:
     """Train `warmup + steps` joint steps with one balancer; time the last `steps`."""
     from mtlm import load_config
+    from mtlm.config import balancer_spec
 
     kind, _, on = method.partition(":")
     config = load_config(ROOT / "examples" / "demo.yaml")
     training = config.training
     training.step_mode = "joint"
-    training.balancer = training.balancer.model_validate(
-        {"kind": kind, "gradients": on or "parameters"}
-    )
+    section = {"kind": kind, "gradients": on} if on else {"kind": kind}
+    training.balancer = balancer_spec(section)
     training.max_steps = warmup + steps
     training.batch_size = 16
     timed = timed_log_rows(config, warmup)
@@ -74,7 +76,7 @@ def table(results: list[dict], tasks: int = 4) -> str:
             lines.append(f"| {kind} | {on} | failed: {result['error']} | | | |")
             continue
         ratio = result["seconds_per_step"] / static
-        if kind in SCALARIZERS:
+        if kind in LOSS_WEIGHTINGS:
             goal = 1.05
         else:
             goal = 1.5 if on == "representation" else 1 + 0.5 * tasks

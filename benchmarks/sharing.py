@@ -34,11 +34,11 @@ VARIANTS = {
 def measure_one(name: str, steps: int) -> dict:
     """Train one variant on the demo tasks and measure it."""
     from mtlm import Trainer, load_config
-    from mtlm.config import SharingSpec
+    from mtlm.config import sharing_spec
 
     sharing, learning_rate = VARIANTS[name]
     config = load_config(ROOT / "examples" / "demo.yaml")
-    config.sharing = SharingSpec.model_validate(sharing)
+    config.sharing = sharing_spec(sharing)
     training = config.training
     training.max_steps = steps
     training.learning_rate = learning_rate

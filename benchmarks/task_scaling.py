@@ -33,6 +33,7 @@ def measure_one(run: str, examples: int, warmup: int) -> dict:
     import torch
 
     from mtlm import load_config
+    from mtlm.config import sampler_spec
 
     torch.set_num_threads(THREADS)
     mode, count = run.split(":")
@@ -45,7 +46,7 @@ def measure_one(run: str, examples: int, warmup: int) -> dict:
     per_step = BATCH_SIZE * (count if mode == "joint" else 1)
     training = config.training
     training.step_mode = mode
-    training.sampler = training.sampler.model_validate({"kind": "uniform"})
+    training.sampler = sampler_spec({"kind": "uniform"})
     training.max_steps = warmup + max(2, -(-examples // per_step))
     training.batch_size = BATCH_SIZE
     timed = timed_log_rows(config, warmup)

@@ -174,14 +174,16 @@ def run_bare_loop(workload_path: Path, precision: str) -> dict:
     from transformers import get_linear_schedule_with_warmup
 
     from mtlm import Trainer
-    from mtlm.training.sampling import TaskSampler
+    from mtlm.training.samplers import build_sampler
 
     torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as output:
         trainer = Trainer(mtlm_config(workload_path, precision, output))
     args, model = trainer.args, trainer.model
     streams = trainer.task_streams()
-    sampler = TaskSampler({n: len(s.features) for n, s in streams.items()}, args.sampler, args.seed)
+    sampler = build_sampler(
+        {n: len(s.features) for n, s in streams.items()}, args.sampler, args.seed
+    )
     optimizer = trainer.optimizer(None)
     schedule = get_linear_schedule_with_warmup(optimizer, 0, args.max_steps)
     dtype = torch.bfloat16 if precision == "bf16" else None

@@ -279,7 +279,7 @@ def four_task_model(
 ) -> Any:
     """The config's three tasks and a text-pair task on `model_dir`, in eval mode, with every
     task's own backbone weights made distinct (soft backbones start equal, LoRA's B at zero)."""
-    from mtlm.config import SharingSpec
+    from mtlm.config import sharing_spec
     from mtlm.modeling.multitask_model import MultiTaskModel
     from mtlm.tasks import KINDS
 
@@ -288,9 +288,7 @@ def four_task_model(
     specs.append(specs[0].model_copy(update={"name": "pair", "text_pair_column": "pair"}))
     tasks = {spec.name: KINDS[spec.kind](spec, TASK_STATES[spec.name]) for spec in specs}
     torch.manual_seed(1)
-    model = MultiTaskModel.from_backbone(
-        str(model_dir), tasks, sharing=SharingSpec.model_validate(sharing)
-    )
+    model = MultiTaskModel.from_backbone(str(model_dir), tasks, sharing=sharing_spec(sharing))
     with torch.no_grad():
         for name in tasks:
             for parameter in model.sharing.task_parameters(name):

@@ -163,6 +163,34 @@ CATALOGUE = [
         edit=_set("tasks.1.prompt_template", "Review: {text}"),
     ),
     BadInput(
+        "option of another sampler kind",
+        TRAIN,
+        ("{config}, line ", "training.sampler.temperature", "temperature samplers do"),
+        edit=_set("training.sampler", {"kind": "uniform", "temperature": 3.0}),
+    ),
+    BadInput(
+        "option of another balancer kind",
+        TRAIN,
+        ("{config}, line ", "training.balancer.c", "cagrad balancers do"),
+        edit=lambda raw: raw["training"].update(
+            step_mode="joint", balancer={"kind": "pcgrad", "c": 0.4}
+        ),
+    ),
+    BadInput(
+        "balancer option that no balancer takes",
+        TRAIN,
+        ("{config}, line ", "training.balancer.options", "unknown key 'options'"),
+        edit=lambda raw: raw["training"].update(
+            step_mode="joint", balancer={"kind": "cagrad", "options": {"c": 0.4}}
+        ),
+    ),
+    BadInput(
+        "option of another sharing kind",
+        TRAIN,
+        ("{config}, line ", "sharing.r", "lora sharing does"),
+        edit=_set("sharing", {"kind": "hard", "r": 4}),
+    ),
+    BadInput(
         "primary metric that the kind does not report",
         TRAIN,
         ("{config}, line ", "tasks[sentiment].primary_metric", "'acc'", "accuracy, macro_f1"),

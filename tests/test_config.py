@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from mtlm import ConfigError
-from mtlm.config import config_from_dict, load_config, saved_task_spec, task_spec
+from mtlm.config import (
+    config_from_dict,
+    load_config,
+    saved_sharing_spec,
+    saved_task_spec,
+    sharing_spec,
+    task_spec,
+)
 from mtlm.tasks import KINDS
 
 
@@ -366,3 +373,77 @@ def test_a_spec_saved_before_kinds_had_options_of_their_own_still_loads() -> Non
     assert spec == task_spec({**task(), "labels": ["neg", "pos"]})
     with pytest.raises(ConfigError, match=r"model/mtlm_config\.json: colour: unknown key"):
         saved_task_spec({**old, "colour": "red"}, "model/mtlm_config.json")
+
+
+def test_a_sharing_saved_before_kinds_had_options_of_their_own_still_loads() -> None:
+    """Models saved by earlier versions hold every sharing kind's keys."""
+    old = {
+        "kind": "hard",
+        "strength": 0.001,
+        "strength_schedule": "constant",
+        "strength_warmup_ratio": 0.1,
+        "hard_modules": [],
+        "hard_layers": None,
+        "r": 8,
+        "alpha": 16.0,
+        "dropout": 0.05,
+        "target_modules": None,
+        "train_base": False,
+    }
+    assert saved_sharing_spec(old, "model/mtlm_config.json") == sharing_spec({"kind": "hard"})
+    lora = saved_sharing_spec({**old, "kind": "lora", "r": 4}, "model/mtlm_config.json")
+    assert lora == sharing_spec({"kind": "lora", "r": 4})
+    assert saved_sharing_spec({}, "model/mtlm_config.json") == sharing_spec({})
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        (
+            "training.sampler",
+            {"kind": "uniform", "temperature": 3},
+            "training.sampler.temperature: uniform samplers take no 'temperature'; "
+            "temperature samplers do",
+        ),
+        (
+            "training.balancer",
+            {"kind": "upgrad", "mu": 1.0},
+            "training.balancer.mu: upgrad balancers take no 'mu'; stch balancers do",
+        ),
+        (
+            "sharing",
+            {"kind": "soft", "train_base": True},
+            "sharing.train_base: soft sharing takes no 'train_base'; lora sharing does",
+        ),
+    ],
+)
+def test_a_key_of_another_kind_names_the_kinds_that_take_it(
+    section: str, value: dict[str, Any], message: str
+) -> None:
+    raw = minimal(training={"step_mode": "joint"})
+    parent, _, key = section.rpartition(".")
+    (raw[parent] if parent else raw)[key] = value
+    assert error_of(raw) == f"exp.yaml: {message}"
+
+
+def test_sections_of_a_kind_dump_only_their_own_keys() -> None:
+    config = config_from_dict(
+        minimal(
+            sharing={"kind": "lora", "r": 4},
+            training={"sampler": {"kind": "dynamic", "floor": 0.1}},
+        )
+    )
+    dumped = json.loads(config.to_json())
+    assert dumped["sharing"] == {
+        "kind": "lora",
+        "r": 4,
+        "alpha": 16.0,
+        "dropout": 0.05,
+        "target_modules": None,
+        "train_base": False,
+    }
+    assert dumped["training"]["sampler"] == {"kind": "dynamic", "floor": 0.1, "targets": {}}
+    assert dumped["training"]["balancer"] == {"kind": "static"}
+    assert config_from_dict(json.loads(config.to_json())) == config
+    # A dump without defaults keeps each section's kind, so it reads back the same.
+    assert config_from_dict(config.model_dump(mode="json", exclude_defaults=True)) == config

@@ -2,109 +2,128 @@
 file, the line and the key.
 
 Unknown keys are rejected (a typo must not be ignored silently) and the message suggests the
-nearest valid key. Each task's options are those of its kind (`mtlm.tasks.KINDS`): the tasks
-are a union of the kinds' option models on `kind`. Validating a config imports neither torch
-nor transformers, so that a mistake in it shows in a fraction of a second.
+nearest valid key. Each task's options are those of its kind (`mtlm.tasks.KINDS`), and so are
+the sampler's (`mtlm.training.samplers.SAMPLERS`), the balancer's
+(`mtlm.training.balancers.BALANCERS`) and the sharing's (`mtlm.modeling.sharing.SHARING`): each
+such section is validated by the option model of the kind its `kind` names, a key of another
+kind being an error that names the kinds that take it. Validating a config imports neither
+torch nor transformers, so that a mistake in it shows in a fraction of a second.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import operator
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import yaml
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PlainValidator,
+    SerializeAsAny,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from mtlm.errors import ConfigError
+from mtlm.modeling.sharing import SHARING, SharingSpec
+from mtlm.suggest import suggestion
 from mtlm.tasks import KINDS
 from mtlm.tasks.spec import TASK_NAME, DataSpec, StrictModel, TaskSpec
+from mtlm.training.balancers import BALANCERS, BalancerSpec
+from mtlm.training.samplers import SAMPLERS, SamplerSpec
 
 __all__ = [
+    "BalancerSpec",
     "DataSpec",
     "ExperimentConfig",
+    "SamplerSpec",
+    "SharingSpec",
     "StrictModel",
     "TaskSpec",
+    "balancer_spec",
     "config_from_dict",
     "load_config",
+    "sampler_spec",
+    "saved_sharing_spec",
     "saved_task_spec",
+    "sharing_spec",
     "task_alone",
     "task_spec",
 ]
 
+
+class _Family(NamedTuple):
+    """The kinds of one section: their registry (a name -> class with `options`), the kind a
+    section that names none gets, and how a message says that a kind takes no such key."""
+
+    registry: Mapping[str, Any]
+    default: str | None
+    not_taken: str
+
+
+#: Every section whose options depend on its `kind`, by the base of its kinds' option models.
+_FAMILIES: dict[type[BaseModel], _Family] = {
+    TaskSpec: _Family(KINDS, None, "{kind} tasks take no {key!r}; {owners} tasks do"),
+    SamplerSpec: _Family(
+        SAMPLERS, "proportional", "{kind} samplers take no {key!r}; {owners} samplers do"
+    ),
+    BalancerSpec: _Family(
+        BALANCERS, "static", "{kind} balancers take no {key!r}; {owners} balancers do"
+    ),
+    SharingSpec: _Family(SHARING, "hard", "{kind} sharing takes no {key!r}; {owners} sharing does"),
+}
+
+
+def _kind_models(base: type[BaseModel]) -> list[type[BaseModel]]:
+    """The option models of the kinds registered now under `base`."""
+    return [kind.options for kind in _FAMILIES[base].registry.values()]
+
+
+@functools.lru_cache(maxsize=64)
+def _adapter(models: tuple[type[BaseModel], ...]) -> TypeAdapter:
+    if len(models) == 1:
+        return TypeAdapter(models[0])
+    union = functools.reduce(operator.or_, models)
+    return TypeAdapter(Annotated[union, Field(discriminator="kind")])
+
+
+def _of_a_kind(base: type[BaseModel]) -> Any:
+    """A field holding the options of one kind of `base`'s family: the model of the kind its
+    `kind` names, looked up in the family's registry when the config is validated (so a kind
+    registered after this module was imported is known)."""
+    family = _FAMILIES[base]
+
+    def validate(value: Any) -> Any:
+        if isinstance(value, base):
+            return value
+        if isinstance(value, dict) and family.default is not None:
+            value = {"kind": family.default, **value}
+        return _adapter(tuple(_kind_models(base))).validate_python(value)
+
+    return SerializeAsAny[Annotated[base, PlainValidator(validate)]]
+
+
+def _default(base: type[BaseModel]) -> Any:
+    """A factory of the options of the kind a section of `base`'s family gets by default."""
+    family = _FAMILIES[base]
+    return lambda: family.registry[family.default].options(kind=family.default)
+
+
 #: A task of any kind: the options model of the kind its `kind` names.
-AnyTask = Annotated[
-    functools.reduce(operator.or_, (kind.options for kind in KINDS.values())),
-    Field(discriminator="kind"),
-]
-
-
-SAMPLERS = ("proportional", "uniform", "temperature", "annealed", "round_robin", "dynamic")
-SCALARIZERS = (
-    "static",
-    "uncertainty",
-    "dwa",
-    "random",
-    "famo",
-    "imtl_l",
-    "geometric_mean",
-    "stch",
-    "gradnorm",
-)
-AGGREGATORS = (
-    "pcgrad",
-    "upgrad",
-    "mgda",
-    "cagrad",
-    "nash_mtl",
-    "imtl_g",
-    "aligned_mtl",
-    "dualproj",
-    "graddrop",
-    "gradvac",
-    "config",
-)
-#: Aggregators whose weights still mean something when computed from gradients with respect to
-#: the shared representation: with one batch per task those gradients are orthogonal, so only
-#: methods that weigh tasks by gradient norms (not by conflicts) differ from a plain sum.
-REPRESENTATION_AGGREGATORS = ("mgda", "imtl_g", "aligned_mtl", "nash_mtl", "cagrad")
-#: Balancers that keep one learned value (or history) per task position: they need every joint
-#: step to see the same tasks, so they do not combine with `joint_groups`.
-PER_TASK_BALANCERS = ("uncertainty", "dwa", "famo", "imtl_l", "gradnorm", "nash_mtl", "gradvac")
-
-
-class SamplerSpec(StrictModel):
-    """How the next task is chosen in `sampled` step mode."""
-
-    kind: Literal[SAMPLERS] = "proportional"
-    temperature: float = Field(2.0, gt=0.0)
-    size_cap: int | None = Field(None, gt=0)
-    alpha_floor: float = Field(0.2, ge=0.0, le=1.0)
-    floor: float = Field(0.05, ge=0.0, lt=1.0)
-    targets: dict[str, float] = Field(default_factory=dict)
-
-
-class BalancerSpec(StrictModel):
-    """How the per-task losses of a `joint` step become one update."""
-
-    kind: Literal[SCALARIZERS + AGGREGATORS] = "static"
-    # Not `on`: YAML 1.1 reads a bare `on` key as the boolean true.
-    gradients: Literal["parameters", "representation"] = "parameters"
-    options: dict[str, Any] = Field(default_factory=dict)
-    learning_rate: float = Field(0.025, gt=0.0)
-
-    @model_validator(mode="after")
-    def _representation_needs_weighting(self) -> BalancerSpec:
-        if self.gradients == "representation" and self.kind not in REPRESENTATION_AGGREGATORS:
-            raise ValueError(
-                f"gradients: representation works with {', '.join(REPRESENTATION_AGGREGATORS)}; "
-                f"for {self.kind!r} use gradients: parameters"
-            )
-        return self
+AnyTask = _of_a_kind(TaskSpec)
+#: A sampler of any kind (proportional when it names none).
+AnySampler = _of_a_kind(SamplerSpec)
+#: A balancer of any kind (static when it names none).
+AnyBalancer = _of_a_kind(BalancerSpec)
+#: A sharing of any kind (hard when it names none).
+AnySharing = _of_a_kind(SharingSpec)
 
 
 class FinetuneSpec(StrictModel):
@@ -143,8 +162,8 @@ class TrainingSpec(StrictModel):
     max_grad_norm: float | None = Field(1.0, gt=0.0)
     gradient_accumulation_steps: int = Field(1, gt=0)
     step_mode: Literal["sampled", "joint"] = "sampled"
-    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
-    balancer: BalancerSpec = Field(default_factory=BalancerSpec)
+    sampler: AnySampler = Field(default_factory=_default(SamplerSpec))
+    balancer: AnyBalancer = Field(default_factory=_default(BalancerSpec))
     joint_groups: list[list[str]] | None = None
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     logging_steps: int = Field(10, gt=0)
@@ -166,48 +185,6 @@ class TrainingSpec(StrictModel):
     finetune: FinetuneSpec | None = None
 
 
-class SharingSpec(StrictModel):
-    """How the tasks share the language model: `hard` (one backbone), `soft` (one backbone per
-    task tied by an L2 penalty toward their mean) or `lora` (one base, an adapter per task)."""
-
-    kind: Literal["hard", "soft", "lora"] = "hard"
-    strength: float = Field(1e-3, ge=0.0)
-    strength_schedule: Literal["constant", "linear_warmup"] = "constant"
-    strength_warmup_ratio: float = Field(0.1, gt=0.0, le=1.0)
-    hard_modules: list[str] = Field(default_factory=list)
-    hard_layers: list[int] | None = Field(None, min_length=2, max_length=2)
-    r: int = Field(8, gt=0)
-    alpha: float = Field(16.0, gt=0.0)
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] | Literal["all-linear"] | None = None
-    train_base: bool = False
-
-    @model_validator(mode="after")
-    def _options_of_the_kind(self) -> SharingSpec:
-        owners = {
-            "soft": (
-                "strength",
-                "strength_schedule",
-                "strength_warmup_ratio",
-                "hard_modules",
-                "hard_layers",
-            ),
-            "lora": ("r", "alpha", "dropout", "target_modules", "train_base"),
-        }
-        for kind, fields in owners.items():
-            given = [
-                name
-                for name in fields
-                if getattr(self, name)
-                != type(self).model_fields[name].get_default(call_default_factory=True)
-            ]
-            if given and self.kind != kind:
-                raise ValueError(f"{given[0]} applies to sharing kind {kind}, not {self.kind}")
-        if self.hard_layers is not None and not 0 <= self.hard_layers[0] <= self.hard_layers[1]:
-            raise ValueError("hard_layers is [first, last] with 0 <= first <= last")
-        return self
-
-
 class ModelSpec(StrictModel):
     """The pretrained backbone: a hub name, a local folder, or `bundled:<name>`."""
 
@@ -220,7 +197,7 @@ class ExperimentConfig(StrictModel):
 
     model: ModelSpec
     tasks: list[AnyTask] = Field(min_length=1)
-    sharing: SharingSpec = Field(default_factory=SharingSpec)
+    sharing: AnySharing = Field(default_factory=_default(SharingSpec))
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     cache_dir: str | None = None
 
@@ -231,19 +208,18 @@ class ExperimentConfig(StrictModel):
         if duplicates:
             raise ValueError(f"task names must be unique; repeated: {', '.join(duplicates)}")
         training = self.training
-        if training.step_mode == "sampled" and training.balancer.kind not in ("static",):
+        balancer = training.balancer
+        if training.step_mode == "sampled" and balancer.needs_joint_steps:
             raise ValueError(
-                f"training.balancer.kind {training.balancer.kind!r} needs training.step_mode: "
+                f"training.balancer.kind {balancer.kind!r} needs training.step_mode: "
                 "joint (it weighs the losses of all tasks in one step)"
             )
         groups = training.joint_groups or []
-        if training.balancer.kind in PER_TASK_BALANCERS and any(
-            sorted(group) != sorted(names) for group in groups
-        ):
+        if balancer.keeps_per_task_state and any(sorted(g) != sorted(names) for g in groups):
             raise ValueError(
-                f"training.joint_groups: training.balancer.kind {training.balancer.kind!r} keeps "
+                f"training.joint_groups: training.balancer.kind {balancer.kind!r} keeps "
                 "per-task state, so every joint step must hold every task; drop joint_groups or "
-                f"choose a balancer outside {', '.join(PER_TASK_BALANCERS)}"
+                "choose a balancer that keeps none"
             )
         if (
             training.early_stopping_patience is not None
@@ -254,22 +230,20 @@ class ExperimentConfig(StrictModel):
                 "training.early_stopping_patience counts validations: set training.eval_steps "
                 "or training.eval_strategy: epoch"
             )
-        if training.finetune is not None and self.sharing.kind == "soft":
+        if training.finetune is not None and self.sharing.backbone_per_task:
             raise ValueError(
                 "training.finetune continues each task alone in an adapter over the shared "
-                "backbone; with sharing soft every task already has a backbone of its own"
+                f"backbone; with sharing {self.sharing.kind} every task already has a backbone "
+                "of its own"
             )
-        if training.sampler.kind == "dynamic" and training.sampler.floor * len(names) > 1:
-            raise ValueError("training.sampler.floor times the number of tasks must be at most 1")
-        for key, mentioned in (
-            ("training.sampler.targets", list(training.sampler.targets)),
-            ("training.joint_groups", [n for group in training.joint_groups or [] for n in group]),
-        ):
-            unknown = [name for name in mentioned if name not in names]
-            if unknown:
-                raise ValueError(
-                    f"{key}: no task named {unknown[0]!r}{_suggest(unknown[0], names)}"
-                )
+        training.sampler.check_tasks(names)
+        mentioned = [name for group in training.joint_groups or [] for name in group]
+        unknown = [name for name in mentioned if name not in names]
+        if unknown:
+            raise ValueError(
+                f"training.joint_groups: no task named {unknown[0]!r}"
+                f"{suggestion(unknown[0], names)}"
+            )
         if training.joint_groups is not None:
             grouped = {name for group in training.joint_groups for name in group}
             left_out = [name for name in names if name not in grouped]
@@ -285,7 +259,7 @@ class ExperimentConfig(StrictModel):
         for spec in self.tasks:
             if spec.name == name:
                 return spec
-        raise ConfigError(f"no task named {name!r}{_suggest(name, [t.name for t in self.tasks])}")
+        raise ConfigError(f"no task named {name!r}{suggestion(name, [t.name for t in self.tasks])}")
 
     def to_json(self) -> str:
         """The config as JSON, stable enough to hash and to store next to a model."""
@@ -344,15 +318,41 @@ def task_spec(raw: dict[str, Any], source: str = "task") -> TaskSpec:
     return _validated(AnyTask, raw, source)
 
 
+def sampler_spec(raw: dict[str, Any], source: str = "training.sampler") -> SamplerSpec:
+    """Validate a sampler section (the model of its kind's options)."""
+    return _validated(AnySampler, raw, source)
+
+
+def balancer_spec(raw: dict[str, Any], source: str = "training.balancer") -> BalancerSpec:
+    """Validate a balancer section (the model of its kind's options)."""
+    return _validated(AnyBalancer, raw, source)
+
+
+def sharing_spec(raw: dict[str, Any], source: str = "sharing") -> SharingSpec:
+    """Validate a sharing section (the model of its kind's options)."""
+    return _validated(AnySharing, raw, source)
+
+
 def saved_task_spec(raw: dict[str, Any], source: str) -> TaskSpec:
     """A task spec as a saved model holds it. Models saved before each kind had options of its
     own hold every kind's keys, which had no effect on the other kinds: those are dropped."""
-    kind = KINDS.get(raw.get("kind"))
-    if kind is not None:
-        others = {key for other in KINDS.values() for key in other.options.model_fields}
-        taken = kind.options.model_fields
-        raw = {key: value for key, value in raw.items() if key in taken or key not in others}
-    return task_spec(raw, source)
+    return task_spec(_own_keys(raw, KINDS), source)
+
+
+def saved_sharing_spec(raw: dict[str, Any], source: str) -> SharingSpec:
+    """A sharing spec as a saved model holds it; as for tasks, the keys that models saved
+    before each sharing kind had options of its own hold for the other kinds are dropped."""
+    return _validated(AnySharing, _own_keys({"kind": "hard", **raw}, SHARING), source)
+
+
+def _own_keys(raw: dict[str, Any], registry: Mapping[str, Any]) -> dict[str, Any]:
+    """`raw` without the keys that only other kinds than its own take."""
+    kind = registry.get(raw.get("kind"))
+    if kind is None:
+        return raw
+    others = {key for other in registry.values() for key in other.options.model_fields}
+    taken = kind.options.model_fields
+    return {key: value for key, value in raw.items() if key in taken or key not in others}
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -418,14 +418,14 @@ def _describe(
         tags = [_tag_of(model) for model in models]
         tag = first["ctx"].get("tag")
         message = (
-            f"unknown {field} {tag!r}{_suggest(tag, tags)}"
+            f"unknown {field} {tag!r}{suggestion(tag, tags)}"
             if tag is not None
             else f"required key is missing (one of: {', '.join(tags)})"
         )
     elif kind == "option":
         keys.append(first["ctx"]["key"])
         message = first["ctx"]["message"]
-    elif kind in ("model_type", "model_attributes_type") and _written_as_kind(first, models):
+    elif kind in ("model_type", "model_attributes_type") and _written_as_kind(first, keys, models):
         message = (
             f"write a mapping, such as `{keys[-1]}: {{kind: {first['input']}}}` "
             f"(got {first['input']!r})"
@@ -460,9 +460,10 @@ def _walk(location: list[Any], models: list[type[BaseModel]]) -> tuple[list[Any]
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The pydantic models an annotation holds: itself, a list's items, a union's members."""
+    """The pydantic models an annotation holds: itself (or, for the base of a family of kinds,
+    its kinds' models), a list's items, a union's members."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
+        return _kind_models(annotation) if annotation in _FAMILIES else [annotation]
     return [model for argument in get_args(annotation) for model in _models_in(argument)]
 
 
@@ -474,18 +475,29 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 
 
 def _unknown_key(key: str, model: type[BaseModel] | None) -> str:
-    """An unknown key, with the nearest valid one; in a task, the kinds that do take it."""
+    """An unknown key, with the nearest valid one; in a section of some kind (a task, the
+    sampler, ...), the kinds that do take it."""
     valid = list(model.model_fields) if model else []
-    if model is not None and issubclass(model, TaskSpec):
-        owners = [name for name, kind in KINDS.items() if key in kind.options.model_fields]
+    families = [family for base, family in _FAMILIES.items() if model and issubclass(model, base)]
+    if families:
+        registry = families[0].registry
+        owners = [name for name, kind in registry.items() if key in kind.options.model_fields]
         if owners:
-            return f"{_tag_of(model)} tasks take no {key!r}; {', '.join(owners)} tasks do"
-    return f"unknown key {key!r}{_suggest(key, valid)}"
+            return families[0].not_taken.format(
+                kind=_tag_of(model), key=key, owners=", ".join(owners)
+            )
+    return f"unknown key {key!r}{suggestion(key, valid)}"
 
 
-def _written_as_kind(error: dict[str, Any], models: list[type[BaseModel]]) -> bool:
-    """Whether a text stands where a model with a `kind` belongs (`sampler: temperature`)."""
-    return len(models) == 1 and "kind" in models[0].model_fields and isinstance(error["input"], str)
+def _written_as_kind(error: dict[str, Any], keys: list[Any], models: list[type[BaseModel]]) -> bool:
+    """Whether a text stands where a section with a `kind` belongs (`sampler: temperature`)."""
+    return (
+        bool(keys)
+        and isinstance(keys[-1], str)
+        and bool(models)
+        and all("kind" in model.model_fields for model in models)
+        and isinstance(error["input"], str)
+    )
 
 
 def _line(document: yaml.Node | None, keys: list[Any]) -> int | None:
@@ -523,10 +535,3 @@ def _key_path(keys: list[Any], raw: Any) -> str:
         except (KeyError, IndexError, TypeError):
             node = None
     return ".".join(parts)
-
-
-def _suggest(word: Any, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (valid: {', '.join(sorted(map(str, choices)))})"

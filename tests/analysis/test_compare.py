@@ -21,8 +21,9 @@ from mtlm.analysis.compare import (
     summarise,
 )
 from mtlm.analysis.compare_report import format_comparison, write_comparison
-from mtlm.config import ExperimentConfig, SharingSpec, config_from_dict
+from mtlm.config import ExperimentConfig, config_from_dict
 from mtlm.errors import ConfigError
+from mtlm.modeling.sharing.hard import HardSharingSpec
 from mtlm.training.trainer import Trainer
 
 
@@ -88,7 +89,7 @@ def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
     assert [task.name for task in baseline.tasks] == ["score"]
     assert baseline.tasks[0].loss_weight == 1.0
     assert baseline.tasks[0].label_column == config.tasks[1].label_column
-    assert baseline.sharing == SharingSpec()
+    assert baseline.sharing == HardSharingSpec(kind="hard")
     training = baseline.training
     assert training.max_steps == steps
     assert training.eval_steps == max(1, round(15 * steps / 30))
@@ -121,7 +122,7 @@ def test_a_converged_baseline_trains_one_task_alone_until_validation_stops_impro
 
     assert [task.name for task in baseline.tasks] == ["score"]
     assert baseline.tasks[0].loss_weight == 1.0 and baseline.tasks[0].max_length == 24
-    assert baseline.sharing == SharingSpec()
+    assert baseline.sharing == HardSharingSpec(kind="hard")
     training = baseline.training
     assert training.num_epochs == 6 and training.max_steps is None
     assert training.eval_strategy == "epoch" and training.eval_steps is None

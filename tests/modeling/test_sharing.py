@@ -10,8 +10,9 @@ from peft import PeftModel
 from transformers import AutoModel
 
 from mtlm import ConfigError, MultiTaskModel, Trainer
-from mtlm.config import SharingSpec
-from mtlm.modeling.sharing import SoftSharing
+from mtlm.config import config_from_dict, sharing_spec
+from mtlm.modeling.sharing.lora import LoraSharingSpec
+from mtlm.modeling.sharing.soft import SoftSharing, SoftSharingSpec
 
 TEXTS = ["the movie was good", "a bad plot", "it is very boring"]
 
@@ -19,7 +20,7 @@ TEXTS = ["the movie was good", "a bad plot", "it is very boring"]
 def trained(make_config, tmp_path, name, sharing, **training):
     """Train the tiny 3-task model with a sharing section; return (trainer, run folder)."""
     config = make_config(output_dir=str(tmp_path / name), eval_steps=None, **training)
-    config.sharing = SharingSpec.model_validate(sharing)
+    config.sharing = sharing_spec(sharing)
     trainer = Trainer(config)
     trainer.train()
     return trainer, tmp_path / name
@@ -33,7 +34,7 @@ def soft_distance(model: MultiTaskModel) -> float:
 def test_penalty_equals_the_formula_on_a_hand_made_case(tiny_model_dir):
     backbone = AutoModel.from_pretrained(tiny_model_dir)
     sharing = SoftSharing.from_one(
-        SharingSpec(kind="soft", hard_modules=["embeddings"]), backbone, ["a", "b", "c"]
+        SoftSharingSpec(kind="soft", hard_modules=["embeddings"]), backbone, ["a", "b", "c"]
     )
     torch.manual_seed(1)
     with torch.no_grad():
@@ -165,21 +166,19 @@ def test_soft_penalty_is_logged(make_config, tmp_path):
     assert logged and all(entry["penalty"] >= 0 and entry["distance"] > 0 for entry in logged)
 
 
-def test_linear_warmup_raises_the_strength_from_zero(make_config, tmp_path):
-    config = make_config(max_steps=10)
-    config.sharing = SharingSpec(
+def test_linear_warmup_raises_the_strength_from_zero():
+    sharing = SoftSharingSpec(
         kind="soft", strength=2.0, strength_schedule="linear_warmup", strength_warmup_ratio=0.5
     )
-    trainer = Trainer(config)
-    plan = trainer._plan({"a": 80})
-    strengths = [trainer._penalty_strength(step, plan) for step in (0, 1, 5, 9)]
+    strengths = [sharing.penalty_strength(step, 10) for step in (0, 1, 5, 9)]
     assert strengths == [0.0, pytest.approx(0.4), 2.0, 2.0]
+    assert sharing_spec({"kind": "hard"}).penalty_strength(5, 10) is None
 
 
 @pytest.mark.parametrize(
     ("sharing", "message"),
     [
-        ({"kind": "hard", "r": 4}, "r applies to sharing kind lora"),
+        ({"kind": "hard", "r": 4}, r"sharing\.r: hard sharing takes no 'r'; lora sharing does"),
         ({"kind": "soft", "hard_layers": [0, 5]}, "sharing.hard_layers: the backbone has 2 layers"),
         ({"kind": "soft", "hard_modules": ["embedings"]}, "sharing.hard_modules"),
     ],
@@ -188,14 +187,12 @@ def test_sharing_errors_name_the_key(make_config, sharing, message):
     with pytest.raises(ConfigError, match=message):
         raw = make_config().model_dump(mode="json")
         raw["sharing"] = sharing
-        from mtlm.config import config_from_dict
-
         Trainer(config_from_dict(raw))
 
 
 def test_aggregators_need_shared_parameters(make_config, tmp_path):
     config = make_config(step_mode="joint", balancer={"kind": "pcgrad"}, max_steps=2)
-    config.sharing = SharingSpec(kind="lora", r=4)
+    config.sharing = LoraSharingSpec(kind="lora", r=4)
     with pytest.raises(ConfigError, match="no trainable parameter is shared"):
         Trainer(config).train()
     assert not (tmp_path / "run").exists()

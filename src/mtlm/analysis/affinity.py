@@ -35,7 +35,7 @@ from mtlm.errors import ConfigError
 from mtlm.files import write_json
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.plots import new_figure, save_figure
-from mtlm.training.balancing import cosine_matrix
+from mtlm.training.balancers import cosine_matrix
 from mtlm.training.trainer import Trainer
 
 #: A loss below this counts as this in Z's denominator (a task already fit exactly).
@@ -94,6 +94,8 @@ def measure_affinity(
     optimizer = trainer.optimizer(None)
     gradient = torch.zeros(len(tasks), len(tasks), dtype=torch.float64)
     lookahead = torch.zeros_like(gradient)
+    # The sharing's full strength, as after any warm-up (None but for soft sharing).
+    strength = config.sharing.penalty_strength(steps, steps)
     started = time.perf_counter()
     model.train()
     for step in tqdm(range(1, steps + 1), "affinity", disable=not args.progress_bar):
@@ -109,7 +111,7 @@ def measure_affinity(
             model.tasks[name].spec.loss_weight * _loss(model, name, batches[name]) for name in tasks
         ]
         total = torch.stack(losses).sum()
-        penalty = model.sharing.penalty(config.sharing.strength)  # None but for soft sharing
+        penalty = None if strength is None else model.sharing.penalty(strength)
         if penalty is not None:
             total = total + penalty[0]
         total.backward()

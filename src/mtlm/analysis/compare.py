@@ -82,7 +82,7 @@ from mtlm.analysis.transfer import (
     signed_difference,
 )
 from mtlm.cache import cache_dir
-from mtlm.config import AGGREGATORS, ExperimentConfig, TaskSpec, config_from_dict, task_alone
+from mtlm.config import ExperimentConfig, TaskSpec, config_from_dict, task_alone
 from mtlm.data.sources import check_split_present, read_task_splits
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
@@ -553,7 +553,7 @@ def _single_task(config: ExperimentConfig, task: str) -> dict[str, Any]:
     """The dumped config of `task` trained alone with the settings of the multi-task `config`
     (see the module's docstring); the caller sets its budget."""
     raw = task_alone(config, task)
-    if raw["sharing"]["kind"] != "lora":
+    if not config.sharing.baseline_keeps_sharing:
         raw["sharing"] = {}
     raw["training"]["overwrite_output_dir"] = False
     return raw
@@ -805,10 +805,11 @@ def advice(config: ExperimentConfig, task: str, contrast: Contrast) -> list[str]
     elif contrast.within_noise:
         p_value = contrast.seed_test.p_value
         lines.append(f"within seed noise (p = {p_value:.2f}): more seeds first")
-    if sharing.kind == "lora" and not sharing.train_base:
+    if not sharing.shares_trained_weights:
         lines.append(
-            "it shares no trained weight (own adapter and head, frozen base): the gap comes "
-            "from keeping the checkpoint with the best validation aggregate"
+            f"it shares no trained weight with the other tasks (sharing {sharing.kind} as "
+            "configured): the gap comes from keeping the checkpoint with the best validation "
+            "aggregate"
         )
         return lines
     if training.step_mode == "sampled":
@@ -819,21 +820,14 @@ def advice(config: ExperimentConfig, task: str, contrast: Contrast) -> list[str]
         )
     else:
         lines.append(f"weigh it more: raise tasks[{task}].loss_weight or lower the others'")
-    if sharing.kind == "hard":
-        lines.append("give it its own parameters: sharing: {kind: lora} or {kind: soft}")
-    elif sharing.kind == "soft":
-        lines.append(
-            f"tie it less: sharing.strength below {sharing.strength:g}, or sharing: {{kind: lora}}"
-        )
-    else:
-        lines.append("keep the other tasks off its base: sharing.train_base: false")
+    lines.append(sharing.less_sharing())
     lines.append("train it in another group: `mtlm affinity` shows which tasks hurt it")
     if training.step_mode == "sampled":
         lines.append(
             "or resolve gradient conflicts: training.step_mode: joint with "
             "training.balancer.kind: upgrad (or pcgrad, cagrad)"
         )
-    elif training.balancer.kind not in AGGREGATORS:
+    elif not training.balancer.aggregates_gradients:
         lines.append("or resolve gradient conflicts: training.balancer.kind: upgrad (or pcgrad)")
     return lines
 

@@ -124,8 +124,7 @@ def _subset(
     raw = config.model_dump(mode="json")
     raw["tasks"] = [spec for spec in raw["tasks"] if spec["name"] in tasks]
     training = raw["training"]
-    targets = training["sampler"]["targets"]
-    training["sampler"]["targets"] = {name: v for name, v in targets.items() if name in tasks}
+    training["sampler"] = config.training.sampler.for_tasks(tasks).model_dump(mode="json")
     training.update(
         output_dir=str(run),
         overwrite_output_dir=True,

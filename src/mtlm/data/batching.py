@@ -1,6 +1,6 @@
 """How batches are formed inside one task: length-grouped order and dynamic padding.
 
-How much of each task is trained is the sampler's business (training/sampling.py), not this
+How much of each task is trained is the sampler's business (training/samplers/), not this
 module's.
 """
 

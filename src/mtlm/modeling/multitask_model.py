@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mtlm.config import SharingSpec, saved_task_spec
+from mtlm.config import SharingSpec, saved_sharing_spec, saved_task_spec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
 from mtlm.modeling.dropout import use_cheap_masks
-from mtlm.modeling.sharing import HardSharing, Sharing, build_sharing, load_sharing
+from mtlm.modeling.sharing import Sharing, build_sharing, load_sharing
+from mtlm.modeling.sharing.hard import HardSharing, HardSharingSpec
 from mtlm.tasks import KINDS, TaskKind
 
 MTLM_CONFIG = "mtlm_config.json"
@@ -56,7 +56,9 @@ class MultiTaskModel(nn.Module):
     ) -> None:
         super().__init__()
         self.sharing = (
-            backbone if isinstance(backbone, Sharing) else HardSharing(SharingSpec(), backbone)
+            backbone
+            if isinstance(backbone, Sharing)
+            else HardSharing(HardSharingSpec(kind="hard"), backbone)
         )
         self.add_module(self.sharing.module_name, self.sharing.module)
         self.tasks = dict(tasks)
@@ -95,7 +97,11 @@ class MultiTaskModel(nn.Module):
         location = resolve_model_name(name_or_path)
         tokenizer = tokenizer or load_tokenizer(location, revision)
         backbone = load_backbone(location, revision)
-        return cls(build_sharing(sharing or SharingSpec(), backbone, list(tasks)), tasks, tokenizer)
+        return cls(
+            build_sharing(sharing or HardSharingSpec(kind="hard"), backbone, list(tasks)),
+            tasks,
+            tokenizer,
+        )
 
     @property
     def pad_token_id(self) -> int:
@@ -302,13 +308,10 @@ class MultiTaskModel(nn.Module):
                 ) from None
             except (TypeError, ValueError) as error:
                 raise damaged(config_file, f"tasks[{index}].state: {error}") from None
-        try:
-            spec = SharingSpec.model_validate(described.get("sharing", {}))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(["sharing", *map(str, first["loc"])])
-            reason = first["msg"].removeprefix("Value error, ")
-            raise damaged(config_file, f"{where}: {reason}") from None
+        sharing = described.get("sharing", {})
+        if not isinstance(sharing, dict):
+            raise damaged(config_file, "sharing is not a mapping")
+        spec = saved_sharing_spec(sharing, f"{config_file} is damaged: sharing")
         sharing = load_sharing(spec, directory, list(tasks))
         try:
             # A task reads its saved state (label names, target statistics) when its head is

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from mtlm.files import staged_directory
-from mtlm.training.balancing import Balancer
+from mtlm.training.balancers import Balancer
 
 _STEP_FOLDER = re.compile(r"^step-(\d+)$")
 TRAINER_STATE = "trainer_state.json"

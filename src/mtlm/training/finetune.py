@@ -31,7 +31,7 @@ from mtlm.data.features import TaskData
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.files import write_json
 from mtlm.modeling.multitask_model import MultiTaskModel
-from mtlm.modeling.sharing import LoraSharing
+from mtlm.modeling.sharing.lora import LoraSharing, LoraSharingSpec
 
 if TYPE_CHECKING:
     from mtlm.training.trainer import Trainer
@@ -49,7 +49,7 @@ def adapter_model(model: MultiTaskModel, spec: FinetuneSpec) -> MultiTaskModel:
         for parameter in tuned.sharing.shared_parameters():
             parameter.requires_grad_(False)
         return tuned
-    sharing = SharingSpec(
+    sharing = LoraSharingSpec(
         kind="lora",
         r=spec.r,
         alpha=spec.alpha,

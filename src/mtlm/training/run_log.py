@@ -12,7 +12,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from mtlm.files import write_text
-from mtlm.training.balancing import Balanced, cosine_matrix
+from mtlm.training.balancers import Balanced, cosine_matrix
 
 
 class RunLog:

@@ -36,7 +36,7 @@ from mtlm.modeling.lengths import fit_task_lengths, position_limit
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
 from mtlm.outputs import RUN_MARKER, check_writable
 from mtlm.tasks import KINDS
-from mtlm.training.balancing import Balanced, Balancer, JointStep, build_balancer
+from mtlm.training.balancers import Balanced, Balancer, JointStep, build_balancer
 from mtlm.training.checkpoint import (
     list_checkpoints,
     load_checkpoint,
@@ -47,7 +47,7 @@ from mtlm.training.checkpoint import (
 from mtlm.training.finetune import finetune_tasks
 from mtlm.training.run_folder import Start, clear_run, discard_killed_writes, plan_start
 from mtlm.training.run_log import LogWindow, RunLog
-from mtlm.training.sampling import TaskSampler, metric_gaps
+from mtlm.training.samplers import build_sampler
 from mtlm.training.streams import TaskBatchStream
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -170,7 +170,7 @@ class Trainer:
             optimizer, math.ceil(args.warmup_ratio * plan.total_steps), plan.total_steps
         )
         model, optimizer = accelerator.prepare(self.model, optimizer)
-        sampler = TaskSampler(
+        sampler = build_sampler(
             {name: len(stream.features) for name, stream in streams.items()},
             args.sampler,
             args.seed,
@@ -212,7 +212,7 @@ class Trainer:
         )
         while step < plan.total_steps:
             sampler.set_progress(step / plan.total_steps)
-            strength = self._penalty_strength(step, plan)
+            strength = self.config.sharing.penalty_strength(step, plan.total_steps)
             if joint:
                 tasks = groups[step % len(groups)]
                 batches = self._joint_step(model, streams, tasks, balancer, window, state, strength)
@@ -367,17 +367,6 @@ class Trainer:
             losses = [self.data[n].task.loss(outputs[n].head, batches[n]) for n in tasks]
         return torch.stack(self._weighted(tasks, losses))
 
-    def _penalty_strength(self, step: int, plan: TrainingPlan) -> float | None:
-        """λ of the soft-sharing penalty at `step` (constant or linearly warmed up); None
-        without soft sharing."""
-        sharing = self.config.sharing
-        if sharing.kind != "soft":
-            return None
-        if sharing.strength_schedule == "constant":
-            return sharing.strength
-        warmup = max(1.0, sharing.strength_warmup_ratio * plan.total_steps)
-        return sharing.strength * min(1.0, step / warmup)
-
     # --- pieces of the loop ---------------------------------------------------------------
     def _print_accounting(self, accounting: dict[str, Any]) -> None:
         per_task = ", ".join(f"{k} {v:,}" for k, v in accounting["parameters_per_task"].items())
@@ -466,14 +455,9 @@ class Trainer:
             }
             for (is_head, decays), parameters in sorted(groups.items())
         ]
-        if balancer is not None and balancer.parameters():
-            param_groups.append(
-                {
-                    "params": balancer.parameters(),
-                    "weight_decay": 0.0,
-                    "lr": self.args.balancer.learning_rate,
-                }
-            )
+        group = balancer.parameter_group() if balancer is not None else None
+        if group is not None:
+            param_groups.append(group)
         return param_groups
 
     def _prepare_output_dir(self, resume: bool) -> bool:
@@ -549,16 +533,14 @@ class Trainer:
 
     def _validate(self, step: int, model, state: dict[str, Any], run_log, sampler) -> bool:
         """Evaluate on the validation split; keep the weights if the aggregate is the best;
-        tell a dynamic sampler how far each task still is from its target. Returns whether
-        early stopping's patience has run out."""
+        show the sampler the results (a dynamic one follows each task's distance from its
+        target). Returns whether early stopping's patience has run out."""
         shared: list[Any] = [None, False]
         if self._is_main:
             results = self.evaluate(self.args.eval_split)
             score = results["aggregate"]
             run_log.write({"step": step, "eval": results})
-            shared[0] = metric_gaps(
-                results, {name: d.task for name, d in self.data.items()}, self.args.sampler.targets
-            )
+            shared[0] = results
             best = state["best_score"]
             if score is not None and (best is None or score > best):
                 state["best_score"], state["best_step"] = score, step
@@ -577,9 +559,9 @@ class Trainer:
             shared[1] = patience is not None and state["stale_validations"] >= patience
             self._print(validation_line(step, results, step == state["best_step"]))
         # Every process must draw the same tasks and stop together, so all take the main
-        # process's gaps and decision.
-        gaps, stop = broadcast_object_list(shared)
-        sampler.observe(gaps)
+        # process's results and decision.
+        results, stop = broadcast_object_list(shared)
+        sampler.observe(results, {name: d.task for name, d in self.data.items()})
         model.train()
         return stop
 
