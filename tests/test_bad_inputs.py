@@ -46,18 +46,22 @@ class BadInput:
     files: dict[str, str] = field(default_factory=dict)
 
 
+def _holder(raw: dict[str, Any], path: str) -> tuple[Any, Any]:
+    """The mapping or list that holds a dotted key (`training.learning_rate`, `tasks.0.kind`),
+    and the key or index within it."""
+    *parents, last = path.split(".")
+    node: Any = raw
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    return node, int(last) if isinstance(node, list) else last
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    """An edit that sets a dotted key (`training.learning_rate`, `tasks.0.kind`) to `value`."""
+    """An edit that sets a dotted key to `value`."""
 
     def edit(raw: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        node: Any = raw
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        if isinstance(node, list):
-            node[int(last)] = value
-        else:
-            node[last] = value
+        node, key = _holder(raw, path)
+        node[key] = value
 
     return edit
 
@@ -66,11 +70,8 @@ def _drop(path: str) -> Callable[[dict[str, Any]], None]:
     """An edit that removes a dotted key."""
 
     def edit(raw: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        node: Any = raw
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        del node[int(last) if isinstance(node, list) else last]
+        node, key = _holder(raw, path)
+        del node[key]
 
     return edit
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,26 +111,26 @@ def write_export_marker(folder: Path, info: dict[str, Any]) -> None:
 def check_results_file(path: Path, key: str) -> None:
     """A ConfigError naming `key` unless `path` is missing or an earlier results file of mtlm
     (which may then be replaced)."""
-    check_writable(path.parent, key)
-    if not path.exists():
-        return
-    value = _read_json(path) if path.is_file() else None
-    if not (isinstance(value, dict) and _RESULTS_KEYS <= value.keys()):
-        raise ConfigError(
-            f"{key}: {path} exists and is not a results file of mtlm; choose another path"
-        )
+    _check_replaceable(path, key, "a results file", _holds_results)
 
 
 def check_predictions_file(path: Path, key: str) -> None:
     """A ConfigError naming `key` unless `path` is missing or an earlier predictions file of
     mtlm (which may then be replaced)."""
+    _check_replaceable(path, key, "a predictions file", _holds_predictions)
+
+
+def _check_replaceable(path: Path, key: str, what: str, holds_it: Callable[[Path], bool]) -> None:
     check_writable(path.parent, key)
     if not path.exists():
         return
-    if not (path.is_file() and _holds_predictions(path)):
-        raise ConfigError(
-            f"{key}: {path} exists and is not a predictions file of mtlm; choose another path"
-        )
+    if not (path.is_file() and holds_it(path)):
+        raise ConfigError(f"{key}: {path} exists and is not {what} of mtlm; choose another path")
+
+
+def _holds_results(path: Path) -> bool:
+    value = _read_json(path)
+    return isinstance(value, dict) and _RESULTS_KEYS <= value.keys()
 
 
 def _holds_predictions(path: Path) -> bool:
