@@ -6,7 +6,7 @@ import pytest
 from conftest import PAIRS, four_task_model
 
 from mtlm import ConfigError, MultiTaskModel
-from mtlm.pipeline import MultiTaskPipeline, word_ids
+from mtlm.pipeline import MultiTaskPipeline
 
 TEXTS = [
     "the movie was great",
@@ -90,24 +90,16 @@ def test_results_come_back_in_input_order_whatever_the_lengths(make_config, tiny
             assert_same([predictions[index]], alone[task])
 
 
-def test_max_length_defaults_to_the_largest_of_the_served_tasks(make_config, tiny_model_dir):
+def test_each_task_reads_up_to_its_own_max_length(make_config, tiny_model_dir):
     model = build_model(make_config, tiny_model_dir)
     model.tasks["sentiment"].spec.max_length = 6
     model.tasks["tagging"].spec.max_length = 9
     long_text = TEXTS[1]
-    tags = MultiTaskPipeline(model, tasks=["sentiment", "tagging"])(long_text)["tagging"][0]
-    assert len(tags["tags"]) == 9 - 2  # one sub-word per word, and [CLS] and [SEP]
-    short = MultiTaskPipeline(model, tasks=["tagging"], max_length=5)(long_text)["tagging"][0]
-    assert len(short["tags"]) == 5 - 2
-
-
-def test_words_come_from_character_offsets():
-    text = "the  films,  fine"
-    offsets = [(0, 0), (0, 3), (5, 9), (9, 10), (10, 11), (13, 17), (0, 0)]
-    special = [1, 0, 0, 0, 0, 0, 1]
-    assert word_ids(text, offsets, special) == [None, 0, 1, 1, 1, 2, None]
-    # a token whose offsets take in the space before its word belongs to that word
-    assert word_ids(text, [(3, 9)], [0]) == [1]
+    served = MultiTaskPipeline(model, tasks=["sentiment", "tagging"])(long_text)
+    assert len(served["tagging"][0]["tags"]) == 9 - 2  # one sub-word per word, [CLS] and [SEP]
+    assert served["sentiment"] == model.predict("sentiment", [long_text])
+    cut = model.predict("sentiment", [" ".join(long_text.split()[:4])])  # 6 tokens: 4 words
+    assert served["sentiment"][0]["probabilities"] == pytest.approx(cut[0]["probabilities"])
 
 
 def test_empty_inputs_and_unknown_tasks_are_config_errors(make_config, tiny_model_dir):
@@ -116,14 +108,3 @@ def test_empty_inputs_and_unknown_tasks_are_config_errors(make_config, tiny_mode
         MultiTaskPipeline(model)([])
     with pytest.raises(ConfigError, match=r"tasks: no task 'sentimnet' in the model \(tasks: "):
         MultiTaskPipeline(model, tasks=["sentiment", "sentimnet"])
-
-
-def test_a_max_length_beyond_the_models_positions_is_a_config_error(make_config, tiny_model_dir):
-    model = build_model(make_config, tiny_model_dir)
-    MultiTaskPipeline(model, max_length=64)
-    with pytest.raises(ConfigError) as caught:
-        MultiTaskPipeline(model, max_length=65)
-    assert str(caught.value) == (
-        "max_length: 65 tokens, and the model reads at most 64 "
-        "(max_position_embeddings in its config.json)"
-    )
