@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import PAIRS, four_task_model
 
@@ -108,3 +110,24 @@ def test_empty_inputs_and_unknown_tasks_are_config_errors(make_config, tiny_mode
         MultiTaskPipeline(model)([])
     with pytest.raises(ConfigError, match=r"tasks: no task 'sentimnet' in the model \(tasks: "):
         MultiTaskPipeline(model, tasks=["sentiment", "sentimnet"])
+
+
+def test_a_plans_routed_folder_answers_each_task_with_its_model(
+    make_config, tiny_model_dir, tmp_path
+):
+    soft = build_model(make_config, tiny_model_dir, "soft")
+    hard = build_model(make_config, tiny_model_dir)
+    soft.save_pretrained(tmp_path / "plan" / "model" / "model-0")
+    hard.save_pretrained(tmp_path / "plan" / "model" / "model-1")
+    routing = {"sentiment": "model-0", "score": "model-1", "tagging": "model-1"}
+    (tmp_path / "plan" / "model" / "routing.json").write_text(json.dumps({"tasks": routing}))
+    results = MultiTaskPipeline(tmp_path / "plan", batch_size=2)(TEXTS)
+    words = [text.split() for text in TEXTS]
+    assert results == {
+        "sentiment": soft.predict("sentiment", TEXTS, batch_size=2),
+        "score": hard.predict("score", TEXTS, batch_size=2),
+        "tagging": hard.predict("tagging", words, batch_size=2),
+    }
+    assert results["sentiment"] != hard.predict("sentiment", TEXTS, batch_size=2)
+    with pytest.raises(ConfigError, match="no served task reads text pairs"):
+        MultiTaskPipeline(tmp_path / "plan" / "model")(PAIRS)  # no pair task is routed
