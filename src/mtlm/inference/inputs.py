@@ -32,7 +32,7 @@ class EncodedRows(Encoded):
 
 def input_signature(task: TaskKind) -> tuple[Any, ...]:
     """Tasks with equal signatures (the same tokenizing method, columns and length) tokenize an
-    input identically, so can share a pass; a task that generates answers alone."""
+    input identically, so tokenize it once; a task that generates answers stands alone."""
     if task.generates:
         return ("generates", task.spec.name)
     return (type(task).encode_inputs, tuple(task.input_columns), task.spec.max_length)
