@@ -239,6 +239,12 @@ CATALOGUE = [
         ("model.name_or_path", "'bundled:bert'", "bundled:minilm"),
         edit=_set("model.name_or_path", "bundled:bert"),
     ),
+    BadInput(
+        "weights dtype that transformers does not take",
+        TRAIN,
+        ("model.dtype", "bfloat16"),
+        edit=_set("model.dtype", "float8"),
+    ),
     # --- data ---------------------------------------------------------------------------------
     BadInput(
         "training file that does not exist",
@@ -630,7 +636,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 79
+    assert len(CATALOGUE) >= 80
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])

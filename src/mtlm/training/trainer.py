@@ -122,6 +122,7 @@ class Trainer:
             config.model.revision,
             tokenizer,
             config.sharing,
+            config.model.dtype,
         )
 
     def _load_data(self, tokenizer, specs: list[TaskSpec]) -> dict[str, TaskData]:
