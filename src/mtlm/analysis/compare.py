@@ -89,7 +89,7 @@ from mtlm.files import staged_directory
 from mtlm.outputs import RUN_MARKER
 from mtlm.tasks import KINDS
 from mtlm.training.checkpoint import list_checkpoints
-from mtlm.training.finetune import FINETUNED
+from mtlm.training.run_folder import FINETUNED
 from mtlm.training.trainer import Trainer
 
 #: Bump when what a baseline trains changes, so that older cached baselines are not reused.

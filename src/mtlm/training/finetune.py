@@ -15,7 +15,6 @@ sharing: `evaluate`, `predict`, `export` and `MultiTaskPipeline` read it as they
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,15 +28,12 @@ from mtlm.config import (
 )
 from mtlm.data.features import TaskData
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
-from mtlm.files import write_json
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.modeling.sharing.lora import LoraSharing, LoraSharingSpec
+from mtlm.training.run_folder import FINETUNED, TrainedResults, write_trained_model
 
 if TYPE_CHECKING:
     from mtlm.training.trainer import Trainer
-
-#: The folder of a run that holds the fine-tuned model and its results.
-FINETUNED = "finetuned"
 
 
 def adapter_model(model: MultiTaskModel, spec: FinetuneSpec) -> MultiTaskModel:
@@ -112,8 +108,7 @@ def finetune_tasks(
         )
         trainer.train()
         # The task's own run keeps its log and summary; its copy of the model is the one below.
-        shutil.rmtree(folder / "tasks" / name / "model", ignore_errors=True)
-        shutil.rmtree(folder / "tasks" / name / "checkpoints", ignore_errors=True)
+        trainer.run_folder.drop_weights()
         summary = trainer.summary
         per_task[name] = {
             "steps": summary["steps"],
@@ -122,19 +117,16 @@ def finetune_tasks(
             "best_validation_score": summary["best_validation_aggregate"],
             "train_seconds": round(time.perf_counter() - task_started, 2),
         }
-    tuned.save_pretrained(folder / "model")
-    final = evaluate(tuned, data, args.final_eval_split, args.eval_batch_size)
-    write_json(folder / "eval_results.json", final)
-    validation = evaluate(tuned, data, args.eval_split, args.eval_batch_size)
-    write_json(folder / "validation_results.json", validation)
-    write_json(folder / "trivial_results.json", trivial_baseline(data, args.final_eval_split))
-    write_json(
-        folder / "train_summary.json",
-        {
-            "train_seconds": round(time.perf_counter() - started, 2),
-            "tasks": per_task,
-            "model": tuned.accounting(),
-        },
+    results = TrainedResults(
+        evaluate(tuned, data, args.final_eval_split, args.eval_batch_size),
+        evaluate(tuned, data, args.eval_split, args.eval_batch_size),
+        trivial_baseline(data, args.final_eval_split),
     )
+    summary = {
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "tasks": per_task,
+        "model": tuned.accounting(),
+    }
+    write_trained_model(folder, tuned, results, summary)
     print(f"fine-tuned model: {folder / 'model'}", flush=True)
-    return final
+    return results.final
