@@ -230,6 +230,7 @@ def _train(args: argparse.Namespace) -> int:
         "--output-dir" if args.output_dir else "training.output_dir",
         overwrite=config.training.overwrite_output_dir,
         resume=args.resume,
+        finetune=config.training.finetune is not None,
     )
     trainer = Trainer(config, args.output_dir)
     # The run's results are its scores on this split: without it, training would be for nothing.

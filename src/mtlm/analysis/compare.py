@@ -89,7 +89,7 @@ from mtlm.files import staged_directory
 from mtlm.outputs import RUN_MARKER
 from mtlm.tasks import KINDS
 from mtlm.training.checkpoint import list_checkpoints
-from mtlm.training.run_folder import FINETUNED
+from mtlm.training.run_folder import FINETUNED, FINISHED_MARKER, fine_tuning_left
 from mtlm.training.trainer import Trainer
 
 #: Bump when what a baseline trains changes, so that older cached baselines are not reused.
@@ -870,10 +870,11 @@ def _train_multitask(config: ExperimentConfig) -> Path:
     folder = Path(config.training.output_dir)
     same = _same_run(config, folder)
     label = f"multi-task seed {config.training.seed}"
-    if same and (folder / "train_summary.json").is_file():
+    fine_tuning = same and fine_tuning_left(folder, config.training.finetune is not None)
+    if same and (folder / FINISHED_MARKER).is_file() and not fine_tuning:
         _say(f"{label}: reusing the finished run in {folder}")
         return folder
-    resume = same and bool(list_checkpoints(folder / "checkpoints"))
+    resume = fine_tuning or (same and bool(list_checkpoints(folder / "checkpoints")))
     _say(f"{label}: {'resuming' if resume else 'training'} in {folder}")
     Trainer(config, folder).train(resume=resume)
     return folder

@@ -7,9 +7,10 @@ a LoRA adapter of its own over the multi-task backbone (Hu et al., 2022), with i
 result serves every task from one backbone plus T small adapters instead of T backbones.
 
 Each task trains with the Trainer, on the multi-task data already tokenized, and stops at its
-best validation score (early stopping). The result is a model folder like any other, with LoRA
-sharing: `evaluate`, `predict`, `export` and `MultiTaskPipeline` read it as they read
-`output_dir/model`.
+best validation score (early stopping). The stage starts from the multi-task model as the run
+saved it, and from the config's seed, so a run stopped during it fine-tunes again to the same
+result. The result is a model folder like any other, with LoRA sharing: `evaluate`, `predict`,
+`export` and `MultiTaskPipeline` read it as they read `output_dir/model`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import copy
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from accelerate.utils import set_seed
 
 from mtlm.config import (
     ExperimentConfig,
@@ -82,19 +85,20 @@ def task_config(config: ExperimentConfig, task: str, sharing: SharingSpec) -> Ex
 
 def finetune_tasks(
     config: ExperimentConfig,
-    model: MultiTaskModel,
     data: dict[str, TaskData],
     run_dir: Path,
     trainer_class: type[Trainer],
 ) -> EvalResults:
-    """Fine-tune every task alone from the trained multi-task `model`, each with
+    """Fine-tune every task alone from the multi-task model in `run_dir/model`, each with
     `trainer_class` (the Trainer that calls this, passed in so that this module need not
     import it); write the result to `run_dir/finetuned/` (model/, eval_results.json,
     validation_results.json, trivial_results.json, train_summary.json, and a folder per task
     with its training log); return its final-split scores."""
     args = config.training
     folder = run_dir / FINETUNED
-    tuned = adapter_model(model, args.finetune)
+    # The adapters start the same whether this follows the multi-task stage or resumes it.
+    set_seed(args.seed)
+    tuned = adapter_model(MultiTaskModel.from_pretrained(run_dir / "model"), args.finetune)
     started = time.perf_counter()
     per_task: dict[str, Any] = {}
     for name, task_data in data.items():

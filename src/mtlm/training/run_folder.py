@@ -3,7 +3,9 @@ checkpoint, or first clears an earlier run out of it; and what a run writes ther
 (`RunFolder`): its checkpoints, its best weights, its model, results, summary and report.
 
 mtlm clears only a folder that holds an mtlm run and nothing else (see `mtlm.outputs`); a
-run stopped before its first checkpoint can be started again with `--resume`.
+run stopped before its first checkpoint can be started again with `--resume`, and a run whose
+multi-task stage finished but not its fine-tuning (`training.finetune`) fine-tunes from the
+multi-task model it saved.
 """
 
 from __future__ import annotations
@@ -51,13 +53,19 @@ class Start(Enum):
     FRESH = "fresh"  # the folder is missing or empty
     RESUME = "resume"  # from the newest checkpoint
     CLEAR = "clear"  # an earlier mtlm run is removed first
+    FINETUNE = "finetune"  # the multi-task stage has finished: only fine-tuning is left
 
 
-def plan_start(directory: Path, key: str, *, overwrite: bool, resume: bool) -> Start:
-    """How a training with `overwrite` (training.overwrite_output_dir) and `resume` begins in
-    `directory`; a ConfigError naming `key` when it cannot without losing the user's files,
-    or a finished run that it was not told to replace. Changes nothing."""
+def plan_start(
+    directory: Path, key: str, *, overwrite: bool, resume: bool, finetune: bool = False
+) -> Start:
+    """How a training with `overwrite` (training.overwrite_output_dir), `resume` and (with
+    `finetune`) a fine-tuning stage begins in `directory`; a ConfigError naming `key` when it
+    cannot without losing the user's files, or a finished run that it was not told to replace.
+    Changes nothing."""
     check_writable(directory, key)
+    if resume and fine_tuning_left(directory, finetune):
+        return Start.FINETUNE
     if resume and list_checkpoints(directory / "checkpoints"):
         return Start.RESUME
     if not (directory.is_dir() and any(directory.iterdir())):
@@ -76,6 +84,12 @@ def plan_start(directory: Path, key: str, *, overwrite: bool, resume: bool) -> S
     if not (directory / RUN_MARKER).is_file():
         check_run_folder(directory, key, "train into")
     replace = "set training.overwrite_output_dir: true to replace it"
+    if fine_tuning_left(directory, finetune):
+        raise ConfigError(
+            f"{key}: {directory} holds a run whose multi-task stage finished and whose "
+            f"fine-tuning did not; pass --resume to fine-tune from its multi-task model, or "
+            f"{replace}"
+        )
     if list_checkpoints(directory / "checkpoints"):
         raise ConfigError(
             f"{key}: {directory} already holds a run; pass --resume to continue it from its "
@@ -86,6 +100,16 @@ def plan_start(directory: Path, key: str, *, overwrite: bool, resume: bool) -> S
     raise ConfigError(
         f"{key}: {directory} holds a run stopped before its first checkpoint; pass --resume "
         f"to train it again from the start, or {replace}"
+    )
+
+
+def fine_tuning_left(directory: Path, finetune: bool) -> bool:
+    """Whether the run in `directory` finished its multi-task stage and has a fine-tuning stage
+    (`finetune`) that did not finish."""
+    return (
+        finetune
+        and (directory / FINISHED_MARKER).is_file()
+        and not (directory / FINETUNED / FINISHED_MARKER).is_file()
     )
 
 
@@ -143,24 +167,34 @@ class RunFolder:
 
     def prepare(self, config: ExperimentConfig, resume: bool) -> Start:
         """Make the folder ready for a run of `config` (see `plan_start`), clearing an earlier
-        run; return how it starts."""
+        run or, where only fine-tuning is left, its unfinished fine-tuning; return how it
+        starts."""
         training = config.training
         start = plan_start(
             self.directory,
             self.key,
             overwrite=training.overwrite_output_dir,
             resume=resume,
+            finetune=training.finetune is not None,
         )
-        if resume and start is not Start.RESUME:
+        if resume and start in (Start.FRESH, Start.CLEAR):
             self._say(f"no checkpoint in {self.checkpoints}: training from the start")
         # Every process decides on the folder as it was, before the main process clears it.
         self._accelerator.wait_for_everyone()
         if self._is_main and start is Start.CLEAR:
             clear_run(self.directory)
+        if self._is_main and start is Start.FINETUNE:
+            discard_killed_writes(self.directory)
+            remove_path(self.directory / FINETUNED)
         self._accelerator.wait_for_everyone()
         if self._is_main:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_text(self.directory / RUN_MARKER, config.to_json())
+        if start is Start.FINETUNE:
+            self._say(
+                f"resuming {self.directory} after its multi-task stage: fine-tuning each task "
+                "from its multi-task model"
+            )
         return start
 
     def log(self) -> RunLog:
@@ -228,6 +262,13 @@ class RunFolder:
         write_trained_model(self.directory, model, results, summary)
         write_report(self.directory)
 
+    def finished_results(self) -> tuple[EvalResults, dict[str, Any]]:
+        """The final-split results and the summary of the finished multi-task stage."""
+        return (
+            _read_json(self.directory / "eval_results.json"),
+            _read_json(self.directory / FINISHED_MARKER),
+        )
+
     def drop_weights(self) -> None:
         """Remove the model and checkpoints of a finished run, keeping its log and results."""
         remove_path(self.directory / "model")
@@ -254,3 +295,7 @@ def write_trained_model(
     write_json(folder / "validation_results.json", results.validation)
     write_json(folder / "trivial_results.json", results.trivial)
     write_json(folder / FINISHED_MARKER, summary)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

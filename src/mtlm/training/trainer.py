@@ -94,7 +94,8 @@ class Trainer:
         """Train, keep the best model, evaluate it on the final split; return those results.
 
         With `training.finetune`, each task is then fine-tuned alone into
-        `output_dir/finetuned/` (see `mtlm.training.finetune`)."""
+        `output_dir/finetuned/` (see `mtlm.training.finetune`); resuming a run stopped there
+        fine-tunes again from its multi-task model."""
         args = self.args
         # Config errors found here must come before anything is written to the output folder.
         joint = args.step_mode == "joint"
@@ -113,15 +114,14 @@ class Trainer:
         start = self.run_folder.prepare(self.config, resume)
         for note in self.notes:
             self._print(f"note: {note}")
-        final = self._train_loop(balancer, resume=start is Start.RESUME)
+        if start is not Start.FINETUNE:
+            final = self._train_loop(balancer, resume=start is Start.RESUME)
+        elif self._is_main:
+            final, self.summary = self.run_folder.finished_results()
+        else:
+            final = {}
         if args.finetune is not None and self._is_main:
-            finetune_tasks(
-                self.config,
-                self.accelerator.unwrap_model(self.model),
-                self.data,
-                self.output_dir,
-                type(self),
-            )
+            finetune_tasks(self.config, self.data, self.output_dir, type(self))
         return final
 
     def _train_loop(self, balancer: Balancer | None, resume: bool) -> EvalResults:
