@@ -353,8 +353,9 @@ def _export(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
-    from mtlm.analysis.compare import BaselinePlan, compare
+    from mtlm.analysis.compare import compare
     from mtlm.analysis.compare_report import format_comparison
+    from mtlm.analysis.comparison import BaselinePlan
 
     plan = BaselinePlan(args.baseline, args.baseline_epochs, args.baseline_patience)
     plan.check()  # before reading data or training anything

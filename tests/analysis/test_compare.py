@@ -10,17 +10,14 @@ from typing import Any
 import pytest
 
 from mtlm.analysis.compare import (
-    BaselinePlan,
-    BaselineRun,
-    SeedRuns,
     baseline_config,
     baseline_key,
     compare,
     converged_baseline_config,
     data_fingerprint,
-    summarise,
 )
 from mtlm.analysis.compare_report import format_comparison, write_comparison
+from mtlm.analysis.comparison import BaselinePlan, BaselineRun, SeedRuns, summarise
 from mtlm.config import ExperimentConfig, config_from_dict
 from mtlm.errors import ConfigError
 from mtlm.modeling.sharing.hard import HardSharingSpec
