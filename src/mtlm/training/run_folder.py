@@ -25,7 +25,14 @@ from mtlm.config import ExperimentConfig
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults
 from mtlm.evaluation.run_report import write_report
-from mtlm.files import discard_staging, is_staging, remove_path, write_json, write_text
+from mtlm.files import (
+    discard_staging,
+    is_staging,
+    read_json,
+    remove_path,
+    write_json,
+    write_text,
+)
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.outputs import RUN_MARKER, check_run_folder, check_writable
 from mtlm.training.balancers import Balancer
@@ -265,8 +272,8 @@ class RunFolder:
     def finished_results(self) -> tuple[EvalResults, dict[str, Any]]:
         """The final-split results and the summary of the finished multi-task stage."""
         return (
-            _read_json(self.directory / "eval_results.json"),
-            _read_json(self.directory / FINISHED_MARKER),
+            read_json(self.directory / "eval_results.json"),
+            read_json(self.directory / FINISHED_MARKER),
         )
 
     def drop_weights(self) -> None:
@@ -295,7 +302,3 @@ def write_trained_model(
     write_json(folder / "validation_results.json", results.validation)
     write_json(folder / "trivial_results.json", results.trivial)
     write_json(folder / FINISHED_MARKER, summary)
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -24,7 +24,6 @@ from transformers import get_linear_schedule_with_warmup
 
 from mtlm.config import ExperimentConfig
 from mtlm.data.features import TaskData, training_subset
-from mtlm.data.sources import check_split_names
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.modeling.multitask_model import MultiTaskModel
@@ -59,7 +58,6 @@ class Trainer:
         """Train into `output_dir` (default `training.output_dir`) the given `model` on `data`
         (keyed by the config's task names; the model holding those tasks), or what
         `build_experiment` builds of them from the config."""
-        check_split_names(config.training)
         self.config = config
         self.args = config.training
         #: train_summary.json's content once `train` has finished.
