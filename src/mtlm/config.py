@@ -190,6 +190,10 @@ class ModelSpec(StrictModel):
 
     name_or_path: str
     revision: str | None = None
+    # The weights' dtype, as transformers' `dtype`: `auto` keeps the checkpoint's. Half
+    # precision halves the memory of the weights (and of the optimizer's moments); autocast
+    # during training stays `training.mixed_precision`'s business.
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
 
 
 class ExperimentConfig(StrictModel):

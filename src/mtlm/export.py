@@ -130,7 +130,7 @@ def build_exported(
 ) -> PreTrainedModel:
     """The Hugging Face class for `task`, holding the backbone's and the head's weights."""
     try:
-        exported = auto_class.from_config(config)
+        exported = auto_class.from_config(config, dtype=backbone.dtype)
     except ValueError:
         raise ConfigError(
             f"--task: transformers has no {auto_class.__name__[len('AutoModelFor') :]} class "
@@ -200,7 +200,8 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
     """Reload the folder as Hugging Face would and check it reproduces mtlm's head outputs on
     the probe inputs; a ConfigError if it does not."""
     kind = model.tasks[task]
-    exported = auto_class.from_pretrained(folder, dtype=torch.float32)
+    # In the dtype it was saved in, so that it computes as mtlm's model did.
+    exported = auto_class.from_pretrained(folder, dtype="auto")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if isinstance(kind, TokenClassification):
         probes: list[Any] = [text.split() for text in PROBES]
@@ -222,7 +223,7 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
         device = next(model.parameters()).device
         on_device = {key: value.to(device) for key, value in batch.items()}
         expected = model.forward_heads(on_device, [task])[task].float().cpu()
-        actual = exported(**{k: v for k, v in batch.items() if k in accepted}).logits
+        actual = exported(**{k: v for k, v in batch.items() if k in accepted}).logits.float()
     if isinstance(kind, Regression):
         expected = expected * kind.state["std"] + kind.state["mean"]
     if isinstance(kind, TokenClassification):
@@ -240,7 +241,7 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
 def verify_language_model(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> None:
     """Reload a text-to-text task's exported language model and check it gives the logits
     mtlm's model gives for the task on the probe texts; a ConfigError if it does not."""
-    exported = auto_class.from_pretrained(folder, dtype=torch.float32).eval()
+    exported = auto_class.from_pretrained(folder, dtype="auto").eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     inputs = dict(tokenizer(PROBES, padding=True, return_tensors="pt"))
     if model.family == "seq2seq":
@@ -248,8 +249,8 @@ def verify_language_model(model: MultiTaskModel, task: str, auto_class: Any, fol
     with model.evaluating(), torch.no_grad():
         device = next(model.parameters()).device
         encoder = model.sharing.encoder(task)
-        expected = encoder(**{k: v.to(device) for k, v in inputs.items()}).logits.cpu()
-        actual = exported(**inputs).logits
+        expected = encoder(**{k: v.to(device) for k, v in inputs.items()}).logits.float().cpu()
+        actual = exported(**inputs).logits.float()
     # A causal model's padded positions predict nothing; every decoder position counts.
     causal = model.family == "causal"
     real = inputs["attention_mask"].bool() if causal else torch.ones(actual.shape[:2]).bool()

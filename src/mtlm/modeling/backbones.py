@@ -58,13 +58,19 @@ def backbone_family(
 
 
 def load_backbone(
-    location: str | Path, revision: str | None = None, key: str = "model.name_or_path"
+    location: str | Path,
+    revision: str | None = None,
+    key: str = "model.name_or_path",
+    dtype: str = "float32",
 ) -> PreTrainedModel:
-    """The pretrained model at `location` in float32, with its LM head for decoder families;
-    a ConfigError names `key` when it cannot be loaded."""
+    """The pretrained model at `location` with its LM head for decoder families, its weights
+    in `dtype` (`auto`: the checkpoint's own); a ConfigError names `key` when it cannot be
+    loaded."""
     family = backbone_family(location, revision, key)
     try:
-        return _CLASSES[family].from_pretrained(location, revision=revision, dtype=torch.float32)
+        return _CLASSES[family].from_pretrained(
+            location, revision=revision, dtype=dtype if dtype == "auto" else getattr(torch, dtype)
+        )
     except (OSError, ValueError) as error:
         raise ConfigError(f"{key}: cannot load {str(location)!r} ({error})") from None
 

@@ -67,9 +67,11 @@ class MultiTaskModel(nn.Module):
         self.family = model_family(self.sharing.base.config)
         self._bind_family()
         hidden_size = self.sharing.base.config.hidden_size
+        # New heads take the backbone's dtype, as a transformers task class loaded in half
+        # precision does, so that the states they read need no cast.
         self.heads = nn.ModuleDict(
             {name: task.build_head(hidden_size) for name, task in tasks.items()}
-        )
+        ).to(self.sharing.base.dtype)
         for head in self.heads.values():
             # Heads with a pretrained counterpart in the backbone (a pooler, the embeddings)
             # start from it, as Hugging Face's task classes do.
@@ -90,14 +92,16 @@ class MultiTaskModel(nn.Module):
         revision: str | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
         sharing: SharingSpec | None = None,
+        dtype: str = "float32",
     ) -> MultiTaskModel:
         """New heads on a pretrained backbone (hub name, local folder or `bundled:<name>`),
-        shared among the tasks as `sharing` says."""
+        shared among the tasks as `sharing` says, with weights in `dtype` (`auto`: the
+        checkpoint's)."""
         from mtlm.bundled import resolve_model_name
 
         location = resolve_model_name(name_or_path)
         tokenizer = tokenizer or load_tokenizer(location, revision)
-        backbone = load_backbone(location, revision)
+        backbone = load_backbone(location, revision, dtype=dtype)
         return cls(
             build_sharing(sharing or HardSharingSpec(kind="hard"), backbone, list(tasks)),
             tasks,

@@ -65,4 +65,4 @@ class HardSharing(Sharing):
         """Read what `save` wrote."""
         from mtlm.modeling.backbones import load_backbone
 
-        return cls(spec, load_backbone(directory))
+        return cls(spec, load_backbone(directory, dtype="auto"))

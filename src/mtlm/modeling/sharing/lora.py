@@ -148,7 +148,7 @@ class LoraSharing(Sharing):
 
         from mtlm.modeling.backbones import load_backbone
 
-        base = load_backbone(directory)
+        base = load_backbone(directory, dtype="auto")
         model = PeftModel.from_pretrained(
             base, directory / "adapters" / tasks[0], adapter_name=tasks[0], is_trainable=True
         )

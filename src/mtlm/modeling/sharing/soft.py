@@ -149,7 +149,7 @@ class SoftSharing(Sharing):
 
         return cls(
             spec,
-            {task: load_backbone(directory / "backbones" / task) for task in tasks},
+            {task: load_backbone(directory / "backbones" / task, dtype="auto") for task in tasks},
         )
 
 
