@@ -123,6 +123,16 @@ def tiny_tokenizer() -> BertTokenizer:
     return BertTokenizer(vocab={word: index for index, word in enumerate(VOCAB)})
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` are skipped on a machine without CUDA."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tiny models train several times faster on one thread than on two on this machine."""

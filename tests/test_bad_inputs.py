@@ -432,6 +432,37 @@ CATALOGUE = [
         ("--batch-size", "'many'"),
     ),
     BadInput(
+        "device that is not one, to predict on",
+        (*PREDICT, "--device", "gpu"),
+        ("--device", "'gpu' is not a device"),
+    ),
+    BadInput(
+        "malformed device index, to evaluate on",
+        (*EVALUATE, "--device", "cuda:x"),
+        ("--device", "'cuda:x' is not a device"),
+    ),
+    BadInput(
+        "the meta device, to export on",
+        ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/exported")
+        + ("--device", "meta"),
+        ("--device", "'meta' holds no weights"),
+    ),
+    BadInput(
+        "a GPU the machine does not have",
+        (*PREDICT, "--device", "cuda:7"),
+        ("--device", "'cuda:7'"),
+    ),
+    BadInput(
+        "a device and a device map together",
+        (*EVALUATE, "--device", "cpu", "--device-map", "auto"),
+        ("--device-map", "--device", "not both"),
+    ),
+    BadInput(
+        "unknown device map",
+        (*PREDICT, "--device-map", "everywhere"),
+        ("--device-map", "'everywhere'"),
+    ),
+    BadInput(
         "zero baseline patience",
         ("compare", "{config}", "--baseline-patience", "0"),
         ("--baseline-patience",),
@@ -642,7 +673,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 81
+    assert len(CATALOGUE) >= 87
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])

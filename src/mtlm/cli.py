@@ -13,7 +13,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mtlm.errors import ConfigError, DataError, MtlmError
 
@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON file to write (default: eval_results.SPLIT.json in the --model folder; "
         "the training's own eval_results.json is never replaced)",
     )
+    _add_device_flags(evaluate, device_map=True)
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="predictions for the rows of a JSONL file")
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, help="JSONL file, one row per line")
     predict.add_argument("--output", help="JSONL file to write (default: standard output)")
     predict.add_argument("--batch-size", type=_whole_number(1), default=32)
+    _add_device_flags(predict, device_map=True)
     predict.set_defaults(handler=_predict)
 
     export = commands.add_parser(
@@ -113,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, help="run directory or its model/ folder")
     export.add_argument("--task", required=True, help="the task to export")
     export.add_argument("--out", required=True, help="folder to write")
+    _add_device_flags(export, device_map=False)
     export.set_defaults(handler=_export)
 
     compare = commands.add_parser(
@@ -206,6 +209,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The placements transformers' `from_pretrained(device_map=...)` computes itself.
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _add_device_flags(command: argparse.ArgumentParser, device_map: bool) -> None:
+    """--device (and --device-map) for a command that runs a saved model."""
+    command.add_argument(
+        "--device",
+        help="where the model runs: cpu, cuda, cuda:N, mps or an accelerator's index "
+        "(default: the accelerator if there is one, else cpu)",
+    )
+    if device_map:
+        command.add_argument(
+            "--device-map",
+            choices=DEVICE_MAPS,
+            help="instead of --device: spread the backbone's layers over the GPUs as "
+            "transformers' device_map does, for a model larger than one GPU",
+        )
+
+
+def _placement(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The device and device map that --device and --device-map ask for, checked."""
+    from mtlm.devices import resolve_device
+
+    if getattr(args, "device_map", None) is not None:
+        if args.device is not None:
+            raise ConfigError("--device-map: give --device or --device-map, not both")
+        return None, args.device_map
+    return resolve_device(args.device, "--device"), None
+
+
 def _load_config(path: str) -> ExperimentConfig:
     """The validated config, read before torch and transformers are imported."""
     from mtlm.config import load_config
@@ -265,7 +299,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_split_name(args.split, "--split")
     output = Path(args.output or Path(args.model) / f"eval_results.{args.split}.json")
     check_results_file(output, "--output")
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, *_placement(args))
     parts = loaded.parts() if isinstance(loaded, RoutedModel) else [(loaded, list(loaded.tasks))]
     scores, kinds = {}, {}
     for model, names in parts:
@@ -295,7 +329,7 @@ def _predict(args: argparse.Namespace) -> int:
     _quiet_library_progress_bars()
     from mtlm.modeling.routed_model import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, *_placement(args))
     read = _read_jsonl(args.input)
     rows = read.rows
     if args.task == "all":
@@ -339,7 +373,8 @@ def _export(args: argparse.Namespace) -> int:
     _quiet_library_progress_bars()
     from mtlm.export import export_task
 
-    print(export_task(args.model, args.task, args.out))
+    device, _ = _placement(args)
+    print(export_task(args.model, args.task, args.out, device))
     return 0
 
 

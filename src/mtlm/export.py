@@ -27,6 +27,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from mtlm.devices import DeviceLike, resolve_device
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.inference import as_rows
@@ -55,9 +56,16 @@ _LANGUAGE_MODEL_CLASSES = {"causal": AutoModelForCausalLM, "seq2seq": AutoModelF
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 
-def export_task(model: MultiTaskModel | str | Path, task: str, output_dir: str | Path) -> Path:
-    """Write task `task` of a model (or of the model saved at a path) to `output_dir` as a
-    plain Hugging Face model with its tokenizer; return the folder.
+def export_task(
+    model: MultiTaskModel | str | Path,
+    task: str,
+    output_dir: str | Path,
+    device: DeviceLike = None,
+) -> Path:
+    """Write task `task` of a model (or of the model saved at a path, loaded on `device`: see
+    `mtlm.devices`) to `output_dir` as a plain Hugging Face model with its tokenizer; return
+    the folder. The check that the written model reproduces mtlm's outputs runs both on the
+    model's device.
 
     `output_dir` must be new, empty, or an earlier export holding only what it wrote, which
     is then replaced; anything else is refused (see `mtlm.outputs`)."""
@@ -65,7 +73,7 @@ def export_task(model: MultiTaskModel | str | Path, task: str, output_dir: str |
     check_export_folder(output_dir, "--out")
     source = None if isinstance(model, MultiTaskModel) else str(model)
     if not isinstance(model, MultiTaskModel):
-        model = MultiTaskModel.from_pretrained(model)
+        model = MultiTaskModel.from_pretrained(model, resolve_device(device, "--device"))
     if task not in model.tasks:
         raise ConfigError(f"--task: no task {task!r} (tasks: {', '.join(model.tasks)})")
     kind = model.tasks[task]
@@ -200,8 +208,9 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
     """Reload the folder as Hugging Face would and check it reproduces mtlm's head outputs on
     the probe inputs; a ConfigError if it does not."""
     kind = model.tasks[task]
-    # In the dtype it was saved in, so that it computes as mtlm's model did.
-    exported = auto_class.from_pretrained(folder, dtype="auto")
+    # In the dtype it was saved in and on the model's device, so that it computes as mtlm's
+    # model did.
+    exported = auto_class.from_pretrained(folder, dtype="auto").to(model.device)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if isinstance(kind, TokenClassification):
         probes: list[Any] = [text.split() for text in PROBES]
@@ -220,10 +229,10 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
     )
     accepted = inspect.signature(exported.forward).parameters
     with model.evaluating(), torch.no_grad():
-        device = next(model.parameters()).device
-        on_device = {key: value.to(device) for key, value in batch.items()}
+        on_device = {key: value.to(model.device) for key, value in batch.items()}
         expected = model.forward_heads(on_device, [task])[task].float().cpu()
-        actual = exported(**{k: v for k, v in batch.items() if k in accepted}).logits.float()
+        actual = exported(**{k: v for k, v in on_device.items() if k in accepted}).logits
+        actual = actual.float().cpu()
     if isinstance(kind, Regression):
         expected = expected * kind.state["std"] + kind.state["mean"]
     if isinstance(kind, TokenClassification):
@@ -241,16 +250,15 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
 def verify_language_model(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> None:
     """Reload a text-to-text task's exported language model and check it gives the logits
     mtlm's model gives for the task on the probe texts; a ConfigError if it does not."""
-    exported = auto_class.from_pretrained(folder, dtype="auto").eval()
+    exported = auto_class.from_pretrained(folder, dtype="auto").to(model.device).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     inputs = dict(tokenizer(PROBES, padding=True, return_tensors="pt"))
     if model.family == "seq2seq":
         inputs["decoder_input_ids"] = inputs["input_ids"][:, :4]
     with model.evaluating(), torch.no_grad():
-        device = next(model.parameters()).device
-        encoder = model.sharing.encoder(task)
-        expected = encoder(**{k: v.to(device) for k, v in inputs.items()}).logits.float().cpu()
-        actual = exported(**inputs).logits.float()
+        on_device = {key: value.to(model.device) for key, value in inputs.items()}
+        expected = model.sharing.encoder(task)(**on_device).logits.float().cpu()
+        actual = exported(**on_device).logits.float().cpu()
     # A causal model's padded positions predict nothing; every decoder position counts.
     causal = model.family == "causal"
     real = inputs["attention_mask"].bool() if causal else torch.ones(actual.shape[:2]).bool()

@@ -11,10 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mtlm.devices import DeviceLike, resolve_device
 from mtlm.errors import ConfigError, DataError
 from mtlm.inference import predict_inputs
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.modeling.routed_model import RoutedModel, load_model
+from mtlm.modeling.sharing.base import DeviceMap
 from mtlm.tasks.classification import Classification
 from mtlm.tasks.regression import Regression
 from mtlm.tasks.token_classification import TokenClassification
@@ -35,6 +37,12 @@ class MultiTaskPipeline:
 
     Batches are sorted by length and padded to their longest input; results come back in
     input order.
+
+    `device` is where the model runs, as a `transformers.pipeline` takes it (an index, a name
+    such as "cuda:0", or a torch.device; see `mtlm.devices`): a model loaded from a path goes
+    there (by default the accelerator if there is one, else the CPU), and a model given is
+    moved there if a device is given. `device_map` (for a path) spreads the backbone's layers
+    over devices as transformers' `from_pretrained` does, for a model larger than one.
     """
 
     def __init__(
@@ -42,8 +50,19 @@ class MultiTaskPipeline:
         model: MultiTaskModel | RoutedModel | str | Path,
         tasks: list[str] | None = None,
         batch_size: int = 32,
+        device: DeviceLike = None,
+        device_map: DeviceMap = None,
     ) -> None:
-        self.model = model if isinstance(model, MultiTaskModel | RoutedModel) else load_model(model)
+        if isinstance(model, MultiTaskModel | RoutedModel):
+            if device_map is not None:
+                raise ConfigError(
+                    "device_map: places a model loaded from a path; move a loaded model with device"
+                )
+            if device is not None:
+                model.to(resolve_device(device, "device"))
+            self.model = model
+        else:
+            self.model = load_model(model, device, device_map)
         servable = [
             name
             for name, task in self.model.tasks.items()

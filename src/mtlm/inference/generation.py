@@ -1,7 +1,7 @@
 """Answers of text-to-text tasks: greedy generation, or the likeliest of the task's labels.
 
-Both read prompts from a task's features (the tokens before `prompt_length`), in
-length-sorted batches, and return one text per feature in input order.
+Both read prompts from a task's features (the tokens before `prompt_length`), in the batches
+of `mtlm.inference.batches`, and return one text per feature in input order.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from mtlm.inference.batches import feature_batches
 from mtlm.inference.predictor import Predictor
 
 
@@ -24,20 +25,17 @@ def generate_answers(
 ) -> list[str]:
     """Each prompt's answer: generated greedily up to `max_new_tokens`, or with
     `decoding: score_labels` the label the model finds likeliest."""
-    spec = model.tasks[task].spec
+    kind = model.tasks[task]
     prompts = [
         ids[:length]
         for ids, length in zip(features["input_ids"], features["prompt_length"], strict=True)
     ]
-    if spec.decoding == "score_labels":
+    if kind.spec.decoding == "score_labels":
         answer = _label_scorer(model, task, device)
-        batch_size = max(1, batch_size // len(model.tasks[task].label_names))
     else:
         answer = _generator(model, task, device)
     answers: list[str] = [""] * len(prompts)
-    order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
+    for indices in feature_batches(kind, features, batch_size):
         for index, text in zip(indices, answer([prompts[i] for i in indices]), strict=True):
             answers[index] = text
     return answers

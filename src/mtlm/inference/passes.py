@@ -1,8 +1,8 @@
 """Tokenized features to decoded predictions: length-sorted batches and shared backbone passes.
 
-The one batching rule: each encoding's features sorted by length, `batch_size` at a time, each
-batch padded to its longest; predictions come back in input order. A task's predictions so
-never depend on the tasks predicted with it.
+The one batching rule (`mtlm.inference.batches`): each encoding's features sorted by length,
+`batch_size` at a time, each batch padded to its longest; predictions come back in input order.
+A task's predictions so never depend on the tasks predicted with it.
 
 The one sharing rule: at each step, the heads of tasks that share an encoder (equal
 `sharing.pass_key`) and whose batches feed it the same tokens read one pass of it, whether or
@@ -13,13 +13,13 @@ head, or one that generates its answers, runs alone.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from mtlm.inference.batches import feature_batches
 from mtlm.inference.generation import generate_answers
 from mtlm.inference.inputs import Encoded
 from mtlm.inference.predictor import Predictor
@@ -40,9 +40,9 @@ def predict_encoded(
     model: Predictor, encoded: Sequence[Encoded], batch_size: int
 ) -> dict[str, list[Any]]:
     """Predictions of every task of `encoded`, one per feature of its encoding, in order."""
-    device = next(model.parameters()).device
+    device = model.device
     predictions: dict[str, list[Any]] = {}
-    batched: list[tuple[Encoded, list[int]]] = []
+    batched: list[tuple[Encoded, list[list[int]]]] = []
     for group in encoded:
         name = group.tasks[0]
         if model.tasks[name].generates:
@@ -50,16 +50,16 @@ def predict_encoded(
                 answers = generate_answers(model, name, group.features, batch_size, device)
             predictions[name] = model.tasks[name].predict(answers, {})
             continue
-        order = _length_order(group.features["input_ids"])
-        batched.append((group, order))
-        predictions.update({task: [None] * len(order) for task in group.tasks})
-    steps = max((math.ceil(len(order) / batch_size) for _, order in batched), default=0)
+        batched.append((group, feature_batches(model.tasks[name], group.features, batch_size)))
+        count = len(group.features["input_ids"])
+        predictions.update({task: [None] * count for task in group.tasks})
+    steps = max((len(group_batches) for _, group_batches in batched), default=0)
     with model.evaluating():
         for step in range(steps):
             batches = [
                 _Batch(group, indices, _collate(model, group, indices, device))
-                for group, order in batched
-                if (indices := order[step * batch_size : (step + 1) * batch_size])
+                for group, group_batches in batched
+                if step < len(group_batches) and (indices := group_batches[step])
             ]
             for one in _passes(model, batches):
                 names = [name for name, _ in one.readers]
@@ -91,11 +91,6 @@ class _Pass:
     key: tuple[str, Any]
     tensors: dict[str, torch.Tensor]
     readers: list[tuple[str, _Batch]]
-
-
-def _length_order(input_ids: list[list[Any]]) -> list[int]:
-    """Feature indices from the shortest to the longest."""
-    return sorted(range(len(input_ids)), key=lambda index: len(input_ids[index]))
 
 
 def _collate(

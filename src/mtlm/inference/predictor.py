@@ -6,13 +6,12 @@ what it offers, not by its class, keeps the prediction modules from importing th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
     from transformers import PreTrainedTokenizerBase
 
     from mtlm.modeling.sharing import Sharing
@@ -29,11 +28,12 @@ class Predictor(Protocol):
     family: str
 
     @property
+    def device(self) -> torch.device:
+        """Where batches go."""
+
+    @property
     def pad_token_id(self) -> int:
         """The id batches are padded with."""
-
-    def parameters(self) -> Iterator[nn.Parameter]:
-        """The model's weights (their device is where batches go)."""
 
     def evaluating(self) -> AbstractContextManager[Any]:
         """Eval mode for a block, then the mode before."""

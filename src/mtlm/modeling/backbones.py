@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from transformers import (
@@ -62,14 +62,20 @@ def load_backbone(
     revision: str | None = None,
     key: str = "model.name_or_path",
     dtype: str = "float32",
+    device_map: str | dict[str, Any] | None = None,
 ) -> PreTrainedModel:
     """The pretrained model at `location` with its LM head for decoder families, its weights
-    in `dtype` (`auto`: the checkpoint's own); a ConfigError names `key` when it cannot be
-    loaded."""
+    in `dtype` (`auto`: the checkpoint's own), its layers placed by `device_map` if given (as
+    transformers' `from_pretrained` places them: "auto" spreads a model too large for one
+    device over several); a ConfigError names `key` when it cannot be loaded."""
     family = backbone_family(location, revision, key)
+    placed = {} if device_map is None else {"device_map": device_map}
     try:
         return _CLASSES[family].from_pretrained(
-            location, revision=revision, dtype=dtype if dtype == "auto" else getattr(torch, dtype)
+            location,
+            revision=revision,
+            dtype=dtype if dtype == "auto" else getattr(torch, dtype),
+            **placed,
         )
     except (OSError, ValueError) as error:
         raise ConfigError(f"{key}: cannot load {str(location)!r} ({error})") from None

@@ -21,12 +21,14 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mtlm.config import SharingSpec, saved_sharing_spec, saved_task_spec
+from mtlm.devices import DeviceLike, input_device, resolve_device
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.inference import predict_inputs
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
 from mtlm.modeling.dropout import use_cheap_masks
 from mtlm.modeling.sharing import Sharing, build_sharing, load_sharing
+from mtlm.modeling.sharing.base import DeviceMap
 from mtlm.modeling.sharing.hard import HardSharing, HardSharingSpec
 from mtlm.tasks import KINDS, TaskKind
 
@@ -68,10 +70,11 @@ class MultiTaskModel(nn.Module):
         self._bind_family()
         hidden_size = self.sharing.base.config.hidden_size
         # New heads take the backbone's dtype, as a transformers task class loaded in half
-        # precision does, so that the states they read need no cast.
+        # precision does, so that the states they read need no cast; and its device, where
+        # those states come out.
         self.heads = nn.ModuleDict(
             {name: task.build_head(hidden_size) for name, task in tasks.items()}
-        ).to(self.sharing.base.dtype)
+        ).to(device=self.device, dtype=self.sharing.base.dtype)
         for head in self.heads.values():
             # Heads with a pretrained counterpart in the backbone (a pooler, the embeddings)
             # start from it, as Hugging Face's task classes do.
@@ -107,6 +110,12 @@ class MultiTaskModel(nn.Module):
             tasks,
             tokenizer,
         )
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches go: the backbone's device (for a backbone placed by a `device_map`,
+        where its first layers run; its outputs come back there)."""
+        return input_device(self.sharing.base)
 
     @property
     def pad_token_id(self) -> int:
@@ -263,9 +272,24 @@ class MultiTaskModel(nn.Module):
         }
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> MultiTaskModel:
-        """Restore a model written by `save_pretrained`, exactly; a damaged or incomplete
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        device: DeviceLike = None,
+        device_map: DeviceMap = None,
+    ) -> MultiTaskModel:
+        """Restore a model written by `save_pretrained`, exactly, on `device` (see
+        `mtlm.devices`: by default the accelerator if there is one, else the CPU); or with
+        `device_map` ("auto", or a map of module names to devices, as transformers'
+        `from_pretrained` takes it), the backbone's layers spread over devices for a model
+        larger than one, and the heads where its outputs come out. A damaged or incomplete
         folder is a ConfigError naming the file."""
+        if device is not None and device_map is not None:
+            raise ConfigError(
+                "device_map: give a device or a device_map, not both (the map places the "
+                "backbone's layers itself)"
+            )
+        target = None if device_map is not None else resolve_device(device, "device")
         directory = Path(directory)
         if (directory / "model" / MTLM_CONFIG).is_file():
             directory = directory / "model"
@@ -315,7 +339,7 @@ class MultiTaskModel(nn.Module):
         if not isinstance(sharing, dict):
             raise damaged(config_file, "sharing is not a mapping")
         spec = saved_sharing_spec(sharing, f"{config_file} is damaged: sharing")
-        sharing = load_sharing(spec, directory, list(tasks))
+        sharing = load_sharing(spec, directory, list(tasks), device_map)
         try:
             # A task reads its saved state (label names, target statistics) when its head is
             # built: a key missing there is the file's fault.
@@ -323,6 +347,8 @@ class MultiTaskModel(nn.Module):
         except KeyError as error:
             raise damaged(config_file, f"a task's state has no {error.args[0]!r}") from None
         model.heads.load_state_dict(read_heads(directory / HEADS_FILE, model.heads))
+        if target is not None:
+            model.to(target)
         model.eval()
         return model
 

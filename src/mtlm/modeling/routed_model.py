@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mtlm.devices import DeviceLike, resolve_device
 from mtlm.errors import ConfigError
 from mtlm.inference import predict_inputs
 from mtlm.modeling.multitask_model import MultiTaskModel
+from mtlm.modeling.sharing.base import DeviceMap
 
 ROUTING_FILE = "routing.json"
 
@@ -35,8 +37,13 @@ class RoutedModel:
         ).is_file()
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> RoutedModel:
-        """Load every model the routing file names."""
+    def from_pretrained(
+        cls, directory: str | Path, device: DeviceLike = None, device_map: DeviceMap = None
+    ) -> RoutedModel:
+        """Load every model the routing file names, each on `device` or placed by
+        `device_map` (as `MultiTaskModel.from_pretrained` takes them)."""
+        if device_map is None:
+            device = resolve_device(device, "device")
         directory = Path(directory)
         if not (directory / ROUTING_FILE).is_file():
             directory = directory / "model"
@@ -46,12 +53,20 @@ class RoutedModel:
         except (OSError, ValueError, KeyError) as error:
             raise ConfigError(f"{routing_file}: not a routing file ({error})") from None
         models = {
-            name: MultiTaskModel.from_pretrained(directory / name) for name in set(routing.values())
+            name: MultiTaskModel.from_pretrained(directory / name, device, device_map)
+            for name in set(routing.values())
         }
         for task, name in routing.items():
             if task not in models[name].tasks:
                 raise ConfigError(f"{routing_file}: {name} has no task {task!r}")
         return cls(models, routing)
+
+    def to(self, device: DeviceLike) -> RoutedModel:
+        """Every model moved to `device` (see `mtlm.devices`)."""
+        target = resolve_device(device, "device")
+        for model in self.models.values():
+            model.to(target)
+        return self
 
     def parts(self) -> list[tuple[MultiTaskModel, list[str]]]:
         """Each model with the tasks routed to it."""
@@ -80,8 +95,11 @@ class RoutedModel:
         return {name: predicted[name] for name in inputs}
 
 
-def load_model(directory: str | Path) -> MultiTaskModel | RoutedModel:
-    """A saved MultiTaskModel, or the RoutedModel of a plan's model folder."""
+def load_model(
+    directory: str | Path, device: DeviceLike = None, device_map: DeviceMap = None
+) -> MultiTaskModel | RoutedModel:
+    """A saved MultiTaskModel, or the RoutedModel of a plan's model folder, on `device` or
+    placed by `device_map` (see `MultiTaskModel.from_pretrained`)."""
     if RoutedModel.is_routed(directory):
-        return RoutedModel.from_pretrained(directory)
-    return MultiTaskModel.from_pretrained(directory)
+        return RoutedModel.from_pretrained(directory, device, device_map)
+    return MultiTaskModel.from_pretrained(directory, device, device_map)

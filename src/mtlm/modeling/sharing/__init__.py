@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtlm.modeling.sharing.base import Sharing, SharingSpec
+from mtlm.modeling.sharing.base import DeviceMap, Sharing, SharingSpec
 from mtlm.modeling.sharing.hard import HardSharing
 from mtlm.modeling.sharing.lora import LoraSharing
 from mtlm.modeling.sharing.soft import SoftSharing
@@ -27,9 +27,11 @@ def build_sharing(spec: SharingSpec, backbone: PreTrainedModel, tasks: list[str]
     return SHARING[spec.kind].from_one(spec, backbone, tasks)
 
 
-def load_sharing(spec: SharingSpec, directory: Path, tasks: list[str]) -> Sharing:
-    """The strategy and its backbone(s) as `Sharing.save` wrote them."""
-    return SHARING[spec.kind].load(spec, directory, tasks)
+def load_sharing(
+    spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+) -> Sharing:
+    """The strategy and its backbone(s) as `Sharing.save` wrote them, placed by `device_map`."""
+    return SHARING[spec.kind].load(spec, directory, tasks, device_map)
 
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mtlm.tasks.spec import StrictModel
 
@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
     from transformers import PreTrainedModel
+
+
+#: Where a loaded backbone's layers go, as transformers' `from_pretrained` takes it (None: all
+#: on the CPU, to be moved as a whole).
+DeviceMap = str | dict[str, Any] | None
 
 
 class SharingSpec(StrictModel):
@@ -73,8 +78,11 @@ class Sharing(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, spec: SharingSpec, directory: Path, tasks: list[str]) -> Sharing:
-        """Read what `save` wrote."""
+    def load(
+        cls, spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+    ) -> Sharing:
+        """Read what `save` wrote, the backbone(s) placed by `device_map` if given (see
+        `load_backbone`)."""
 
     @abstractmethod
     def save(self, directory: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mtlm.modeling.sharing.base import Sharing, SharingSpec
+from mtlm.modeling.sharing.base import DeviceMap, Sharing, SharingSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -61,8 +61,10 @@ class HardSharing(Sharing):
         self.backbone.save_pretrained(directory)
 
     @classmethod
-    def load(cls, spec: SharingSpec, directory: Path, tasks: list[str]) -> HardSharing:
+    def load(
+        cls, spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+    ) -> HardSharing:
         """Read what `save` wrote."""
         from mtlm.modeling.backbones import load_backbone
 
-        return cls(spec, load_backbone(directory, dtype="auto"))
+        return cls(spec, load_backbone(directory, dtype="auto", device_map=device_map))

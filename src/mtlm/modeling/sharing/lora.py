@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from mtlm.errors import ConfigError
-from mtlm.modeling.sharing.base import Sharing, SharingSpec
+from mtlm.modeling.sharing.base import DeviceMap, Sharing, SharingSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -142,13 +142,15 @@ class LoraSharing(Sharing):
                 shutil.copytree(written, directory / "adapters" / task)
 
     @classmethod
-    def load(cls, spec: SharingSpec, directory: Path, tasks: list[str]) -> LoraSharing:
+    def load(
+        cls, spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+    ) -> LoraSharing:
         """Read what `save` wrote."""
         from peft import PeftModel
 
         from mtlm.modeling.backbones import load_backbone
 
-        base = load_backbone(directory, dtype="auto")
+        base = load_backbone(directory, dtype="auto", device_map=device_map)
         model = PeftModel.from_pretrained(
             base, directory / "adapters" / tasks[0], adapter_name=tasks[0], is_trainable=True
         )

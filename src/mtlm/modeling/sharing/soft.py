@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from mtlm.errors import ConfigError
-from mtlm.modeling.sharing.base import Sharing, SharingSpec
+from mtlm.modeling.sharing.base import DeviceMap, Sharing, SharingSpec
 
 if TYPE_CHECKING:
     import torch
@@ -143,13 +143,20 @@ class SoftSharing(Sharing):
             backbone.save_pretrained(directory / "backbones" / task)
 
     @classmethod
-    def load(cls, spec: SharingSpec, directory: Path, tasks: list[str]) -> SoftSharing:
+    def load(
+        cls, spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+    ) -> SoftSharing:
         """Read what `save` wrote; hard-shared modules are tied again (their copies are equal)."""
         from mtlm.modeling.backbones import load_backbone
 
         return cls(
             spec,
-            {task: load_backbone(directory / "backbones" / task, dtype="auto") for task in tasks},
+            {
+                task: load_backbone(
+                    directory / "backbones" / task, dtype="auto", device_map=device_map
+                )
+                for task in tasks
+            },
         )
 
 
