@@ -7,6 +7,7 @@ from typing import Any
 
 from mtlm.data.features import TaskData
 from mtlm.inference import predict_features
+from mtlm.inference.shards import Processes, predict_sharded
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.tasks import TaskKind
 
@@ -14,15 +15,27 @@ EvalResults = dict[str, Any]
 
 
 def evaluate(
-    model: MultiTaskModel, data: dict[str, TaskData], split: str, batch_size: int = 64
+    model: MultiTaskModel,
+    data: dict[str, TaskData],
+    split: str,
+    batch_size: int = 64,
+    processes: Processes | None = None,
 ) -> EvalResults:
-    """Metrics of every task that has `split`, keyed by task, with their aggregate."""
+    """Metrics of every task that has `split`, keyed by task, with their aggregate.
+
+    With `processes` (the Accelerator of a distributed run), each process predicts its share
+    of every task's batches and all take the gathered predictions (see
+    `mtlm.inference.shards`): every process must call it, and each gets the results one
+    process would compute alone."""
     scores = {}
     for name, task_data in data.items():
         if split not in task_data.splits:
             continue
         features = task_data.splits[split].to_dict()
-        predictions = predict_features(model, [name], features, batch_size)[name]
+        if processes is None:
+            predictions = predict_features(model, [name], features, batch_size)[name]
+        else:
+            predictions = predict_sharded(model, name, features, batch_size, processes)
         scores[name] = task_data.task.score(predictions, task_data.task.references(features))
     return results(scores, {name: d.task for name, d in data.items()}, split)
 

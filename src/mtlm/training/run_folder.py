@@ -257,7 +257,9 @@ class RunFolder:
         save_weights(self.best, model, info)
 
     def load_best(self, model: nn.Module) -> None:
-        """Load the best weights kept, if any, into `model`."""
+        """Load the best weights kept, if any, into `model`, once the main process has
+        written them."""
+        self._accelerator.wait_for_everyone()
         if (self.best / "model.safetensors").is_file():
             load_weights(self.best, model)
 

@@ -84,9 +84,11 @@ class Trainer:
 
     # --- public API -----------------------------------------------------------------------
     def evaluate(self, split: str | None = None) -> EvalResults:
-        """Metrics of the current model on a split (the validation split by default)."""
+        """Metrics of the current model on a split (the validation split by default). Under
+        several processes each predicts its share of the batches: call it on every process."""
         model = self.accelerator.unwrap_model(self.model)
-        return evaluate(model, self.data, split or self.args.eval_split, self.args.eval_batch_size)
+        split = split or self.args.eval_split
+        return evaluate(model, self.data, split, self.args.eval_batch_size, self.accelerator)
 
     def train(self, resume: bool = False) -> EvalResults:
         """Train, keep the best model, evaluate it on the final split; return those results.
@@ -418,34 +420,31 @@ class Trainer:
         """Evaluate on the validation split; keep the weights if the aggregate is the best;
         show the sampler the results (a dynamic one follows each task's distance from its
         target). Returns whether early stopping's patience has run out."""
-        shared: list[Any] = [None, False]
+        # Every process predicts its share of the split. All must draw the same tasks, keep
+        # the same best and stop together, so all take the main process's results.
+        results = broadcast_object_list([self.evaluate(self.args.eval_split)])[0]
+        score = results["aggregate"]
+        best = state["best_score"]
         if self._is_main:
-            results = self.evaluate(self.args.eval_split)
-            score = results["aggregate"]
             run_log.write({"step": step, "eval": results})
-            shared[0] = results
-            best = state["best_score"]
-            if score is not None and (best is None or score > best):
-                state["best_score"], state["best_step"] = score, step
-                self._best_validation = results
+        if score is not None and (best is None or score > best):
+            state["best_score"], state["best_step"] = score, step
+            self._best_validation = results
+            if self._is_main:
                 self.run_folder.save_best(
                     self.accelerator.unwrap_model(model),
                     {"step": step, "aggregate": score, "split": self.args.eval_split},
                 )
-            improved = score is not None and (
-                best is None or score > best + self.args.early_stopping_threshold
-            )
-            stale = state.get("stale_validations", 0)
-            state["stale_validations"] = 0 if improved else stale + 1
-            patience = self.args.early_stopping_patience
-            shared[1] = patience is not None and state["stale_validations"] >= patience
-            self._print(validation_line(step, results, step == state["best_step"]))
-        # Every process must draw the same tasks and stop together, so all take the main
-        # process's results and decision.
-        results, stop = broadcast_object_list(shared)
+        improved = score is not None and (
+            best is None or score > best + self.args.early_stopping_threshold
+        )
+        stale = state.get("stale_validations", 0)
+        state["stale_validations"] = 0 if improved else stale + 1
+        self._print(validation_line(step, results, step == state["best_step"]))
         sampler.observe(results, {name: d.task for name, d in self.data.items()})
         model.train()
-        return stop
+        patience = self.args.early_stopping_patience
+        return patience is not None and state["stale_validations"] >= patience
 
     def _finish(self, model, state, session: _Session, plan) -> EvalResults:
         """Restore the best weights, evaluate on the final split, write the model, its results
@@ -453,13 +452,13 @@ class Trainer:
         unwrapped = self.accelerator.unwrap_model(model)
         if self.args.load_best_model_at_end:
             self.run_folder.load_best(unwrapped)
-        final: EvalResults = {}
+        # Every process predicts its share; every one keeps the same best validation.
+        final = self.evaluate(self.args.final_eval_split)
+        # The validation scores of the model kept: what choices between models may read.
+        validation = self._best_validation
+        if not (self.args.load_best_model_at_end and validation is not None):
+            validation = self.evaluate(self.args.eval_split)
         if self._is_main:
-            final = self.evaluate(self.args.final_eval_split)
-            # The validation scores of the model kept: what choices between models may read.
-            validation = self._best_validation
-            if not (self.args.load_best_model_at_end and validation is not None):
-                validation = self.evaluate(self.args.eval_split)
             trivial = trivial_baseline(self.data, self.args.final_eval_split)
             self.summary = self._summary(state, session, plan)
             self.run_folder.finish(
