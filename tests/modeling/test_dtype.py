@@ -98,3 +98,28 @@ def test_a_bfloat16_task_exports_in_bfloat16_and_predicts_what_mtlm_predicts(
     assert [row["label"] for row in classify(texts)] == [
         row["label"] for row in model.predict("sentiment", texts)
     ]
+
+
+def test_a_bfloat16_regression_task_exports_within_bfloat16s_precision(
+    make_config, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The exported head folds the target scale into bfloat16 weights and rounds its output
+    there: a few units of bfloat16's last place from mtlm's, and no more."""
+    from transformers import AutoModelForSequenceClassification
+
+    from mtlm.export import export_task
+    from mtlm.tasks import KINDS
+
+    spec = make_config().tasks[1]
+    tasks = {"score": KINDS[spec.kind](spec, {"mean": 2.5, "std": 0.7})}
+    torch.manual_seed(0)
+    model = MultiTaskModel.from_backbone(str(tiny_model_dir), tasks, dtype="bfloat16").eval()
+    folder = export_task(model, "score", tmp_path / "exported")
+    exported = AutoModelForSequenceClassification.from_pretrained(folder, dtype="auto")
+    assert exported.dtype == torch.bfloat16
+    texts = ["the movie was great", "a very dull plot and it is boring"]
+    batch = model.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        theirs = exported(**batch).logits.float().squeeze(-1).tolist()
+    ours = [row["score"] for row in model.predict("score", texts)]
+    assert theirs == pytest.approx(ours, abs=0.05)
