@@ -16,8 +16,9 @@ from pathlib import Path
 from counting import TokenCounter, peak_rss_mb
 
 
-def run_hf_trainer(workload_path: Path) -> dict:
-    """One plain model per task, trained with the Hugging Face Trainer, one after another."""
+def run_hf_trainer(workload_path: Path, precision: str = "no") -> dict:
+    """One plain model per task, trained with the Hugging Face Trainer, one after another, on
+    the workload's device, under bf16 autocast with `precision` "bf16"."""
     import torch
     from datasets import Dataset
     from transformers import (
@@ -70,7 +71,8 @@ def run_hf_trainer(workload_path: Path) -> dict:
                 eval_strategy="no",
                 logging_strategy="no",
                 report_to=[],
-                use_cpu=True,
+                use_cpu=workload.get("device", "cpu") == "cpu",
+                bf16=precision == "bf16",
                 disable_tqdm=True,
             )
             trainer = Trainer(
@@ -82,7 +84,7 @@ def run_hf_trainer(workload_path: Path) -> dict:
             seconds += time.perf_counter() - started
         steps += trainer.state.global_step
     return counter.figures(seconds) | {
-        "name": "HF Trainer, one task at a time",
+        "name": "HF Trainer, one task at a time" + (" (bf16)" if precision == "bf16" else ""),
         "transformers_version": __import__("transformers").__version__,
         "optimizer_steps": steps,
         "peak_rss_mb": peak_rss_mb(),

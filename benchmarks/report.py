@@ -24,12 +24,21 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
-def write_section(key: str, title: str, intro: str, markdown: str, command: str) -> None:
-    """Replace the `key` section of BENCHMARKS.md (or append it)."""
-    path = ROOT / "BENCHMARKS.md"
+def write_section(
+    key: str,
+    title: str,
+    intro: str,
+    markdown: str,
+    command: str,
+    path: Path = ROOT / "BENCHMARKS.md",
+    where: str | None = None,
+) -> None:
+    """Replace the `key` section of BENCHMARKS.md (or of the copy at `path`), or append it;
+    `where` names the machine (default: this one's processor)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
-    section = f"{start}\n## {title}\n\n`{command}` on {machine()}: {intro}\n\n{markdown}\n{end}"
+    where = where or machine()
+    section = f"{start}\n## {title}\n\n`{command}` on {where}: {intro}\n\n{markdown}\n{end}"
     if start in text:
         text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
     else:
@@ -61,8 +70,8 @@ def run_each(script: str, names: list[str], arguments: list[str], key: str) -> l
 
 
 def timed_log_rows(config, warmup: int) -> list[dict]:
-    """Train `config` logging every step, with no evaluation or checkpoints, in a temporary
-    folder; its metrics rows after the first `warmup` steps."""
+    """Train `config` logging every step, with no checkpoints and no evaluation before the
+    last step, in a temporary folder; its metrics rows after the first `warmup` steps."""
     import tempfile
 
     from mtlm import Trainer
@@ -71,8 +80,9 @@ def timed_log_rows(config, warmup: int) -> list[dict]:
     training.logging_steps = 1
     training.eval_steps = training.save_steps = None
     training.progress_bar = False
-    # No task has these splits, so evaluation costs nothing: only the steps are measured.
-    training.eval_split = training.final_eval_split = "none"
+    # One validation after the last step and the final evaluation, both after the rows
+    # measured (split names must be real ones).
+    training.final_eval_split = training.eval_split
     with tempfile.TemporaryDirectory() as output:
         Trainer(config, output).train()
         rows = [json.loads(line) for line in (Path(output) / "metrics.jsonl").open()]

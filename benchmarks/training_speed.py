@@ -20,9 +20,17 @@ the two times are compared; and under cProfile, the step time outside the calls 
 loss, backward, clipping and the optimizer. The bf16 run's test
 scores are compared with the fp32 run's.
 
-Prints one JSON object; with `--write` it replaces the training-speed section of BENCHMARKS.md.
+With `--precision bf16` (what `benchmarks/gpu_check.sh` runs on a GPU, `--device cuda`): mtlm
+with `mixed_precision: bf16` against the HF Trainer with `bf16=True`, the bare loop under bf16
+autocast, and mtlm with bfloat16 weights (`model.dtype: bfloat16`); useful FLOP/s are divided
+by the device's measured bf16 matmul rate.
+
+Prints one JSON object (`--json FILE` writes it too); with `--write` (fp32 on the CPU) it
+replaces the training-speed section of BENCHMARKS.md.
 
     python benchmarks/training_speed.py [--rows 400] [--repeats 2] [--no-tasknet] [--write]
+    python benchmarks/training_speed.py --precision bf16 --device cuda --rows 2000 \
+        --batch-size 32 --no-tasknet --json training_speed.json
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -38,25 +47,35 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from counting import TokenCounter, peak_rss_mb  # noqa: E402
 from hf_trainer_peer import run_hf_trainer  # noqa: E402
-from report import ROOT, run_isolated, write_section  # noqa: E402
+from report import ROOT, machine, run_isolated, write_section  # noqa: E402
 
 THREADS = 2
 BATCH_SIZE = 16
 LEARNING_RATE = 1e-4
 SEED = 42
-MATMUL_SIZE = 4096
+#: The side of the square matrices timed for the hardware's rate, on a CPU and on a GPU.
+MATMUL_SIZE = {"cpu": 4096, "cuda": 8192}
+#: In each precision: the contenders that run `repeats` times, interleaved (the bare loop,
+#: which replays the first one's batches, last), and those that run once.
+CONTENDERS = {
+    "fp32": (("mtlm", "hf_trainer", "tasknet", "bare_loop"), ("mtlm_bf16", "profile")),
+    "bf16": (("mtlm_bf16", "hf_trainer_bf16", "bare_loop_bf16"), ("mtlm_bf16_weights",)),
+}
 
 
 # --- the workload, shared by every contender ---------------------------------------------------
-def write_workload(folder: Path, rows: int) -> Path:
+def write_workload(
+    folder: Path, rows: int, device: str = "cpu", batch_size: int = BATCH_SIZE
+) -> Path:
     """The first `rows` training rows of every demo task as JSONL files, and `workload.json`
-    describing them (the format `tasknet_peer.py` reads too)."""
+    describing them and the device and batch size to train with (the format `tasknet_peer.py`
+    reads too)."""
     from mtlm import load_config
     from mtlm.bundled import resolve_model_name
     from mtlm.demo.prepare import prepare_demo
 
     config = load_config(ROOT / "examples" / "demo.yaml")
-    files = prepare_demo()
+    files = prepare_demo([spec.data.bundled for spec in config.tasks])
     tasks = []
     for spec in config.tasks:
         source = files[spec.data.bundled]
@@ -82,7 +101,8 @@ def write_workload(folder: Path, rows: int) -> Path:
         tasks.append(task)
     workload = {
         "model": resolve_model_name(config.model.name_or_path),
-        "batch_size": BATCH_SIZE,
+        "device": device,
+        "batch_size": batch_size,
         "threads": THREADS,
         "learning_rate": LEARNING_RATE,
         "seed": SEED,
@@ -96,15 +116,16 @@ def write_workload(folder: Path, rows: int) -> Path:
 def optimizer_steps(workload: dict) -> int:
     """One epoch of every task's rows in batches: the steps every contender takes."""
     return sum(
-        math.ceil(sum(1 for _ in open(task["train"], encoding="utf-8")) / BATCH_SIZE)
+        math.ceil(sum(1 for _ in open(task["train"], encoding="utf-8")) / workload["batch_size"])
         for task in workload["tasks"]
     )
 
 
 # --- contenders --------------------------------------------------------------------------------
-def mtlm_config(workload_path: Path, precision: str, output: str):
+def mtlm_config(workload_path: Path, precision: str, output: str, dtype: str = "float32"):
     """The workload as an mtlm config: hard sharing, sampled steps, proportional sampling, one
-    epoch's worth of steps, no validation while training, the test split at the end."""
+    epoch's worth of steps, no validation while training, the test split at the end; weights
+    in `dtype`."""
     from mtlm.config import ExperimentConfig
 
     workload = json.loads(workload_path.read_text())
@@ -121,19 +142,20 @@ def mtlm_config(workload_path: Path, precision: str, output: str):
         tasks.append(spec)
     return ExperimentConfig.model_validate(
         {
-            "model": {"name_or_path": "bundled:minilm"},
+            "model": {"name_or_path": "bundled:minilm", "dtype": dtype},
             "tasks": tasks,
             "training": {
                 "output_dir": output,
                 "seed": SEED,
                 "max_steps": optimizer_steps(workload),
-                "batch_size": BATCH_SIZE,
+                "batch_size": workload["batch_size"],
                 "learning_rate": LEARNING_RATE,
                 "head_learning_rate": 1e-3,
                 "sampler": {"kind": "proportional"},
                 "mixed_precision": precision,
                 "logging_steps": 20,
-                "eval_split": "none",  # no validation during the timed steps
+                # validated once, after the last step: outside the clock
+                "eval_split": "validation",
                 "final_eval_split": "test",
                 "progress_bar": False,
             },
@@ -141,22 +163,24 @@ def mtlm_config(workload_path: Path, precision: str, output: str):
     )
 
 
-def run_mtlm(workload_path: Path, precision: str) -> dict:
-    """mtlm's Trainer on the workload; its clock leaves out the final evaluation."""
+def run_mtlm(workload_path: Path, precision: str, dtype: str = "float32") -> dict:
+    """mtlm's Trainer on the workload (on the GPU where the machine has one: Accelerate's
+    choice); its clock leaves out the final evaluation."""
     import torch
 
     from mtlm import Trainer
 
     torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as output:
-        trainer = Trainer(mtlm_config(workload_path, precision, output))
+        trainer = Trainer(mtlm_config(workload_path, precision, output, dtype))
         counter = TokenCounter()
         counter.watch(trainer.model)  # skips the eval-mode passes
         final = trainer.train()
         summary = json.loads((Path(output) / "train_summary.json").read_text())
     result = counter.figures(summary["step_seconds"])
+    names = {"no": "mtlm", "bf16": "mtlm (bf16)"}
     return result | {
-        "name": f"mtlm ({precision})" if precision != "no" else "mtlm",
+        "name": "mtlm (bf16 weights)" if dtype == "bfloat16" else names[precision],
         "optimizer_steps": summary["steps"],
         "examples_per_task": summary["examples_per_task"],
         "test_scores": {
@@ -179,7 +203,8 @@ def run_bare_loop(workload_path: Path, precision: str) -> dict:
     torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as output:
         trainer = Trainer(mtlm_config(workload_path, precision, output))
-    args, model = trainer.args, trainer.model
+    device = trainer.accelerator.device
+    args, model = trainer.args, trainer.model.to(device)
     streams = trainer.task_streams()
     sampler = build_sampler(
         {n: len(s.features) for n, s in streams.items()}, args.sampler, args.seed
@@ -193,15 +218,17 @@ def run_bare_loop(workload_path: Path, precision: str) -> dict:
     for step in range(args.max_steps):
         sampler.set_progress(step / args.max_steps)
         name = sampler.sample()
-        batch = streams[name].next_batch()
+        batch = {key: value.to(device) for key, value in streams[name].next_batch().items()}
         drawn[name] += len(batch["input_ids"])
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = trainer.data[name].task.loss(model(name, batch), batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return {"seconds": time.perf_counter() - started, "examples_per_task": drawn}
 
 
@@ -220,7 +247,6 @@ def run_profiled(workload_path: Path) -> dict:
     torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as output:
         config = mtlm_config(workload_path, "no", output)
-        config.training.final_eval_split = "none"
         trainer = Trainer(config)
         profiler = cProfile.Profile()
         profiler.runcall(trainer.train)
@@ -250,21 +276,27 @@ def _run_contender(name: str, workload: Path) -> dict:
     return run_isolated(__file__, name, [str(workload)])
 
 
-def matmul_rate(dtype_name: str) -> float:
-    """FLOP/s of a large square matrix product with the benchmark's threads (best of 5)."""
+def matmul_rate(dtype_name: str, device: str = "cpu") -> float:
+    """FLOP/s of a large square matrix product on `device` (on the CPU with the benchmark's
+    threads), the best of 5 after a warm-up; on a GPU each timing waits for the product."""
     import torch
 
     torch.set_num_threads(THREADS)
     dtype = getattr(torch, dtype_name)
-    left = torch.randn(MATMUL_SIZE, MATMUL_SIZE).to(dtype)
-    right = torch.randn(MATMUL_SIZE, MATMUL_SIZE).to(dtype)
-    torch.matmul(left, right)
+    size = MATMUL_SIZE[device]
+    left = torch.randn(size, size, device=device).to(dtype)
+    right = torch.randn(size, size, device=device).to(dtype)
+    wait = torch.cuda.synchronize if device == "cuda" else lambda: None
+    for _ in range(3):
+        torch.matmul(left, right)
+    wait()
     best = math.inf
     for _ in range(5):
         started = time.perf_counter()
         torch.matmul(left, right)
+        wait()
         best = min(best, time.perf_counter() - started)
-    return 2 * MATMUL_SIZE**3 / best
+    return 2 * size**3 / best
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -338,7 +370,8 @@ def markdown(results: dict) -> str:
         met = "yes" if goal["met"] else "no"
         text += f"| {name} | {goal['value']:.3f} | {goal['goal']} | {met} |\n"
     text += (
-        f"\nMatrix-multiply rate ({MATMUL_SIZE}² `torch.matmul`, {THREADS} threads, the higher "
+        f"\nMatrix-multiply rate ({MATMUL_SIZE['cpu']}² `torch.matmul`, {THREADS} threads, the "
+        "higher "
         "of a measurement before and one after the contenders): fp32 "
         f"{results['matmul_fp32'] / 1e9:.1f} GFLOP/s, bf16 {results['matmul_bf16'] / 1e9:.1f} "
         f"GFLOP/s. mtlm's step: {mtlm['train_seconds']:.1f} s for {mtlm['optimizer_steps']} "
@@ -377,70 +410,107 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=400, help="training rows per task")
     parser.add_argument("--no-tasknet", action="store_true", help="leave the tasknet run out")
     parser.add_argument("--repeats", type=int, default=2, help="runs per contender, best kept")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=sorted(CONTENDERS), default="fp32")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md (CPU)")
     args, rest = parser.parse_known_args()
     if args.one:
-        one = {
-            "mtlm": lambda: run_mtlm(Path(rest[0]), "no"),
-            "mtlm_bf16": lambda: run_mtlm(Path(rest[0]), "bf16"),
-            "bare_loop": lambda: run_bare_loop(Path(rest[0]), "no"),
-            "profile": lambda: run_profiled(Path(rest[0])),
-            "hf_trainer": lambda: run_hf_trainer(Path(rest[0])),
-            "matmul": lambda: {"fp32": matmul_rate("float32"), "bf16": matmul_rate("bfloat16")},
-        }[args.one]
-        print(json.dumps(one()), flush=True)
+        print(json.dumps(_run_one(args.one, rest)), flush=True)
         return
-    results: dict = {}
+    if args.device == "cpu":
+        # Accelerate would otherwise train mtlm on a GPU that the machine has.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     with tempfile.TemporaryDirectory() as folder:
-        workload = write_workload(Path(folder), args.rows)
-        # The machine's matmul rate drifts (200-290 GFLOP/s fp32 here): measured before and
-        # after the contenders, the higher of the two is the reference.
-        rates = [run_isolated(__file__, "matmul", [])]
-        # Runs on this machine drift by 10-20 % with their place in the sequence: every
-        # contender runs `repeats` times, interleaved with the others, and keeps its best.
-        runs: dict[str, list[dict]] = {}
-        for _ in range(args.repeats):
-            for name in ("mtlm", "hf_trainer", "tasknet", "bare_loop"):
-                if name == "tasknet" and args.no_tasknet:
-                    continue
-                result = _run_contender(name, workload)
-                print(json.dumps(result), flush=True)
-                if "error" in result and name != "tasknet":
-                    raise SystemExit(f"{name} failed: {result['error']}")
-                runs.setdefault(name, []).append(result)
-        for name, tries in runs.items():
-            results[name] = max(
-                tries, key=lambda r: r.get("tokens_per_second", -r.get("seconds", 0))
-            )
-        bare = results.pop("bare_loop")
-        if bare.get("examples_per_task") != results["mtlm"]["examples_per_task"]:
-            raise SystemExit(f"the bare loop did not replay mtlm's batches: {bare}")
-        results["mtlm"]["bare_loop_seconds"] = round(bare["seconds"], 2)
-        results["mtlm"]["step_overhead"] = round(
-            1 - bare["seconds"] / results["mtlm"]["train_seconds"], 4
-        )
-        results["mtlm_bf16"] = run_isolated(__file__, "mtlm_bf16", [str(workload)])
-        print(json.dumps(results["mtlm_bf16"]), flush=True)
-        results["mtlm"]["profile"] = run_isolated(__file__, "profile", [str(workload)])
-        rates.append(run_isolated(__file__, "matmul", []))
-        results["matmul_fp32"] = max(rate["fp32"] for rate in rates)
-        results["matmul_bf16"] = max(rate["bf16"] for rate in rates)
-    results["goals"] = goals(results)
+        workload = write_workload(Path(folder), args.rows, args.device, args.batch_size)
+        results = measure(workload, args.device, args.precision, args.repeats, args.no_tasknet)
+    if args.precision == "fp32":
+        results["goals"] = goals(results)
     print(json.dumps(results))
-    if args.write:
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if args.write and args.device == "cpu" and args.precision == "fp32":
         write_section(
             "training-speed",
             "Training speed: mtlm against the HF Trainer and tasknet",
             f"the bundled MiniLM encoder, the first {args.rows} training rows of each of the 4 "
-            f"demo tasks, one epoch's worth of optimizer steps, batch {BATCH_SIZE}, each task's "
-            f"max_length, {THREADS} threads, each contender in a fresh process, the best of "
-            f"{args.repeats} interleaved runs (bf16 and the profile: one run); throughput over "
-            "the training calls only (loading, tokenizing and evaluation left out for all).",
+            f"demo tasks, one epoch's worth of optimizer steps, batch {args.batch_size}, each "
+            f"task's max_length, {THREADS} threads, each contender in a fresh process, the best "
+            f"of {args.repeats} interleaved runs (bf16 and the profile: one run); throughput "
+            "over the training calls only (loading, tokenizing and evaluation left out for all).",
             markdown(results),
             f"python benchmarks/training_speed.py --rows {args.rows} --repeats {args.repeats} "
             "--write",
         )
+
+
+def _run_one(name: str, rest: list[str]) -> dict:
+    """One contender's run (or the matmul rates), in this fresh process."""
+    if name.startswith("matmul"):
+        device = rest[0]
+        return {"fp32": matmul_rate("float32", device), "bf16": matmul_rate("bfloat16", device)}
+    workload = Path(rest[0])
+    return {
+        "mtlm": lambda: run_mtlm(workload, "no"),
+        "mtlm_bf16": lambda: run_mtlm(workload, "bf16"),
+        "mtlm_bf16_weights": lambda: run_mtlm(workload, "no", "bfloat16"),
+        "bare_loop": lambda: run_bare_loop(workload, "no"),
+        "bare_loop_bf16": lambda: run_bare_loop(workload, "bf16"),
+        "profile": lambda: run_profiled(workload),
+        "hf_trainer": lambda: run_hf_trainer(workload),
+        "hf_trainer_bf16": lambda: run_hf_trainer(workload, "bf16"),
+    }[name]()
+
+
+def measure(workload: Path, device: str, precision: str, repeats: int, no_tasknet: bool) -> dict:
+    """Every contender of `precision` on `device`, the bare loop's replay of mtlm's batches,
+    and the matmul rates measured before and after them."""
+    results: dict = {"device": device, "precision": precision, "device_name": _device_name(device)}
+    repeated, once = CONTENDERS[precision]
+    # The machine's matmul rate drifts (200-290 GFLOP/s fp32 here): measured before and
+    # after the contenders, the higher of the two is the reference.
+    rates = [run_isolated(__file__, "matmul", [device])]
+    # Runs on this machine drift by 10-20 % with their place in the sequence: every
+    # contender runs `repeats` times, interleaved with the others, and keeps its best.
+    runs: dict[str, list[dict]] = {}
+    for _ in range(repeats):
+        for name in repeated:
+            if name == "tasknet" and no_tasknet:
+                continue
+            result = _run_contender(name, workload)
+            print(json.dumps(result), flush=True)
+            if "error" in result and name != "tasknet":
+                raise SystemExit(f"{name} failed: {result['error']}")
+            runs.setdefault(name, []).append(result)
+    for name, tries in runs.items():
+        results[name] = max(tries, key=lambda r: r.get("tokens_per_second", -r.get("seconds", 0)))
+    bare, timed = results.pop(repeated[-1]), results[repeated[0]]
+    if bare.get("examples_per_task") != timed["examples_per_task"]:
+        raise SystemExit(f"the bare loop did not replay mtlm's batches: {bare}")
+    timed["bare_loop_seconds"] = round(bare["seconds"], 2)
+    timed["step_overhead"] = round(1 - bare["seconds"] / timed["train_seconds"], 4)
+    for name in once:
+        result = run_isolated(__file__, name, [str(workload)])
+        print(json.dumps(result), flush=True)
+        if name == "profile":
+            timed["profile"] = result
+        else:
+            results[name] = result
+    rates.append(run_isolated(__file__, "matmul", [device]))
+    results["matmul_fp32"] = max(rate["fp32"] for rate in rates)
+    results["matmul_bf16"] = max(rate["bf16"] for rate in rates)
+    return results
+
+
+def _device_name(device: str) -> str:
+    """The GPU's name, or this machine's processor."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name()
+    return machine()
 
 
 if __name__ == "__main__":
