@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object
 from torch import nn
 
 from mtlm.config import ExperimentConfig
@@ -41,6 +42,7 @@ from mtlm.training.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     load_weights,
+    random_state,
     save_checkpoint,
     save_weights,
 )
@@ -139,8 +141,8 @@ def discard_killed_writes(directory: Path) -> list[Path]:
 
 class TrainingParts(NamedTuple):
     """What a checkpoint holds besides the trainer's counters: the model (unwrapped from any
-    distributed wrapper), optimizer, schedule, sampler, each task's batch stream and the
-    balancer (None in sampled mode)."""
+    distributed wrapper), optimizer, schedule, sampler, each task's batch stream, the
+    balancer (None in sampled mode) and the fp16 gradient scaler (None without one)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -148,6 +150,7 @@ class TrainingParts(NamedTuple):
     sampler: Sampler
     streams: dict[str, TaskBatchStream]
     balancer: Balancer | None
+    scaler: Any = None
 
 
 class RunFolder:
@@ -213,12 +216,27 @@ class RunFolder:
         return its step and the trainer's counters."""
         folder = list_checkpoints(self.checkpoints)[-1]
         state = load_checkpoint(
-            folder, parts.model, parts.optimizer, parts.scheduler, parts.balancer
+            folder,
+            parts.model,
+            parts.optimizer,
+            parts.scheduler,
+            parts.balancer,
+            scaler=parts.scaler,
+            process=self._accelerator.process_index,
+            device=self._accelerator.device,
         )
         parts.sampler.load_state_dict(state.pop("sampler"))
         for name, stream_state in state.pop("streams").items():
             parts.streams[name].load_state_dict(stream_state)
         step = state.pop("step")
+        processes, now = state.pop("processes"), self._accelerator.num_processes
+        if processes != now:
+            self._say(
+                f"note: {folder} was written by {processes} processes and resumes on {now}: "
+                "the model, optimizer, schedule, sampler and balancer continue as saved, each "
+                f"task's data where its epoch was, and process r takes the random generators of "
+                f"process r mod {processes}; the run differs from an uninterrupted one"
+            )
         best_info = self.best / "info.json"
         if best_info.is_file():
             # A killed run may have kept a newer best after this checkpoint; its weights are on
@@ -234,9 +252,12 @@ class RunFolder:
 
     def checkpoint(self, step: int, parts: TrainingParts, state: dict[str, Any], keep: int) -> None:
         """Write the checkpoint of `step`, keeping the newest `keep`."""
+        # Every process's generators, written by the main process with the rest.
+        random_states = gather_object([random_state()])
         if self._is_main:
             trainer_state = {
                 **state,
+                "processes": self._accelerator.num_processes,
                 "sampler": parts.sampler.state_dict(),
                 "streams": {name: stream.state_dict() for name, stream in parts.streams.items()},
             }
@@ -249,6 +270,8 @@ class RunFolder:
                 trainer_state,
                 keep,
                 parts.balancer,
+                scaler=parts.scaler,
+                random_states=random_states,
             )
         self._accelerator.wait_for_everyone()
 

@@ -50,11 +50,16 @@ class TaskBatchStream:
         return self.task.collate(rows, self.pad_token_id)
 
     def state_dict(self) -> dict[str, Any]:
-        """Epoch and position within it."""
-        return {"epoch": self.epoch, "position": self.position}
+        """Epoch, position within it, and how many processes share the epoch's batches."""
+        return {"epoch": self.epoch, "position": self.position, "replicas": self.order.num_replicas}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue at the saved epoch and position."""
+        """Continue at the saved epoch and position.
+
+        Saved by another number of processes, the position is carried over as the number of the
+        epoch's batches that all of them together took (each process takes every
+        `num_replicas`-th): the epoch goes on where it was, its next batches split among the
+        processes there are now (up to one batch per process is seen twice)."""
         self.epoch = state["epoch"]
-        self.position = state["position"]
+        self.position = state["position"] * state["replicas"] // self.order.num_replicas
         self._batches = self.order.epoch(self.epoch)

@@ -140,7 +140,13 @@ class Trainer:
             args.seed,
         )
         parts = TrainingParts(
-            accelerator.unwrap_model(model), optimizer, scheduler, sampler, streams, balancer
+            accelerator.unwrap_model(model),
+            optimizer,
+            scheduler,
+            sampler,
+            streams,
+            balancer,
+            accelerator.scaler,
         )
         groups = args.joint_groups or [list(self.data)]
         state: dict[str, Any] = {
