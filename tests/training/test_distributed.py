@@ -110,10 +110,12 @@ def test_two_processes_train_one_model(make_config, tiny_model_dir, tmp_path):
     ids=["pcgrad-hard", "uncertainty-soft", "sampled-soft", "sampled-lora"],
 )
 def test_two_processes_agree_in_every_mode(make_config, tmp_path, training, sharing):
-    """Gradients a balancer computes itself are averaged by hand; the soft penalty and LoRA's
-    adapter switching must not confuse DDP."""
+    """Gradients a balancer computes itself are averaged by hand, as are those of a balancer's
+    learned weights; the soft penalty and LoRA's adapter switching must not confuse DDP."""
     run = tmp_path / "run"
-    config = make_config(max_steps=6, eval_steps=None, output_dir=str(run), **training)
+    config = make_config(
+        max_steps=6, eval_steps=None, save_steps=6, output_dir=str(run), **training
+    )
     raw = json.loads(config.to_json())
     raw["sharing"] = sharing
     run_two_processes(raw, tmp_path)
@@ -122,6 +124,12 @@ def test_two_processes_agree_in_every_mode(make_config, tmp_path, training, shar
     assert all(torch.equal(ranks[0][key], ranks[1][key]) for key in ranks[0])
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["model"]["sharing"] == sharing["kind"]
+    if "balancer" in training:
+        # The checkpoint holds each process's balancer: uncertainty's learned weights agree.
+        states = torch.load(run / "checkpoints" / "step-6" / "balancer.pt", weights_only=True)
+        assert len(states) == 2 and states[0].keys() == states[1].keys()
+        for name, tensor in states[0].get("module", {}).items():
+            assert torch.equal(tensor, states[1]["module"][name])
 
 
 #: `mtlm train ARGS...` on each process; with `kill` first, the main process SIGKILLs itself

@@ -12,11 +12,12 @@ loaded onto the CPU (`map_location`) whatever device wrote them, and placed from
 optimizer's state on its parameters' devices, the balancer's on the device it computes on, so a
 checkpoint resumes on another device or another number of them.
 
-Each process has its own generators (dropout masks differ across processes), so a checkpoint
-holds those of every process, and a resume on as many processes restores each its own. A resume
-on another number of processes M gives process r the generators that process r mod N saved
-(N the number that wrote the checkpoint): the run continues, though not as either count would
-have run it uninterrupted.
+Each process has its own generators (dropout masks differ across processes) and its own
+balancer state (a balancer that follows the losses, as DWA, FAMO or GradNorm do, sees those of
+its process's batches), so a checkpoint holds those of every process, and a resume on as many
+processes restores each its own. A resume on another number of processes M gives process r
+those that process r mod N saved (N the number that wrote the checkpoint): the run continues,
+though not as either count would have run it uninterrupted.
 
 The fp16 gradient scaler's state (its scale and growth counter) is saved when the run has one
 (fp16 on a GPU) and restored when the resumed run has one too; a run resumed on a GPU from a
@@ -69,23 +70,24 @@ def save_checkpoint(
     scheduler: Any,
     trainer_state: dict[str, Any],
     keep: int,
-    balancer: Balancer | None = None,
     *,
+    balancer_states: list[dict[str, Any]] | None = None,
     scaler: Any = None,
     random_states: list[RandomState] | None = None,
 ) -> Path:
     """Write `checkpoints/step-N` atomically and keep only the newest `keep` of them.
 
-    `random_states` holds every process's generators, in process order (default: this
-    process's alone); `scaler` is the fp16 gradient scaler, if the run has one."""
+    `balancer_states` and `random_states` hold every process's balancer state (None in sampled
+    mode) and generators, in process order (by default, this process's generators alone);
+    `scaler` is the fp16 gradient scaler, if the run has one."""
     target = checkpoints / f"step-{step}"
     states = random_states if random_states is not None else [random_state()]
     with staged_directory(target) as staging:
         save_model(model, str(staging / "model.safetensors"))
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
-        if balancer is not None:
-            torch.save(balancer.state_dict(), staging / "balancer.pt")
+        if balancer_states is not None:
+            torch.save(balancer_states, staging / "balancer.pt")
         tensors = {
             f"{process}.{name}": tensor
             for process, state in enumerate(states)
@@ -137,20 +139,21 @@ def load_checkpoint(
     process: int = 0,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler, balancer (its tensors onto `device`), the gradient
-    scaler (if both the run and the checkpoint have one) and the generators of process number
-    `process`; return the trainer's state."""
+    """Restore model, optimizer, scheduler, the gradient scaler (if both the run and the
+    checkpoint have one), and the balancer state (its tensors onto `device`) and generators of
+    process number `process`; return the trainer's state."""
     load_model(model, str(folder / "model.safetensors"))
     optimizer.load_state_dict(_load_pickled(folder / "optimizer.pt"))
     scheduler.load_state_dict(_load_pickled(folder / "scheduler.pt"))
-    if balancer is not None:
-        balancer.load_state_dict(send_to_device(_load_pickled(folder / "balancer.pt"), device))
     state = json.loads((folder / TRAINER_STATE).read_text())
+    python_states = state.pop("python_rng")
+    saved = process % len(python_states)
+    if balancer is not None:
+        balancer_states = _load_pickled(folder / "balancer.pt")
+        balancer.load_state_dict(send_to_device(balancer_states[saved], device))
     scaler_state = state.pop("scaler", None)
     if scaler is not None and scaler_state is not None:
         scaler.load_state_dict(scaler_state)
-    python_states = state.pop("python_rng")
-    saved = process % len(python_states)
     prefix = f"{saved}."
     tensors = {
         name.removeprefix(prefix): tensor

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.utils import gather_object, send_to_device
 from torch import nn
 
 from mtlm.config import ExperimentConfig
@@ -252,8 +252,11 @@ class RunFolder:
 
     def checkpoint(self, step: int, parts: TrainingParts, state: dict[str, Any], keep: int) -> None:
         """Write the checkpoint of `step`, keeping the newest `keep`."""
-        # Every process's generators, written by the main process with the rest.
+        # Every process's generators and balancer state, written by the main process.
         random_states = gather_object([random_state()])
+        balancer_states = None
+        if parts.balancer is not None:
+            balancer_states = gather_object([send_to_device(parts.balancer.state_dict(), "cpu")])
         if self._is_main:
             trainer_state = {
                 **state,
@@ -269,7 +272,7 @@ class RunFolder:
                 parts.scheduler,
                 trainer_state,
                 keep,
-                parts.balancer,
+                balancer_states=balancer_states,
                 scaler=parts.scaler,
                 random_states=random_states,
             )

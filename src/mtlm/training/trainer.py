@@ -30,7 +30,7 @@ from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.training.balancers import Balanced, Balancer, JointStep, build_balancer
 from mtlm.training.experiment import build_experiment
 from mtlm.training.finetune import finetune_tasks
-from mtlm.training.processes import training_accelerator
+from mtlm.training.processes import average_gradients, training_accelerator
 from mtlm.training.run_folder import RunFolder, Start, TrainedResults, TrainingParts
 from mtlm.training.run_log import LogWindow
 from mtlm.training.samplers import build_sampler
@@ -299,8 +299,11 @@ class Trainer:
             if weights is not None:
                 weights = weights * torch.tensor(lambdas, device=weights.device)
             window.add_balance(tasks, Balanced(weights, balanced.gramian))
-        if own_gradients and accelerator.num_processes > 1:
-            _average_gradients(model)
+        # What DDP did not average: gradients the balancer computed itself, and those of its
+        # learned weights (outside the model), which each process computed from its own batches.
+        averaged = list(model.parameters()) if own_gradients else []
+        learned = balancer.parameter_group()
+        average_gradients(averaged + (learned["params"] if learned else []))
         return batches
 
     def _weighted(self, tasks: list[str], losses: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -533,15 +536,6 @@ def _split_penalty(
     """A forward called with a penalty strength returns (outputs, penalty); one without,
     just the outputs."""
     return (result, None) if strength is None else result
-
-
-def _average_gradients(model: torch.nn.Module) -> None:
-    """Mean of every gradient across processes, for gradients DDP did not reduce."""
-    world = torch.distributed.get_world_size()
-    for parameter in model.parameters():
-        if parameter.grad is not None:
-            torch.distributed.all_reduce(parameter.grad)
-            parameter.grad /= world
 
 
 class _Session(NamedTuple):
