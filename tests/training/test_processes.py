@@ -15,34 +15,43 @@ class Summed:
         pass
 
 
-def test_gradients_are_averaged_in_one_collective_per_bucket(monkeypatch):
+def test_gradients_are_averaged_in_few_collectives(monkeypatch):
     """Two processes whose gradients differ by a known amount: process 0's are `g`, the other's
     `g + 2`, so the mean is `g + 1`."""
     calls = []
 
-    def all_reduce(flat, async_op):
-        calls.append((flat.dtype, flat.numel()))
-        flat.mul_(2).add_(2)  # g + (g + 2)
+    def all_reduce(tensor, async_op):
+        calls.append((tensor.dtype, tensor.numel()))
+        tensor.mul_(2).add_(2)  # g + (g + 2)
         return Summed()
 
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
     monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
     monkeypatch.setattr(processes, "BUCKET_BYTES", 4 * 100)  # 100 float32 values
+    monkeypatch.setattr(processes, "ALONE_BYTES", 4 * 200)
 
-    shapes = [(10, 6), (50,), (3,), (7, 2)]
+    shapes = [(10, 6), (300,), (50,), (3,), (7, 2)]
     parameters = [torch.nn.Parameter(torch.zeros(shape)) for shape in shapes]
     parameters.append(torch.nn.Parameter(torch.zeros(4, dtype=torch.bfloat16)))
     parameters.append(torch.nn.Parameter(torch.zeros(5)))  # no gradient: left alone
     for index, parameter in enumerate(parameters[:-1]):
         parameter.grad = torch.arange(parameter.numel(), dtype=parameter.dtype).view_as(parameter)
         parameter.grad += index
+    large = parameters[1].grad
     expected = [parameter.grad + 1 for parameter in parameters[:-1]]
 
     average_gradients(parameters)
 
-    # 60 + 50 values fill the first bucket past 100; 3 + 14 the second; bf16 goes alone.
-    assert calls == [(torch.float32, 110), (torch.float32, 17), (torch.bfloat16, 4)]
+    # The 300 values are summed where they lie; of the others, 60 + 50 fill the first bucket
+    # past 100, 3 + 14 make the second, and the bf16 gradient goes alone.
+    assert calls == [
+        (torch.float32, 300),
+        (torch.float32, 110),
+        (torch.float32, 17),
+        (torch.bfloat16, 4),
+    ]
+    assert parameters[1].grad is large
     for parameter, mean in zip(parameters, expected, strict=False):
         assert torch.equal(parameter.grad, mean)
     assert parameters[-1].grad is None

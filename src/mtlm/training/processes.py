@@ -11,10 +11,14 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from mtlm.config import TrainingSpec
 
-#: Gradients that the trainer averages itself go in collectives of about this size (DDP's own
-#: bucket size): few calls, whose latencies do not add up over hundreds of tensors, each packing
-#: a bounded copy of the gradients.
+#: Gradients that the trainer averages itself are summed across processes in few collectives:
+#: those under `ALONE_BYTES` are packed into flat buckets of about `BUCKET_BYTES` (DDP's bucket
+#: size), so that hundreds of small tensors (biases, norms, LoRA adapters) do not each pay a
+#: collective's latency; larger ones are summed where they lie, as copying them into a bucket
+#: and back costs more than the call it saves (measured with gloo: `benchmarks/distributed_steps.py
+#: --averaging`).
 BUCKET_BYTES = 25 * 2**20
+ALONE_BYTES = 2**20
 
 
 def training_accelerator(training: TrainingSpec) -> Accelerator:
@@ -47,24 +51,32 @@ def ddp_averages_gradients(training: TrainingSpec) -> bool:
 
 def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     """Replace the gradient of each of `parameters` by its mean across the processes, in few
-    collectives: packed into flat buckets of about `BUCKET_BYTES`, each summed by one
-    all-reduce that runs while the next is packed. Does nothing in a single process.
+    collectives (see `BUCKET_BYTES`), all started before the first is awaited. Does nothing in
+    a single process.
 
     Every process must hold gradients for the same parameters, in the same order: the
     processes draw the same tasks, so their steps reach the same parameters."""
     if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
         return
-    processes = torch.distributed.get_world_size()
     gradients = [p.grad for p in parameters if p.grad is not None]
-    pending = None
-    for bucket in _buckets(gradients, BUCKET_BYTES):
+    large = [g for g in gradients if _size(g) >= ALONE_BYTES]
+    small = [g for g in gradients if _size(g) < ALONE_BYTES]
+    summing = [(torch.distributed.all_reduce(g, async_op=True), g, None) for g in large]
+    for bucket in _buckets(small, BUCKET_BYTES):
         flat = torch.cat([gradient.reshape(-1) for gradient in bucket])
-        summing = torch.distributed.all_reduce(flat, async_op=True)
-        if pending is not None:
-            _unpack_mean(*pending, processes)
-        pending = (summing, flat, bucket)
-    if pending is not None:
-        _unpack_mean(*pending, processes)
+        summing.append((torch.distributed.all_reduce(flat, async_op=True), flat, bucket))
+    processes = torch.distributed.get_world_size()
+    for work, summed, bucket in summing:
+        work.wait()
+        summed /= processes
+        if bucket is not None:
+            means = summed.split([gradient.numel() for gradient in bucket])
+            for gradient, mean in zip(bucket, means, strict=True):
+                gradient.copy_(mean.view_as(gradient))
+
+
+def _size(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
 
 
 def _buckets(gradients: list[torch.Tensor], size: int) -> Iterator[list[torch.Tensor]]:
@@ -80,17 +92,9 @@ def _buckets(gradients: list[torch.Tensor], size: int) -> Iterator[list[torch.Te
             yield bucket
             bucket, filled = [], 0
         bucket.append(gradient)
-        filled += gradient.numel() * gradient.element_size()
+        filled += _size(gradient)
     if bucket:
         yield bucket
-
-
-def _unpack_mean(summing, flat: torch.Tensor, bucket: list[torch.Tensor], processes: int) -> None:
-    """Wait for a bucket's sum, and write its mean back into the gradients it packed."""
-    summing.wait()
-    flat /= processes
-    for gradient, mean in zip(bucket, flat.split([g.numel() for g in bucket]), strict=True):
-        gradient.copy_(mean.view_as(gradient))
 
 
 def _multi_process_cpu_launch() -> bool:
