@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,8 @@ class BadInput:
     edit: Callable[[dict[str, Any]], Any] | None = None
     #: Extra files written into the case's folder before the command: path -> text.
     files: dict[str, str] = field(default_factory=dict)
+    #: Environment variables set for the command (as a launcher would set them).
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 def _holder(raw: dict[str, Any], path: str) -> tuple[Any, Any]:
@@ -102,6 +105,18 @@ EVALUATE = ("evaluate", "--model", "{run}")
 PREDICT = ("predict", "--model", "{model}", "--task", "sentiment", "--input", "{rows}")
 CATALOGUE = [
     # --- the config: keys, values, kinds ------------------------------------------------------
+    BadInput(
+        "FSDP launch",
+        TRAIN,
+        ("accelerate launch (ACCELERATE_USE_FSDP=true)", "FSDP is not supported"),
+        environment={"ACCELERATE_USE_FSDP": "true"},
+    ),
+    BadInput(
+        "DeepSpeed launch",
+        TRAIN,
+        ("accelerate launch (ACCELERATE_USE_DEEPSPEED=true)", "DeepSpeed is not supported"),
+        environment={"ACCELERATE_USE_DEEPSPEED": "true"},
+    ),
     BadInput(
         "misspelt training key",
         TRAIN,
@@ -642,7 +657,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 81
+    assert len(CATALOGUE) >= 83
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])
@@ -672,6 +687,7 @@ def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_pa
         text=True,
         timeout=300,
         cwd=case_dir,
+        env={**os.environ, **case.environment},
     )
 
     assert process.returncode == 2, process.stderr[-2000:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from mtlm.training import processes
-from mtlm.training.processes import average_gradients
+from mtlm.training.processes import average_gradients, ddp_averages_gradients
 
 
 class Summed:
@@ -63,3 +63,15 @@ def test_a_single_process_averages_nothing(monkeypatch):
     parameter.grad = torch.full((3,), 5.0)
     average_gradients([parameter])
     assert torch.equal(parameter.grad, torch.full((3,), 5.0))
+
+
+def test_ddp_looks_for_unused_parameters_only_where_it_averages_the_gradients(make_config):
+    assert ddp_averages_gradients(make_config().training)  # sampled
+    uncertainty = make_config(step_mode="joint", balancer={"kind": "uncertainty"})
+    assert ddp_averages_gradients(uncertainty.training)
+    on_features = make_config(
+        step_mode="joint", balancer={"kind": "mgda", "gradients": "representation"}
+    )
+    assert ddp_averages_gradients(on_features.training)
+    pcgrad = make_config(step_mode="joint", balancer={"kind": "pcgrad"})
+    assert not ddp_averages_gradients(pcgrad.training)

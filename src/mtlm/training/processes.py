@@ -10,6 +10,7 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from mtlm.config import TrainingSpec
+from mtlm.errors import ConfigError
 
 #: Gradients that the trainer averages itself are summed across processes in few collectives:
 #: those under `ALONE_BYTES` are packed into flat buckets of about `BUCKET_BYTES` (DDP's bucket
@@ -26,11 +27,41 @@ def training_accelerator(training: TrainingSpec) -> Accelerator:
 
     Accelerators share one process state, so building the experiment and training it may each
     make one: the first decides how the processes are joined."""
+    _refuse_sharded_launch()
     ddp = DistributedDataParallelKwargs(find_unused_parameters=ddp_averages_gradients(training))
-    return Accelerator(
+    accelerator = Accelerator(
         mixed_precision=training.mixed_precision,
         cpu=_multi_process_cpu_launch(),
         kwargs_handlers=[ddp],
+    )
+    kind = accelerator.distributed_type.name
+    if kind in _SHARDED:
+        raise ConfigError(_sharded_message(_SHARDED[kind], f"distributed type {kind}"))
+    return accelerator
+
+
+#: Launches that would split the model's weights over the processes, by the Accelerate
+#: distributed type (and `ACCELERATE_USE_<TYPE>` variable, as `accelerate launch` sets it).
+_SHARDED = {"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed", "MEGATRON_LM": "Megatron-LM"}
+
+
+def _refuse_sharded_launch() -> None:
+    """A ConfigError for an FSDP, DeepSpeed or Megatron-LM launch, which mtlm does not support:
+    it evaluates, keeps the best weights and saves the model on the main process, which needs
+    the whole model there. Accelerate ignores such a config on CPUs (it would train with DDP
+    instead, unlike what was asked), so the launcher's variables are read, not only the
+    Accelerator's type."""
+    for kind, name in _SHARDED.items():
+        variable = f"ACCELERATE_USE_{kind}"
+        value = os.environ.get(variable, "false")
+        if value.lower() in ("true", "1", "yes"):
+            raise ConfigError(_sharded_message(name, f"{variable}={value}"))
+
+
+def _sharded_message(name: str, source: str) -> str:
+    return (
+        f"accelerate launch ({source}): {name} is not supported, as mtlm evaluates and saves "
+        "the whole model on the main process; launch with --multi_gpu (DDP) or torchrun instead"
     )
 
 
