@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from mtlm.config import ExperimentConfig
-from mtlm.data.features import TaskData, training_subset
+from mtlm.data.features import TaskData
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.modeling.multitask_model import MultiTaskModel
@@ -34,7 +34,7 @@ from mtlm.training.processes import training_accelerator
 from mtlm.training.run_folder import RunFolder, Start, TrainedResults, TrainingParts
 from mtlm.training.run_log import LogWindow
 from mtlm.training.samplers import build_sampler
-from mtlm.training.streams import TaskBatchStream
+from mtlm.training.streams import TaskBatchStream, task_streams
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -337,22 +337,15 @@ class Trainer:
     def task_streams(self) -> dict[str, TaskBatchStream]:
         """Each task's endless batch stream over its training rows (capped, oversampled)."""
         args, accelerator = self.args, self.accelerator
-        pad_id = self.model.pad_token_id
-        streams = {}
-        for index, (name, data) in enumerate(self.data.items()):
-            features = training_subset(data.splits["train"], data.task.spec, args.seed + index)
-            streams[name] = TaskBatchStream(
-                data.task,
-                features,
-                args.batch_size,
-                args.seed + index,
-                pad_id,
-                args.length_group_chunk,
-                accelerator.num_processes,
-                accelerator.process_index,
-                data.task.sample_weights(features),
-            )
-        return streams
+        return task_streams(
+            self.data,
+            args.batch_size,
+            args.seed,
+            self.model.pad_token_id,
+            args.length_group_chunk,
+            accelerator.num_processes,
+            accelerator.process_index,
+        )
 
     def _plan(self, sizes: dict[str, int]) -> TrainingPlan:
         """How many optimizer steps: `max_steps`, or `num_epochs` epochs (default 3).

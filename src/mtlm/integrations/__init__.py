@@ -1,0 +1,1 @@
+"""mtlm's parts under other training loops: `transformers.Trainer` (`hf_trainer`)."""
