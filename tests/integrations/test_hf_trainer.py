@@ -68,3 +68,29 @@ def test_the_hf_trainer_trains_every_task_and_keeps_the_best_mtlm_model(
     texts = ["a great film", "dull and slow"]
     assert reloaded.predict("sentiment", texts) == model.predict("sentiment", texts)
     assert json.loads((tmp_path / "final" / "mtlm_config.json").read_text())["tasks"]
+
+
+def test_soft_sharing_under_the_hf_trainer_pays_its_penalty(make_config, tmp_path: Path) -> None:
+    """With a huge tie strength the tasks' backbones must stay (almost) equal; without the
+    penalty they drift apart as each task trains its own."""
+    from mtlm.config import config_from_dict
+
+    def drift(strength: float) -> float:
+        raw = json.loads(make_config().to_json())
+        raw["sharing"] = {"kind": "soft", "strength": strength, "strength_schedule": "constant"}
+        experiment = build_experiment(config_from_dict(raw))
+        args = TrainingArguments(
+            output_dir=str(tmp_path / str(strength)),
+            max_steps=8,
+            per_device_train_batch_size=8,
+            learning_rate=1e-3,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+        )
+        MultiTaskTrainer(experiment.model, args, experiment.data).train()
+        backbones = experiment.model.sharing.backbones
+        first, second = (dict(b.named_parameters()) for b in list(backbones.values())[:2])
+        return sum(float((first[n] - second[n]).abs().sum()) for n in first)
+
+    assert drift(1e3) < drift(1e-9) / 10

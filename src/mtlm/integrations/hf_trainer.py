@@ -10,8 +10,8 @@ and `eval_aggregate`, which `metric_for_best_model="aggregate"` selects on). Che
 final model are mtlm model folders, which `MultiTaskModel.from_pretrained` reloads.
 
 What stays with mtlm's own Trainer: `joint` steps with loss balancers and gradient
-aggregators, soft sharing's penalty, early stopping by patience (add transformers'
-`EarlyStoppingCallback`) and fine-tuning stages.
+aggregators, early stopping by patience (add transformers' `EarlyStoppingCallback`) and the
+fine-tune stage.
 """
 
 from __future__ import annotations
@@ -132,9 +132,16 @@ class MultiTaskTrainer(Trainer):
         """The loss of the batch's task, weighted by its `loss_weight`."""
         batch = dict(inputs)
         task = batch.pop(TASK_KEY)
-        output = model(task, batch)
         kind = self.task_data[task].task
-        loss = kind.spec.loss_weight * kind.loss(output, batch)
+        sharing = self.accelerator.unwrap_model(model).sharing.spec
+        strength = sharing.penalty_strength(self.state.global_step, self.state.max_steps)
+        if strength is None:
+            output = model(task, batch)
+            loss = kind.spec.loss_weight * kind.loss(output, batch)
+        else:
+            # Soft sharing's penalty, computed inside forward as in mtlm's own Trainer.
+            output, (penalty, _) = model(task, batch, penalty_strength=strength)
+            loss = kind.spec.loss_weight * kind.loss(output, batch) + penalty
         self._task_losses[task].append(loss.detach().item())
         return (loss, output) if return_outputs else loss
 
