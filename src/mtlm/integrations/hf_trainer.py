@@ -16,51 +16,21 @@ fine-tune stage.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 
 from mtlm.data.features import TaskData
 from mtlm.errors import ConfigError
-from mtlm.evaluation.evaluate import evaluate
+from mtlm.evaluation.evaluate import evaluate, flat_metrics
 from mtlm.modeling.multitask_model import MultiTaskModel
-from mtlm.training.samplers import SamplerSpec, build_sampler
-from mtlm.training.streams import TaskBatchStream, task_streams
-
-#: The key of a batch that names its task.
-TASK_KEY = "task"
-
-
-class TaskMixture(IterableDataset):
-    """Padded batches of every task, each step's task drawn by a sampler; one epoch is every
-    task's training rows once (Σ N_i / batch size steps), as in mtlm's own Trainer."""
-
-    def __init__(
-        self,
-        streams: dict[str, TaskBatchStream],
-        sampler_spec: SamplerSpec,
-        seed: int,
-        batch_size: int,
-        num_replicas: int = 1,
-    ) -> None:
-        self.streams = streams
-        sizes = {name: len(stream.features) for name, stream in streams.items()}
-        self.sampler = build_sampler(sizes, sampler_spec, seed)
-        self.steps_per_epoch = math.ceil(sum(sizes.values()) / (batch_size * num_replicas))
-
-    def __len__(self) -> int:
-        return self.steps_per_epoch
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for _ in range(self.steps_per_epoch):
-            task = self.sampler.sample()
-            yield {TASK_KEY: task, **self.streams[task].next_batch()}
+from mtlm.training.mixture import TASK_KEY, TaskMixture
+from mtlm.training.samplers import SamplerSpec
+from mtlm.training.streams import task_streams
 
 
 class MultiTaskTrainer(Trainer):
@@ -189,16 +159,3 @@ class MultiTaskTrainer(Trainer):
             return
         saved = MultiTaskModel.from_pretrained(folder)
         self.accelerator.unwrap_model(self.model).load_state_dict(saved.state_dict())
-
-
-def flat_metrics(results: dict[str, Any], prefix: str) -> dict[str, float]:
-    """mtlm's evaluation results as the Trainer's flat metrics dict."""
-    metrics = {
-        f"{prefix}_{task}_{name}": float(value)
-        for task, scores in results["tasks"].items()
-        for name, value in scores.items()
-        if isinstance(value, int | float)
-    }
-    if results["aggregate"] is not None:
-        metrics[f"{prefix}_aggregate"] = float(results["aggregate"])
-    return metrics
