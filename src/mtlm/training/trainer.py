@@ -33,6 +33,7 @@ from mtlm.evaluation.run_report import write_report
 from mtlm.files import write_json, write_text
 from mtlm.modeling.backbones import backbone_config, check_task_kinds, model_family
 from mtlm.modeling.lengths import fit_task_lengths, position_limit
+from mtlm.modeling.model_card import multitask_card, write_card
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
 from mtlm.outputs import RUN_MARKER, check_writable
 from mtlm.tasks import KINDS
@@ -577,6 +578,8 @@ class Trainer:
             unwrapped.save_pretrained(self.output_dir / "model")
             final = self.evaluate(self.args.final_eval_split)
             write_json(self.output_dir / "eval_results.json", final)
+            model_dir = self.output_dir / "model"
+            write_card(model_dir, multitask_card(unwrapped.describe(), str(model_dir), final))
             # The validation scores of the model kept: what choices between models may read.
             validation = self._best_validation
             if not (self.args.load_best_model_at_end and validation is not None):
