@@ -533,6 +533,12 @@ CATALOGUE = [
         edit=_set("training.output_dir", "{dir}/run"),
     ),
     BadInput(
+        "training a fine-tuning stage into a run whose multi-task stage finished",
+        TRAIN,
+        ("training.output_dir", "{dir}/run", "pass --resume to fine-tune"),
+        edit=lambda raw: raw["training"].update(output_dir="{dir}/run", finetune={"r": 4}),
+    ),
+    BadInput(
         "resume in a folder of the user's files",
         (*TRAIN, "--resume"),
         ("training.output_dir", "{dir}/data", "not an mtlm run"),
@@ -636,7 +642,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 80
+    assert len(CATALOGUE) >= 81
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])

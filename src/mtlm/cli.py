@@ -240,6 +240,7 @@ def _train(args: argparse.Namespace) -> int:
         "--output-dir" if args.output_dir else "training.output_dir",
         overwrite=config.training.overwrite_output_dir,
         resume=args.resume,
+        finetune=config.training.finetune is not None,
     )
     trainer = Trainer(config, args.output_dir)
     # The run's results are its scores on this split: without it, training would be for nothing.
@@ -374,8 +375,9 @@ def _push(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
-    from mtlm.analysis.compare import BaselinePlan, compare
+    from mtlm.analysis.compare import compare
     from mtlm.analysis.compare_report import format_comparison
+    from mtlm.analysis.comparison import BaselinePlan
 
     plan = BaselinePlan(args.baseline, args.baseline_epochs, args.baseline_patience)
     plan.check()  # before reading data or training anything

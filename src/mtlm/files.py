@@ -78,6 +78,11 @@ def write_json(path: Path, value: Any) -> None:
     write_text(path, json.dumps(value, indent=2) + "\n")
 
 
+def read_json(path: Path) -> Any:
+    """The JSON value in `path` (a file mtlm wrote)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 @contextmanager
 def staged_directory(target: Path) -> Iterator[Path]:
     """A new empty folder beside `target` that replaces `target` when the block succeeds."""

@@ -10,17 +10,14 @@ from typing import Any
 import pytest
 
 from mtlm.analysis.compare import (
-    BaselinePlan,
-    BaselineRun,
-    SeedRuns,
     baseline_config,
     baseline_key,
     compare,
     converged_baseline_config,
     data_fingerprint,
-    summarise,
 )
 from mtlm.analysis.compare_report import format_comparison, write_comparison
+from mtlm.analysis.comparison import BaselinePlan, BaselineRun, SeedRuns, summarise
 from mtlm.config import ExperimentConfig, config_from_dict
 from mtlm.errors import ConfigError
 from mtlm.modeling.sharing.hard import HardSharingSpec
@@ -558,3 +555,24 @@ def test_a_two_stage_run_gets_its_fine_tuned_column_end_to_end(make_config, tmp_
     for baseline in comparison.runs[0].baselines["converged"].values():
         assert _read(baseline.folder / "experiment_config.json")["training"]["finetune"] is None
     assert "multi-task + fine-tune against single-task" in format_comparison(comparison)
+
+
+def test_a_multi_task_run_whose_fine_tuning_did_not_finish_is_fine_tuned_again(
+    make_config, tmp_path, capsys
+):
+    config = make_config(max_steps=8, eval_steps=None, finetune={"num_epochs": 1})
+    plan = BaselinePlan("equal_examples")
+    first = compare(config, tmp_path / "compare", baseline_cache=tmp_path / "cache", plan=plan)
+    # As a run killed before its fine-tuning finished leaves it.
+    (first.runs[0].finetuned / "train_summary.json").unlink()
+    capsys.readouterr()
+
+    again = compare(config, tmp_path / "compare", baseline_cache=tmp_path / "cache", plan=plan)
+
+    printed = capsys.readouterr().out
+    assert "mtlm compare: multi-task seed 42: resuming in " in printed
+    assert "after its multi-task stage: fine-tuning each task" in printed
+    assert "of 192 examples" not in printed  # the multi-task stage is not trained again
+    assert again.columns == ["equal_examples", "multi_task", "finetuned"]
+    for before, after in zip(first.tasks, again.tasks, strict=True):
+        assert after.scores == before.scores

@@ -227,3 +227,76 @@ def test_resume_removes_the_model_staging_folder_of_a_killed_final_save(make_con
     assert main(["train", str(config_file), "--resume"]) == 0
     assert not [path for path in run.rglob(".*")], "staging files were left behind"
     assert (run / "model" / "heads.safetensors").is_file()
+
+
+#: Runs `mtlm train CONFIG` and SIGKILLs itself as the second task's fine-tuning begins.
+_KILLED_IN_FINE_TUNING = """
+import os, signal, sys
+import mtlm.training.finetune as finetune
+from mtlm.cli import main
+
+begun = []
+real_task_config = finetune.task_config
+
+def task_config_or_die(*args, **kwargs):
+    begun.append(args)
+    if len(begun) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_task_config(*args, **kwargs)
+
+finetune.task_config = task_config_or_die
+sys.exit(main(["train", sys.argv[1]]))
+"""
+
+
+def multi_task_stage(run: Path) -> dict[str, bytes | None]:
+    """What the run holds outside its fine-tuning folder."""
+    from conftest import snapshot
+
+    return {path: data for path, data in snapshot(run).items() if not path.startswith("finetuned")}
+
+
+def test_a_run_killed_in_its_fine_tuning_resumes_to_the_model_of_an_uninterrupted_run(
+    make_config, tmp_path, capsys
+):
+    finetune = {"num_epochs": 1, "early_stopping_patience": 1, "r": 4, "alpha": 8}
+    settings = {"max_steps": 16, "eval_steps": 8, "finetune": finetune}
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    killed_config = write_config(
+        make_config(output_dir=str(killed), **settings), tmp_path / "killed.yaml"
+    )
+    run_until_killed(_KILLED_IN_FINE_TUNING, killed_config)
+    assert (killed / "train_summary.json").is_file()
+    # No step checkpoint to resume from: only the best weights are kept.
+    assert [path.name for path in (killed / "checkpoints").iterdir()] == ["best"]
+    assert (killed / "finetuned" / "tasks" / "sentiment" / "train_summary.json").is_file()
+    assert not (killed / "finetuned" / "model").exists()
+    trained = multi_task_stage(killed)
+
+    assert main(["train", str(killed_config)]) == 2
+    error = one_line_error(capsys.readouterr().err)
+    assert error.startswith(f"mtlm: error: training.output_dir: {killed} holds a run whose ")
+    assert "pass --resume to fine-tune from its multi-task model" in error
+
+    assert main(["train", str(killed_config), "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert f"resuming {killed} after its multi-task stage" in printed
+    assert "training 16 steps" not in printed
+    assert multi_task_stage(killed) == trained, "the multi-task stage was trained again"
+
+    reference_config = write_config(
+        make_config(output_dir=str(reference), **settings), tmp_path / "reference.yaml"
+    )
+    assert main(["train", str(reference_config)]) == 0
+    tuned = [run / "finetuned" for run in (killed, reference)]
+    files = sorted(str(path.relative_to(tuned[1])) for path in tuned[1].rglob("*.safetensors"))
+    assert "model/heads.safetensors" in files
+    assert files == sorted(
+        str(path.relative_to(tuned[0])) for path in tuned[0].rglob("*.safetensors")
+    )
+    for file in files:
+        assert_same_tensors(weights(tuned[0], file), weights(tuned[1], file))
+    results = [json.loads((folder / "eval_results.json").read_text()) for folder in tuned]
+    assert results[0] == results[1]
+    for task in ("sentiment", "score", "tagging"):
+        assert log_rows(tuned[0] / "tasks" / task) == log_rows(tuned[1] / "tasks" / task)

@@ -59,6 +59,22 @@ def test_a_finished_run_without_checkpoints_is_replaced_only_when_told(tmp_path)
             plan_start(run, KEY, overwrite=False, resume=resume)
 
 
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_a_run_whose_fine_tuning_did_not_finish_fine_tunes_with_resume(tmp_path, checkpoint):
+    run = stopped_run(tmp_path / "run", checkpoint=checkpoint, finished=True)
+    (run / "finetuned" / "tasks" / "sentiment").mkdir(parents=True)
+    assert plan_start(run, KEY, overwrite=False, resume=True, finetune=True) is Start.FINETUNE
+    assert plan_start(run, KEY, overwrite=True, resume=False, finetune=True) is Start.CLEAR
+    with pytest.raises(ConfigError, match="pass --resume to fine-tune from its multi-task model"):
+        plan_start(run, KEY, overwrite=False, resume=False, finetune=True)
+    # Without a fine-tuning stage in the config, or once it has finished, the run is done.
+    with pytest.raises(ConfigError, match="already holds a"):
+        plan_start(run, KEY, overwrite=False, resume=False)
+    (run / "finetuned" / "train_summary.json").write_text("{}")
+    with pytest.raises(ConfigError, match="already holds a"):
+        plan_start(run, KEY, overwrite=False, resume=False, finetune=True)
+
+
 @pytest.mark.parametrize(("overwrite", "resume"), [(True, False), (False, True), (False, False)])
 def test_a_folder_holding_anything_but_a_run_is_never_cleared(tmp_path, overwrite, resume):
     users = tmp_path / "users"

@@ -1,8 +1,9 @@
 """`mtlm compare`: did multi-task training help each task, against single-task runs?
 
 For every seed the multi-task model of a config is trained (a finished run of the same config
-in the output folder is reused, an interrupted one resumed from its checkpoint), and every task
-gets single-task baselines of one or both kinds (`--baseline`):
+in the output folder is reused, an interrupted one resumed from its checkpoint or, stopped in
+its fine-tuning stage, fine-tuned again), and every task gets single-task baselines of one or
+both kinds (`--baseline`):
 
 - `converged` (the default): the task trained alone to its best validation score: up to
   `--baseline-epochs` epochs (10), validated at each epoch's end, stopped after
@@ -40,17 +41,8 @@ baselines, and every multi-task config of the same tasks, model and optimizer se
 the converged ones. The model is named by its path or hub name and revision, not hashed:
 replace a local model in place and the cache must be cleared by hand.
 
-Where the multi-task run folder holds `finetuned/eval_results.json` (the multi-task model with
-each task fine-tuned alone afterwards), it is a column of its own, compared against the same
-baselines. Each column also reports what it costs: training seconds, and parameters to serve.
-
-Δm (Maninis, Radosavovic and Kokkinos, 2019) is the headline, and Δn beside it: the mean
-change of the normalised score, which puts each task between its trivial score (0: what the
-multi-task run's `trivial_results.json` says input-blind predictions score) and its ideal score
-(100), so that a near-zero baseline cannot dominate it. A model that does not beat the trivial
-score has not learned the task, and a task neither model learned shows no transfer either way.
-With several seeds each difference is tested against seed noise with Welch's t-test (see
-`mtlm.analysis.transfer` for all of these).
+What the runs' scores say, and how they are tested, is `mtlm.analysis.comparison`'s; how they
+are shown, `mtlm.analysis.compare_report`'s.
 """
 
 from __future__ import annotations
@@ -59,47 +51,23 @@ import hashlib
 import json
 import math
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mtlm.analysis.compare_report import write_comparison
-from mtlm.analysis.transfer import (
-    LEARNED_RULE,
-    SEED_TEST,
-    DeltaM,
-    DeltaN,
-    Learned,
-    SeedTest,
-    delta_m,
-    delta_n,
-    learned,
-    mean_std,
-    normalised_change,
-    normalised_score,
-    relative_change,
-    seed_test,
-    signed_difference,
-)
+from mtlm.analysis.comparison import BaselinePlan, BaselineRun, Comparison, SeedRuns, summarise
 from mtlm.cache import cache_dir
 from mtlm.config import ExperimentConfig, TaskSpec, config_from_dict, task_alone
 from mtlm.data.sources import check_split_present, read_task_splits
 from mtlm.errors import ConfigError
-from mtlm.files import staged_directory
+from mtlm.files import read_json, staged_directory
 from mtlm.outputs import RUN_MARKER
-from mtlm.tasks import KINDS
 from mtlm.training.checkpoint import list_checkpoints
-from mtlm.training.finetune import FINETUNED
+from mtlm.training.run_folder import FINISHED_MARKER, fine_tuning_left
 from mtlm.training.trainer import Trainer
 
 #: Bump when what a baseline trains changes, so that older cached baselines are not reused.
 BASELINE_VERSION = 1
-#: The kinds of single-task baseline, in the order of their columns.
-BASELINE_KINDS = ("equal_examples", "converged")
-#: What `--baseline` accepts: one kind, or both.
-BASELINE_CHOICES = ("converged", "equal_examples", "both")
-#: The models compared against the baselines, and their names in reports.
-MODELS = {"multi_task": "multi-task", "finetuned": "multi-task + fine-tune"}
 #: Training keys that decide where a run writes or how it reports progress, not what it learns.
 _RUN_ONLY_KEYS = (
     "output_dir",
@@ -113,344 +81,6 @@ _RUN_ONLY_KEYS = (
 _KEPT_FILES = ("eval_results.json", "train_summary.json", "experiment_config.json", "metrics.jsonl")
 
 
-@dataclass(frozen=True)
-class BaselinePlan:
-    """Which single-task baselines to train (`converged`, `equal_examples` or `both`), and the
-    converged ones' limits."""
-
-    mode: str = "converged"
-    epochs: int = 10
-    patience: int = 2
-
-    @property
-    def kinds(self) -> list[str]:
-        """The kinds of baseline to train, in column order."""
-        return list(BASELINE_KINDS) if self.mode == "both" else [self.mode]
-
-    def describe(self, kind: str) -> str:
-        """What the single-task models of `kind` were given, for report headers."""
-        if kind == "converged":
-            return (
-                f"trained to their best validation score (≤ {self.epochs} epochs, "
-                f"patience {self.patience})"
-            )
-        return "given the same training examples per task as the multi-task run"
-
-    def check(self) -> None:
-        """A ConfigError naming the flag for a mode, epoch count or patience out of range."""
-        if self.mode not in BASELINE_CHOICES:
-            raise ConfigError(
-                f"--baseline: {self.mode!r} is not one of {', '.join(BASELINE_CHOICES)}"
-            )
-        if self.epochs < 1:
-            raise ConfigError(f"--baseline-epochs: give at least 1 epoch (got {self.epochs})")
-        if self.patience < 1:
-            raise ConfigError(
-                f"--baseline-patience: give at least 1 validation (got {self.patience})"
-            )
-
-
-@dataclass
-class BaselineRun:
-    """One single-task baseline: its folder and kind, what it trained, whether it was cached."""
-
-    folder: Path
-    kind: str
-    examples: int
-    steps: int
-    planned_steps: int
-    epochs: float
-    train_seconds: float | None
-    cached: bool
-    parameters: int | None = None
-
-    @property
-    def stopped_early(self) -> bool:
-        """Whether early stopping ended it before its planned steps."""
-        return self.steps < self.planned_steps
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {
-            "folder": str(self.folder),
-            "examples": self.examples,
-            "steps": self.steps,
-            "planned_steps": self.planned_steps,
-            "epochs": self.epochs,
-            "stopped_early": self.stopped_early,
-            "train_seconds": self.train_seconds,
-            "parameters": self.parameters,
-            "cached": self.cached,
-        }
-
-
-@dataclass
-class SeedRuns:
-    """The runs of one seed: the multi-task run and, by kind, each task's baseline."""
-
-    seed: int
-    multitask: Path
-    baselines: dict[str, dict[str, BaselineRun]]
-
-    @property
-    def finetuned(self) -> Path:
-        """Where a fine-tuned copy of the multi-task model keeps its results, if it has one."""
-        return self.multitask / FINETUNED
-
-
-@dataclass
-class Cost:
-    """What a column's models cost: training seconds per seed (None where a run does not say),
-    and parameters to serve."""
-
-    train_seconds: list[float | None]
-    parameters: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the mean training time over seeds."""
-        known = [seconds for seconds in self.train_seconds if seconds is not None]
-        return {
-            "train_seconds": mean_std(known)[0] if len(known) == len(self.train_seconds) else None,
-            "train_seconds_per_seed": self.train_seconds,
-            "parameters": self.parameters,
-        }
-
-
-@dataclass
-class Contrast:
-    """One task's scores of a multi-task model (`model`: multi_task or finetuned) against one
-    kind of single-task baseline, over seeds, and whether each model learned the task (None
-    without a trivial score)."""
-
-    model: str
-    baseline: str
-    single: list[float]
-    multi: list[float]
-    higher_is_better: bool
-    seed_test: SeedTest | None
-    #: n(multi) − n(single) of the means, in points (None without a trivial score).
-    normalised_change: float | None = None
-    single_learned: bool | None = None
-    multi_learned: bool | None = None
-    advice: list[str] = field(default_factory=list)
-
-    @property
-    def difference(self) -> float:
-        """Mean multi-task score minus mean single-task score (raw, whatever the direction)."""
-        return mean_std(self.multi)[0] - mean_std(self.single)[0]
-
-    @property
-    def relative_change(self) -> float | None:
-        """This task's term of Δm, in percent."""
-        return relative_change(
-            mean_std(self.single)[0], mean_std(self.multi)[0], self.higher_is_better
-        )
-
-    @property
-    def not_learned(self) -> bool:
-        """Whether neither model beats the trivial score: then there is no transfer to judge."""
-        return self.single_learned is False and self.multi_learned is False
-
-    @property
-    def learned_by_one(self) -> str | None:
-        """`single` or `multi` when only that model beats the trivial score, else None."""
-        if None in (self.single_learned, self.multi_learned):
-            return None
-        if self.single_learned != self.multi_learned:
-            return "single" if self.single_learned else "multi"
-        return None
-
-    @property
-    def negative_transfer(self) -> bool:
-        """Whether the multi-task model is worse on this task: it did not learn a task the
-        single-task model learned, or (both having learned it) scores worse."""
-        if self.not_learned or self.learned_by_one is not None:
-            return self.learned_by_one == "single"
-        means = mean_std(self.single)[0], mean_std(self.multi)[0]
-        return signed_difference(*means, self.higher_is_better) < 0
-
-    @property
-    def within_noise(self) -> bool:
-        """Whether the seed-noise test ran and found the difference not significant."""
-        return self.seed_test is not None and not self.seed_test.significant
-
-    @property
-    def transfer(self) -> str:
-        """The table's word for it: not learned, learned only by one model, positive, none or
-        negative transfer."""
-        if self.not_learned:
-            return "not learned (neither model beats trivial)"
-        if self.learned_by_one is not None:
-            learner = "single-task" if self.learned_by_one == "single" else MODELS[self.model]
-            return f"learned only by {learner}"
-        if not self.negative_transfer:
-            return "positive" if self.difference != 0 else "none"
-        return "negative transfer" + (" (within seed noise)" if self.within_noise else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {
-            "difference": self.difference,
-            "relative_change_percent": self.relative_change,
-            "normalised_change_points": self.normalised_change,
-            "p_value": self.seed_test.p_value if self.seed_test else None,
-            "significant": self.seed_test.significant if self.seed_test else None,
-            "negative_transfer": self.negative_transfer,
-            "transfer": self.transfer,
-            "advice": self.advice,
-        }
-
-
-@dataclass
-class TaskComparison:
-    """One task's primary metric: each model's scores over seeds, and the multi-task model
-    against each kind of baseline."""
-
-    task: str
-    metric: str
-    higher_is_better: bool
-    #: Seed scores by column: a baseline kind, `multi_task` or `finetuned`.
-    scores: dict[str, list[float]]
-    #: Each model (of MODELS) against each baseline kind, by model and kind.
-    against: dict[str, dict[str, Contrast]]
-    #: What input-blind predictions score, per seed; None where the runs do not say.
-    trivial: list[float] | None = None
-    ideal: float = 1.0
-    #: Whether each column's model beat the trivial score (empty without one).
-    learned: dict[str, Learned] = field(default_factory=dict)
-
-    @property
-    def trivial_mean(self) -> float | None:
-        """The mean trivial score over seeds, or None."""
-        return None if self.trivial is None else mean_std(self.trivial)[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with means and sample standard deviations."""
-        columns = {}
-        for column, scores in self.scores.items():
-            mean, std = mean_std(scores)
-            columns[column] = {"scores": scores, "mean": mean, "std": std}
-            if self.trivial is not None:
-                test = self.learned[column]
-                columns[column].update(
-                    normalised=normalised_score(mean, self.trivial_mean, self.ideal),
-                    learned=test.learned,
-                    learned_p_value=test.p_value,
-                )
-        return {
-            "metric": self.metric,
-            "higher_is_better": self.higher_is_better,
-            "trivial": self.trivial_mean,
-            "trivial_per_seed": self.trivial,
-            "ideal": self.ideal,
-            "scores": columns,
-            "against": {
-                model: {kind: contrast.to_dict() for kind, contrast in contrasts.items()}
-                for model, contrasts in self.against.items()
-            },
-        }
-
-
-@dataclass
-class View:
-    """A model against one kind of baseline over all tasks: Δm and Δn, overall and per seed."""
-
-    model: str
-    baseline: str
-    delta_m: DeltaM
-    delta_m_per_seed: list[float | None]
-    delta_n: DeltaN
-    delta_n_per_seed: list[float | None]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {
-            "delta_m_percent": self.delta_m.value,
-            "delta_m_left_out": self.delta_m.left_out,
-            "delta_m_percent_per_seed": self.delta_m_per_seed,
-            "delta_n_points": self.delta_n.value,
-            "delta_n_left_out": self.delta_n.left_out,
-            "delta_n_points_per_seed": self.delta_n_per_seed,
-        }
-
-
-@dataclass
-class Comparison:
-    """The per-task comparisons, Δm against each kind of baseline, notes and the runs."""
-
-    split: str
-    seeds: list[int]
-    plan: BaselinePlan
-    tasks: list[TaskComparison]
-    views: list[View]
-    costs: dict[str, Cost]
-    runs: list[SeedRuns]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def columns(self) -> list[str]:
-        """The columns of scores: the baseline kinds, multi_task, and finetuned where any task
-        has fine-tuned scores."""
-        finetuned = any("finetuned" in task.scores for task in self.tasks)
-        return [*self.plan.kinds, "multi_task", *(["finetuned"] if finetuned else [])]
-
-    @property
-    def headline(self) -> View:
-        """The multi-task model against converged baselines where they were trained (they
-        cannot flatter multi-task training), else against equal-examples ones."""
-        kind = "converged" if "converged" in self.plan.kinds else "equal_examples"
-        return next(v for v in self.views if v.model == "multi_task" and v.baseline == kind)
-
-    def label(self, column: str) -> str:
-        """A column's name in reports: `single-task` (`single-task (converged)` beside another
-        kind), `multi-task`, `multi-task + fine-tune`."""
-        if column in MODELS:
-            return MODELS[column]
-        if len(self.plan.kinds) == 1:
-            return "single-task"
-        return f"single-task ({column.replace('_', ' ')})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The `comparison.json` structure: the headline view's figures at the top."""
-        return {
-            "split": self.split,
-            "seeds": self.seeds,
-            "baseline": {
-                "mode": self.plan.mode,
-                "epochs": self.plan.epochs if "converged" in self.plan.kinds else None,
-                "patience": self.plan.patience if "converged" in self.plan.kinds else None,
-            },
-            "headline": {"model": self.headline.model, "baseline": self.headline.baseline},
-            **self.headline.to_dict(),
-            "views": {
-                model: {v.baseline: v.to_dict() for v in self.views if v.model == model}
-                for model in dict.fromkeys(v.model for v in self.views)
-            },
-            "costs": {column: cost.to_dict() for column, cost in self.costs.items()},
-            "delta_m_method": "Maninis, Radosavovic, Kokkinos 2019: mean over tasks of "
-            "(-1)^l (M_mt - M_st) / |M_st| x 100, l = 1 where lower is better",
-            "delta_n_method": "mean over tasks of n(M_mt) - n(M_st), n(x) = (x - trivial) / "
-            "(ideal - trivial) x 100: 0 = input-blind predictions, 100 = ideal score",
-            "seed_test": SEED_TEST if len(self.seeds) > 1 else None,
-            "learned_test": LEARNED_RULE,
-            "tasks": {t.task: t.to_dict() for t in self.tasks},
-            "notes": self.notes,
-            "runs": [
-                {
-                    "seed": run.seed,
-                    "multitask": str(run.multitask),
-                    "finetuned": str(run.finetuned) if "finetuned" in self.costs else None,
-                    "baselines": {
-                        kind: {name: b.to_dict() for name, b in baselines.items()}
-                        for kind, baselines in run.baselines.items()
-                    },
-                }
-                for run in self.runs
-            ],
-        }
-
-
-# --- the command ---------------------------------------------------------------------------
 def compare(
     config: ExperimentConfig,
     output_dir: str | Path,
@@ -491,7 +121,7 @@ def compare(
     for run_config in run_configs:
         seed = run_config.training.seed
         folder = _train_multitask(run_config)
-        summary = _read_json(folder / "train_summary.json")
+        summary = read_json(folder / FINISHED_MARKER)
         baselines: dict[str, dict[str, BaselineRun]] = {kind: {} for kind in plan.kinds}
         for spec in config.tasks:
             examples = summary["examples_per_task"][spec.name]
@@ -579,259 +209,6 @@ def _fingerprint(splits: dict[str, Any]) -> str:
     return hashlib.sha256(described.encode()).hexdigest()
 
 
-def summarise(
-    config: ExperimentConfig, runs: list[SeedRuns], plan: BaselinePlan | None = None
-) -> Comparison:
-    """Per-task scores from the runs' eval_results.json files and trivial scores from the
-    multi-task runs' trivial_results.json; whether each model learned each task; Δm and Δn
-    against each kind of baseline; flags and advice."""
-    plan = plan or BaselinePlan()
-    notes = []
-    multi = [_read_json(run.multitask / "eval_results.json") for run in runs]
-    trivial = _trivial_results(runs, notes)
-    finetuned = _finetuned_results(runs, notes)
-    split = multi[0]["split"]
-    tasks = []
-    for spec in config.tasks:
-        name = spec.name
-        if any(name not in run.baselines[kind] for run in runs for kind in plan.kinds):
-            notes.append(f"{name}: the multi-task run gave it no training examples")
-            continue
-        if name not in multi[0]["tasks"]:
-            notes.append(f"{name}: no {split} split, nothing to compare")
-            continue
-        kind_of_task = KINDS[spec.kind](spec)
-        metric = multi[0]["tasks"][name]["primary"]
-        scores = {
-            kind: [
-                _read_json(run.baselines[kind][name].folder / "eval_results.json")["tasks"][name][
-                    metric
-                ]
-                for run in runs
-            ]
-            for kind in plan.kinds
-        }
-        scores["multi_task"] = [results["tasks"][name][metric] for results in multi]
-        if finetuned is not None:
-            if all(metric in results["tasks"].get(name, {}) for results in finetuned):
-                scores["finetuned"] = [results["tasks"][name][metric] for results in finetuned]
-            else:
-                notes.append(f"{name}: no {metric} in the fine-tuned results; left out of them")
-        task = TaskComparison(
-            name,
-            metric,
-            kind_of_task.higher_is_better(metric),
-            scores,
-            against={},
-            trivial=_trivial_scores(trivial, name, metric),
-            ideal=kind_of_task.ideal_score(metric),
-        )
-        if task.trivial is not None:
-            task.learned = {
-                column: learned(values, task.trivial, task.ideal, task.higher_is_better)
-                for column, values in scores.items()
-            }
-        task.against = {
-            model: {kind: _contrast(config, task, model, kind) for kind in plan.kinds}
-            for model in MODELS
-            if model in scores
-        }
-        tasks.append(task)
-    views = [
-        _view(model, kind, [t for t in tasks if model in t.scores], len(runs))
-        for model in MODELS
-        if model == "multi_task" or any(model in t.scores for t in tasks)
-        for kind in plan.kinds
-    ]
-    for view in views:
-        if view.model == "multi_task":
-            notes += [
-                f"{name}: its {view.baseline.replace('_', '-')} single-task score is 0, so it "
-                "has no relative change; left out of Δm against it"
-                for name in view.delta_m.left_out
-            ]
-    for task in tasks:
-        stopped = [
-            run.baselines["converged"][task.task]
-            for run in runs
-            if "converged" in run.baselines and run.baselines["converged"][task.task].stopped_early
-        ]
-        if stopped and task.learned and not task.learned["converged"].learned:
-            epochs = ", ".join(f"{b.epochs:g}" for b in stopped)
-            notes.append(
-                f"{task.task}: its converged baseline stopped early (after {epochs} epochs) "
-                "without beating the trivial score; a larger --baseline-patience may let it learn"
-            )
-    left_out = {name for view in views for name in view.delta_n.left_out}
-    for task in tasks:
-        if task.task in left_out:
-            reason = "no trivial score" if task.trivial is None else "no normalised score"
-            notes.append(f"{task.task}: {reason}, left out of Δn")
-    seeds = [run.seed for run in runs]
-    costs = _costs(runs, plan, finetuned is not None)
-    return Comparison(split, seeds, plan, tasks, views, costs, runs, notes)
-
-
-def _finetuned_results(runs: list[SeedRuns], notes: list[str]) -> list[dict[str, Any]] | None:
-    """Each seed's finetuned/eval_results.json; None (with a note if some seeds have one)
-    unless every seed has one."""
-    present = [(run.finetuned / "eval_results.json").is_file() for run in runs]
-    if not all(present):
-        if any(present):
-            seeds = ", ".join(str(r.seed) for r, found in zip(runs, present, strict=True) if found)
-            notes.append(f"fine-tuned results for seed {seeds} only: no fine-tuned column")
-        return None
-    return [_read_json(run.finetuned / "eval_results.json") for run in runs]
-
-
-def _costs(runs: list[SeedRuns], plan: BaselinePlan, finetuned: bool) -> dict[str, Cost]:
-    """Training seconds per seed and parameters to serve of each column: a kind's baselines
-    summed over tasks; the fine-tuned model's seconds add both stages."""
-    costs = {}
-    for kind in plan.kinds:
-        seconds = [_total([b.train_seconds for b in run.baselines[kind].values()]) for run in runs]
-        parameters = _total([b.parameters for b in runs[0].baselines[kind].values()])
-        costs[kind] = Cost(seconds, parameters)
-    multi = [_summary(run.multitask) for run in runs]
-    costs["multi_task"] = Cost([m.get("train_seconds") for m in multi], _parameters(multi[0]))
-    if finetuned:
-        tuned = [_summary(run.finetuned) for run in runs]
-        seconds = [
-            _total([m.get("train_seconds"), t.get("train_seconds")])
-            for m, t in zip(multi, tuned, strict=True)
-        ]
-        costs["finetuned"] = Cost(seconds, _parameters(tuned[0]))
-    return costs
-
-
-def _summary(folder: Path) -> dict[str, Any]:
-    """A run's train_summary.json, or nothing where it has none."""
-    path = folder / "train_summary.json"
-    return _read_json(path) if path.is_file() else {}
-
-
-def _parameters(summary: dict[str, Any]) -> int | None:
-    """The parameters of a run's model, from its summary's accounting."""
-    return (summary.get("model") or {}).get("total_parameters")
-
-
-def _total(values: list[Any]) -> Any:
-    """The sum, or None when some value is unknown (or there is none)."""
-    return None if not values or any(v is None for v in values) else sum(values)
-
-
-def _trivial_results(runs: list[SeedRuns], notes: list[str]) -> list[dict[str, Any]] | None:
-    """Each seed's trivial_results.json, or None (with a note) when a run has none."""
-    missing = [run.seed for run in runs if not (run.multitask / "trivial_results.json").is_file()]
-    if missing:
-        notes.append(
-            f"the multi-task run of seed {missing[0]} has no trivial_results.json (an older "
-            "run?): no trivial scores, learned tests or Δn"
-        )
-        return None
-    return [_read_json(run.multitask / "trivial_results.json") for run in runs]
-
-
-def _trivial_scores(
-    trivial: list[dict[str, Any]] | None, task: str, metric: str
-) -> list[float] | None:
-    """A task's trivial score per seed, or None when some seed does not have it."""
-    if trivial is None or any(metric not in r["tasks"].get(task, {}) for r in trivial):
-        return None
-    return [r["tasks"][task][metric] for r in trivial]
-
-
-def _contrast(config: ExperimentConfig, task: TaskComparison, model: str, kind: str) -> Contrast:
-    """`model` (of MODELS) against the `kind` baseline on `task`; the multi-task model gets
-    advice when it is worse."""
-    single, multi = task.scores[kind], task.scores[model]
-    contrast = Contrast(model, kind, single, multi, task.higher_is_better, seed_test(single, multi))
-    if task.trivial is not None:
-        contrast.normalised_change = normalised_change(
-            mean_std(single)[0], mean_std(multi)[0], task.trivial_mean, task.ideal
-        )
-        contrast.single_learned = task.learned[kind].learned
-        contrast.multi_learned = task.learned[model].learned
-    if model != "multi_task":
-        return contrast
-    if contrast.not_learned:
-        contrast.advice = [
-            f"neither model beats the trivial {task.metric} ({task.trivial_mean:.4g}): there is no "
-            "transfer to judge, so no advice about it; check the task's data, learning rate "
-            "and training length first"
-        ]
-    elif contrast.negative_transfer:
-        contrast.advice = advice(config, task.task, contrast)
-    return contrast
-
-
-def _view(model: str, kind: str, tasks: list[TaskComparison], seeds: int) -> View:
-    """Δm and Δn of `model` against the `kind` baselines, overall and per seed."""
-    direction = {t.task: t.higher_is_better for t in tasks}
-    ideal = {t.task: t.ideal for t in tasks}
-
-    def at(column: str, seed: int | None) -> dict[str, float]:
-        pick = (lambda s: mean_std(s)[0]) if seed is None else (lambda s: s[seed])
-        return {t.task: pick(t.scores[column]) for t in tasks}
-
-    def trivial_at(seed: int | None) -> dict[str, float | None]:
-        if seed is None:
-            return {t.task: t.trivial_mean for t in tasks}
-        return {t.task: None if t.trivial is None else t.trivial[seed] for t in tasks}
-
-    per_seed_m, per_seed_n = [], []
-    for seed in range(seeds):
-        single, multi = at(kind, seed), at(model, seed)
-        per_seed_m.append(delta_m(single, multi, direction).value)
-        per_seed_n.append(delta_n(single, multi, trivial_at(seed), ideal).value)
-    single, multi = at(kind, None), at(model, None)
-    return View(
-        model,
-        kind,
-        delta_m(single, multi, direction),
-        per_seed_m,
-        delta_n(single, multi, trivial_at(None), ideal),
-        per_seed_n,
-    )
-
-
-def advice(config: ExperimentConfig, task: str, contrast: Contrast) -> list[str]:
-    """What to try for a task that multi-task training made worse than a baseline, given how
-    it was trained."""
-    training, sharing = config.training, config.sharing
-    lines = []
-    if contrast.seed_test is None and len(contrast.single) == 1:
-        lines.append("one seed: rerun with --seeds 3 to tell this from seed noise")
-    elif contrast.within_noise:
-        p_value = contrast.seed_test.p_value
-        lines.append(f"within seed noise (p = {p_value:.2f}): more seeds first")
-    if not sharing.shares_trained_weights:
-        lines.append(
-            f"it shares no trained weight with the other tasks (sharing {sharing.kind} as "
-            "configured): the gap comes from keeping the checkpoint with the best validation "
-            "aggregate"
-        )
-        return lines
-    if training.step_mode == "sampled":
-        baseline = mean_std(contrast.single)[0]
-        lines.append(
-            "weigh the other tasks less: lower their loss_weight or sampling share, or use "
-            f"training.sampler: {{kind: dynamic, targets: {{{task}: {baseline:.3g}}}}}"
-        )
-    else:
-        lines.append(f"weigh it more: raise tasks[{task}].loss_weight or lower the others'")
-    lines.append(sharing.less_sharing())
-    lines.append("train it in another group: `mtlm affinity` shows which tasks hurt it")
-    if training.step_mode == "sampled":
-        lines.append(
-            "or resolve gradient conflicts: training.step_mode: joint with "
-            "training.balancer.kind: upgrad (or pcgrad, cagrad)"
-        )
-    elif not training.balancer.aggregates_gradients:
-        lines.append("or resolve gradient conflicts: training.balancer.kind: upgrad (or pcgrad)")
-    return lines
-
-
 # --- runs ----------------------------------------------------------------------------------
 def _multitask_config(config: ExperimentConfig, seed: int, folder: Path) -> ExperimentConfig:
     raw = config.model_dump(mode="json")
@@ -860,7 +237,7 @@ def _check_multitask_folder(config: ExperimentConfig, output_dir: Path) -> None:
 def _same_run(config: ExperimentConfig, folder: Path) -> bool:
     """Whether `folder` holds a run of `config` (up to where it writes and what it prints)."""
     stored = folder / RUN_MARKER
-    return stored.is_file() and _canonical(_read_json(stored)) == _canonical(
+    return stored.is_file() and _canonical(read_json(stored)) == _canonical(
         config.model_dump(mode="json")
     )
 
@@ -870,10 +247,11 @@ def _train_multitask(config: ExperimentConfig) -> Path:
     folder = Path(config.training.output_dir)
     same = _same_run(config, folder)
     label = f"multi-task seed {config.training.seed}"
-    if same and (folder / "train_summary.json").is_file():
+    fine_tuning = same and fine_tuning_left(folder, config.training.finetune is not None)
+    if same and (folder / FINISHED_MARKER).is_file() and not fine_tuning:
         _say(f"{label}: reusing the finished run in {folder}")
         return folder
-    resume = same and bool(list_checkpoints(folder / "checkpoints"))
+    resume = fine_tuning or (same and bool(list_checkpoints(folder / "checkpoints")))
     _say(f"{label}: {'resuming' if resume else 'training'} in {folder}")
     Trainer(config, folder).train(resume=resume)
     return folder
@@ -886,7 +264,7 @@ def _train_baseline(
     task, training = config.tasks[0].name, config.training
     folder = cache / baseline_key(config, data_hash)
     label = f"single-task {task} ({kind.replace('_', ' ')}) seed {training.seed}"
-    cached = (folder / "train_summary.json").is_file()
+    cached = (folder / FINISHED_MARKER).is_file()
     if cached:
         _say(f"{label}: cached in {folder}")
     else:
@@ -904,18 +282,7 @@ def _train_baseline(
                     shutil.rmtree(entry)
                 elif entry.name not in _KEPT_FILES:
                     entry.unlink()
-    summary = _read_json(folder / "train_summary.json")
-    return BaselineRun(
-        folder,
-        kind,
-        examples=summary["examples_per_task"][task],
-        steps=summary["steps"],
-        planned_steps=summary["planned_steps"],
-        epochs=summary["epochs"],
-        train_seconds=summary.get("train_seconds"),
-        cached=cached,
-        parameters=_parameters(summary),
-    )
+    return BaselineRun.read(folder, kind, task, cached)
 
 
 def _canonical(raw: dict[str, Any]) -> dict[str, Any]:
@@ -925,10 +292,6 @@ def _canonical(raw: dict[str, Any]) -> dict[str, Any]:
     training = raw.get("training", {})
     kept["training"] = {k: v for k, v in training.items() if k not in _RUN_ONLY_KEYS}
     return kept
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _say(message: str) -> None:

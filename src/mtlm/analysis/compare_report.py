@@ -18,7 +18,7 @@ from mtlm.files import write_json, write_text
 from mtlm.plots import new_figure, save_figure
 
 if TYPE_CHECKING:
-    from mtlm.analysis.compare import Comparison, View
+    from mtlm.analysis.comparison import Comparison, View
 
 _DELTA_M = (
     "Δm: mean relative change of the primary metrics, > 0 when multi-task training helps "

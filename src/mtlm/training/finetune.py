@@ -7,18 +7,20 @@ a LoRA adapter of its own over the multi-task backbone (Hu et al., 2022), with i
 result serves every task from one backbone plus T small adapters instead of T backbones.
 
 Each task trains with the Trainer, on the multi-task data already tokenized, and stops at its
-best validation score (early stopping). The result is a model folder like any other, with LoRA
-sharing: `evaluate`, `predict`, `export` and `MultiTaskPipeline` read it as they read
-`output_dir/model`.
+best validation score (early stopping). The stage starts from the multi-task model as the run
+saved it, and from the config's seed, so a run stopped during it fine-tunes again to the same
+result. The result is a model folder like any other, with LoRA sharing: `evaluate`, `predict`,
+`export` and `MultiTaskPipeline` read it as they read `output_dir/model`.
 """
 
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from accelerate.utils import set_seed
 
 from mtlm.config import (
     ExperimentConfig,
@@ -29,15 +31,12 @@ from mtlm.config import (
 )
 from mtlm.data.features import TaskData
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
-from mtlm.files import write_json
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.modeling.sharing.lora import LoraSharing, LoraSharingSpec
+from mtlm.training.run_folder import FINETUNED, TrainedResults, write_trained_model
 
 if TYPE_CHECKING:
     from mtlm.training.trainer import Trainer
-
-#: The folder of a run that holds the fine-tuned model and its results.
-FINETUNED = "finetuned"
 
 
 def adapter_model(model: MultiTaskModel, spec: FinetuneSpec) -> MultiTaskModel:
@@ -58,7 +57,7 @@ def adapter_model(model: MultiTaskModel, spec: FinetuneSpec) -> MultiTaskModel:
     )
     backbone = copy.deepcopy(model.sharing.base)
     lora = LoraSharing.from_one(sharing, backbone, list(model.tasks))
-    tuned = MultiTaskModel(lora, model.tasks, model.tokenizer)
+    tuned = MultiTaskModel(lora, model.tasks, model.tokenizer, model.base_model)
     tuned.heads.load_state_dict(model.heads.state_dict())
     return tuned
 
@@ -86,19 +85,20 @@ def task_config(config: ExperimentConfig, task: str, sharing: SharingSpec) -> Ex
 
 def finetune_tasks(
     config: ExperimentConfig,
-    model: MultiTaskModel,
     data: dict[str, TaskData],
     run_dir: Path,
     trainer_class: type[Trainer],
 ) -> EvalResults:
-    """Fine-tune every task alone from the trained multi-task `model`, each with
+    """Fine-tune every task alone from the multi-task model in `run_dir/model`, each with
     `trainer_class` (the Trainer that calls this, passed in so that this module need not
     import it); write the result to `run_dir/finetuned/` (model/, eval_results.json,
     validation_results.json, trivial_results.json, train_summary.json, and a folder per task
     with its training log); return its final-split scores."""
     args = config.training
     folder = run_dir / FINETUNED
-    tuned = adapter_model(model, args.finetune)
+    # The adapters start the same whether this follows the multi-task stage or resumes it.
+    set_seed(args.seed)
+    tuned = adapter_model(MultiTaskModel.from_pretrained(run_dir / "model"), args.finetune)
     started = time.perf_counter()
     per_task: dict[str, Any] = {}
     for name, task_data in data.items():
@@ -112,8 +112,7 @@ def finetune_tasks(
         )
         trainer.train()
         # The task's own run keeps its log and summary; its copy of the model is the one below.
-        shutil.rmtree(folder / "tasks" / name / "model", ignore_errors=True)
-        shutil.rmtree(folder / "tasks" / name / "checkpoints", ignore_errors=True)
+        trainer.run_folder.drop_weights()
         summary = trainer.summary
         per_task[name] = {
             "steps": summary["steps"],
@@ -122,19 +121,16 @@ def finetune_tasks(
             "best_validation_score": summary["best_validation_aggregate"],
             "train_seconds": round(time.perf_counter() - task_started, 2),
         }
-    tuned.save_pretrained(folder / "model")
-    final = evaluate(tuned, data, args.final_eval_split, args.eval_batch_size)
-    write_json(folder / "eval_results.json", final)
-    validation = evaluate(tuned, data, args.eval_split, args.eval_batch_size)
-    write_json(folder / "validation_results.json", validation)
-    write_json(folder / "trivial_results.json", trivial_baseline(data, args.final_eval_split))
-    write_json(
-        folder / "train_summary.json",
-        {
-            "train_seconds": round(time.perf_counter() - started, 2),
-            "tasks": per_task,
-            "model": tuned.accounting(),
-        },
+    results = TrainedResults(
+        evaluate(tuned, data, args.final_eval_split, args.eval_batch_size),
+        evaluate(tuned, data, args.eval_split, args.eval_batch_size),
+        trivial_baseline(data, args.final_eval_split),
     )
+    summary = {
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "tasks": per_task,
+        "model": tuned.accounting(),
+    }
+    write_trained_model(folder, tuned, results, summary)
     print(f"fine-tuned model: {folder / 'model'}", flush=True)
-    return final
+    return results.final

@@ -1,15 +1,15 @@
 """The training loop, on Hugging Face Accelerate.
 
 It reads like the loop one would write by hand; the multi-task parts are named calls: the
-sampler picks a task, that task's stream gives a batch, the task computes its loss.
+sampler picks a task, that task's stream gives a batch, the task computes its loss. What it
+trains is built by `mtlm.training.experiment` (or by the caller); what it writes goes through
+`mtlm.training.run_folder`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import sys
 import time
 from collections import defaultdict
@@ -17,37 +17,22 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from mtlm.bundled import resolve_model_name
-from mtlm.cache import cache_dir
-from mtlm.config import ExperimentConfig, TaskSpec
-from mtlm.data.features import TaskData, load_task_data, training_subset
-from mtlm.data.sources import check_split_names
+from mtlm.config import ExperimentConfig
+from mtlm.data.features import TaskData, training_subset
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
-from mtlm.evaluation.run_report import write_report
-from mtlm.files import write_json, write_text
-from mtlm.modeling.backbones import backbone_config, check_task_kinds, model_family
-from mtlm.modeling.lengths import fit_task_lengths, position_limit
-from mtlm.modeling.model_card import multitask_card, write_card
-from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
-from mtlm.outputs import RUN_MARKER, check_writable
-from mtlm.tasks import KINDS
+from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.training.balancers import Balanced, Balancer, JointStep, build_balancer
-from mtlm.training.checkpoint import (
-    list_checkpoints,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-    save_weights,
-)
+from mtlm.training.experiment import build_experiment
 from mtlm.training.finetune import finetune_tasks
-from mtlm.training.run_folder import Start, clear_run, discard_killed_writes, plan_start
-from mtlm.training.run_log import LogWindow, RunLog
+from mtlm.training.processes import training_accelerator
+from mtlm.training.run_folder import RunFolder, Start, TrainedResults, TrainingParts
+from mtlm.training.run_log import LogWindow
 from mtlm.training.samplers import build_sampler
 from mtlm.training.streams import TaskBatchStream
 
@@ -57,9 +42,9 @@ _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 class Trainer:
     """Trains a MultiTaskModel on the tasks of an experiment config.
 
-    Building it checks what the config asks of the model (task kinds the model serves, lengths
-    that fit its positions) and names the splits, then reads and tokenizes all data (so bad data
-    fails before anything is written) and builds the model from a fixed seed.
+    Without a `model` and `data`, it builds them (see `mtlm.training.experiment`): checks what
+    the config asks of the model and names the splits, then reads and tokenizes all data (so
+    bad data fails before anything is written) and builds the model from a fixed seed.
     """
 
     def __init__(
@@ -70,71 +55,32 @@ class Trainer:
         model: MultiTaskModel | None = None,
         data: dict[str, TaskData] | None = None,
     ) -> None:
-        """Read and tokenize the config's data and build its model, unless `data` (keyed by
-        the config's task names) and `model` (holding those tasks) are given. A task whose
-        default `max_length` exceeds the model's positions is built with that many instead."""
-        check_split_names(config.training)
+        """Train into `output_dir` (default `training.output_dir`) the given `model` on `data`
+        (keyed by the config's task names; the model holding those tasks), or what
+        `build_experiment` builds of them from the config."""
         self.config = config
         self.args = config.training
         #: train_summary.json's content once `train` has finished.
         self.summary: dict[str, Any] | None = None
+        self._best_validation: EvalResults | None = None
+        self.output_dir = Path(output_dir or self.args.output_dir)
+        self.accelerator = training_accelerator(self.args)
+        self.run_folder = RunFolder(
+            self.output_dir,
+            "--output-dir" if output_dir else "training.output_dir",
+            self.accelerator,
+            self._print,
+        )
+        # An output folder that cannot be written must fail before the data is read.
+        self.run_folder.check_writable()
+        set_seed(self.args.seed)
+        experiment = build_experiment(config, model=model, data=data, accelerator=self.accelerator)
+        self.model: MultiTaskModel = experiment.model
+        self.data: dict[str, TaskData] = experiment.data
         #: What building the experiment found worth saying (splits derived or missing, lengths
         #: lowered to the model's); printed when training starts, so that a mistake found
         #: before then is the only thing a failed command prints.
-        self.notes: list[str] = []
-        self._best_validation: EvalResults | None = None
-        self.output_dir = Path(output_dir or self.args.output_dir)
-        self._output_key = "--output-dir" if output_dir else "training.output_dir"
-        # An output folder that cannot be written must fail before the data is read.
-        check_writable(self.output_dir, self._output_key)
-        self.accelerator = Accelerator(
-            mixed_precision=self.args.mixed_precision,
-            cpu=_multi_process_cpu_launch(),
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
-        set_seed(self.args.seed)
-        if data is None or model is None:
-            location = resolve_model_name(config.model.name_or_path)
-            # A task the model cannot serve, or longer than its positions, must fail before
-            # minutes of tokenizing.
-            model_config = backbone_config(location, config.model.revision)
-            family = model_family(model_config)
-            check_task_kinds(
-                family,
-                {spec.name: KINDS[spec.kind] for spec in config.tasks},
-                config.model.name_or_path,
-            )
-            tokenizer = load_tokenizer(location, config.model.revision)
-            specs, notes = fit_task_lengths(
-                config.tasks,
-                family,
-                position_limit(model_config, tokenizer),
-                config.model.name_or_path,
-            )
-            self.notes += notes
-        if data is None:
-            data = self._load_data(tokenizer, specs)
-        self.data: dict[str, TaskData] = data
-        # Seed again so the heads start the same whatever loading the data consumed.
-        set_seed(self.args.seed)
-        self.model = model or MultiTaskModel.from_backbone(
-            location,
-            {name: d.task for name, d in self.data.items()},
-            config.model.revision,
-            tokenizer,
-            config.sharing,
-            config.model.dtype,
-        )
-
-    def _load_data(self, tokenizer, specs: list[TaskSpec]) -> dict[str, TaskData]:
-        config = self.config
-        features_cache = Path(config.cache_dir) if config.cache_dir else cache_dir() / "features"
-        # The main process fills the features cache; the others then read it, not race to write.
-        with self.accelerator.main_process_first():
-            data = {spec.name: load_task_data(spec, tokenizer, features_cache) for spec in specs}
-        for task_data in data.values():
-            self.notes += task_data.notes
-        return data
+        self.notes: list[str] = experiment.notes
 
     # --- public API -----------------------------------------------------------------------
     def evaluate(self, split: str | None = None) -> EvalResults:
@@ -146,8 +92,9 @@ class Trainer:
         """Train, keep the best model, evaluate it on the final split; return those results.
 
         With `training.finetune`, each task is then fine-tuned alone into
-        `output_dir/finetuned/` (see `mtlm.training.finetune`)."""
-        args, accelerator = self.args, self.accelerator
+        `output_dir/finetuned/` (see `mtlm.training.finetune`); resuming a run stopped there
+        fine-tunes again from its multi-task model."""
+        args = self.args
         # Config errors found here must come before anything is written to the output folder.
         joint = args.step_mode == "joint"
         balancer = build_balancer(args.balancer, len(self.data)) if joint else None
@@ -162,9 +109,24 @@ class Trainer:
                 f"parameters, and with sharing {self.config.sharing.kind} as configured no "
                 "trainable parameter is shared; use gradients: representation or a loss weighting"
             )
-        resume = self._prepare_output_dir(resume)
+        start = self.run_folder.prepare(self.config, resume)
         for note in self.notes:
             self._print(f"note: {note}")
+        if start is not Start.FINETUNE:
+            final = self._train_loop(balancer, resume=start is Start.RESUME)
+        elif self._is_main:
+            final, self.summary = self.run_folder.finished_results()
+        else:
+            final = {}
+        if args.finetune is not None and self._is_main:
+            finetune_tasks(self.config, self.data, self.output_dir, type(self))
+        return final
+
+    def _train_loop(self, balancer: Balancer | None, resume: bool) -> EvalResults:
+        """The multi-task stage: steps until the plan's end or early stopping, validations,
+        checkpoints; then the best model, its results and the summary."""
+        args, accelerator = self.args, self.accelerator
+        joint = args.step_mode == "joint"
         streams = self.task_streams()
         plan = self._plan({name: len(stream.features) for name, stream in streams.items()})
         optimizer = self.optimizer(balancer)
@@ -177,6 +139,9 @@ class Trainer:
             args.sampler,
             args.seed,
         )
+        parts = TrainingParts(
+            accelerator.unwrap_model(model), optimizer, scheduler, sampler, streams, balancer
+        )
         groups = args.joint_groups or [list(self.data)]
         state: dict[str, Any] = {
             "best_score": None,
@@ -188,12 +153,9 @@ class Trainer:
             "stale_validations": 0,
         }
         step = 0
-        checkpoints = self.output_dir / "checkpoints"
-        run_log = RunLog(self.output_dir, self._is_main)
+        run_log = self.run_folder.log()
         if resume:
-            step, state = self._resume(
-                checkpoints, model, optimizer, scheduler, sampler, streams, balancer, run_log
-            )
+            step, state = self.run_folder.resume(parts, run_log)
         window = LogWindow()
         progress = tqdm(
             total=plan.total_steps,
@@ -241,17 +203,7 @@ class Trainer:
             if self._validates_at(step, plan):
                 stop = self._validate(step, model, state, run_log, sampler)
             if args.save_steps is not None and step % args.save_steps == 0:
-                self._checkpoint(
-                    checkpoints,
-                    step,
-                    model,
-                    optimizer,
-                    scheduler,
-                    sampler,
-                    streams,
-                    balancer,
-                    state,
-                )
+                self.run_folder.checkpoint(step, parts, state, args.save_total_limit)
             outside_steps += time.perf_counter() - paused
             if stop:
                 self._print(
@@ -272,14 +224,6 @@ class Trainer:
         state["step"] = step
         final = self._finish(model, state, session, plan)
         run_log.close()
-        if args.finetune is not None and self._is_main:
-            finetune_tasks(
-                self.config,
-                self.accelerator.unwrap_model(model),
-                self.data,
-                self.output_dir,
-                type(self),
-            )
         return final
 
     # --- one optimizer step -----------------------------------------------------------------
@@ -462,69 +406,6 @@ class Trainer:
             param_groups.append(group)
         return param_groups
 
-    def _prepare_output_dir(self, resume: bool) -> bool:
-        """Make the output folder ready (see `run_folder.plan_start`); return whether to
-        resume from its newest checkpoint."""
-        directory = self.output_dir
-        start = plan_start(
-            directory, self._output_key, overwrite=self.args.overwrite_output_dir, resume=resume
-        )
-        if resume and start is not Start.RESUME:
-            self._print(f"no checkpoint in {directory / 'checkpoints'}: training from the start")
-        # Every process decides on the folder as it was, before the main process clears it.
-        self.accelerator.wait_for_everyone()
-        if start is Start.CLEAR and self._is_main:
-            clear_run(directory)
-        self.accelerator.wait_for_everyone()
-        if self._is_main:
-            directory.mkdir(parents=True, exist_ok=True)
-            write_text(directory / RUN_MARKER, self.config.to_json())
-        return start is Start.RESUME
-
-    def _resume(
-        self, checkpoints, model, optimizer, scheduler, sampler, streams, balancer, run_log
-    ):
-        folder = list_checkpoints(checkpoints)[-1]
-        unwrapped = self.accelerator.unwrap_model(model)
-        state = load_checkpoint(folder, unwrapped, optimizer, scheduler, balancer)
-        sampler.load_state_dict(state.pop("sampler"))
-        for name, stream_state in state.pop("streams").items():
-            streams[name].load_state_dict(stream_state)
-        step = state.pop("step")
-        best_info = checkpoints / "best" / "info.json"
-        if best_info.is_file():
-            # A killed run may have kept a newer best after this checkpoint; its weights are on
-            # disk, so the record follows them rather than pointing at overwritten weights.
-            best = json.loads(best_info.read_text())
-            if best["step"] > step:
-                state["best_score"], state["best_step"] = best["aggregate"], best["step"]
-        if self._is_main:
-            discard_killed_writes(self.output_dir)
-            run_log.truncate(step)
-        self._print(f"resumed from {folder} at step {step}")
-        return step, state
-
-    def _checkpoint(
-        self, checkpoints, step, model, optimizer, scheduler, sampler, streams, balancer, state
-    ):
-        if self._is_main:
-            trainer_state = {
-                **state,
-                "sampler": sampler.state_dict(),
-                "streams": {name: stream.state_dict() for name, stream in streams.items()},
-            }
-            save_checkpoint(
-                checkpoints,
-                step,
-                self.accelerator.unwrap_model(model),
-                optimizer,
-                scheduler,
-                trainer_state,
-                self.args.save_total_limit,
-                balancer,
-            )
-        self.accelerator.wait_for_everyone()
-
     def _validates_at(self, step: int, plan: TrainingPlan) -> bool:
         """Validation after the last step, and every eval_steps steps or at each epoch's end."""
         if step == plan.total_steps:
@@ -547,8 +428,7 @@ class Trainer:
             if score is not None and (best is None or score > best):
                 state["best_score"], state["best_step"] = score, step
                 self._best_validation = results
-                save_weights(
-                    self.output_dir / "checkpoints" / "best",
+                self.run_folder.save_best(
                     self.accelerator.unwrap_model(model),
                     {"step": step, "aggregate": score, "split": self.args.eval_split},
                 )
@@ -568,67 +448,59 @@ class Trainer:
         return stop
 
     def _finish(self, model, state, session: _Session, plan) -> EvalResults:
-        """Restore the best weights, save the model, evaluate on the final split, summarise."""
+        """Restore the best weights, evaluate on the final split, write the model, its results
+        and the summary."""
         unwrapped = self.accelerator.unwrap_model(model)
-        best = self.output_dir / "checkpoints" / "best"
-        if self.args.load_best_model_at_end and (best / "model.safetensors").is_file():
-            load_weights(best, unwrapped)
+        if self.args.load_best_model_at_end:
+            self.run_folder.load_best(unwrapped)
         final: EvalResults = {}
         if self._is_main:
-            unwrapped.save_pretrained(self.output_dir / "model")
             final = self.evaluate(self.args.final_eval_split)
-            write_json(self.output_dir / "eval_results.json", final)
-            model_dir = self.output_dir / "model"
-            write_card(model_dir, multitask_card(unwrapped.describe(), str(model_dir), final))
             # The validation scores of the model kept: what choices between models may read.
             validation = self._best_validation
             if not (self.args.load_best_model_at_end and validation is not None):
                 validation = self.evaluate(self.args.eval_split)
-            write_json(self.output_dir / "validation_results.json", validation)
-            # What input-blind predictions score on the same split: a model that does not beat
-            # them has learned nothing (read by compare and plan).
-            write_json(
-                self.output_dir / "trivial_results.json",
-                trivial_baseline(self.data, self.args.final_eval_split),
+            trivial = trivial_baseline(self.data, self.args.final_eval_split)
+            self.summary = self._summary(state, session, plan)
+            self.run_folder.finish(
+                unwrapped, TrainedResults(final, validation, trivial), self.summary
             )
-            stepping = session.step_seconds
-            summary = {
-                "steps": state["step"],
-                "planned_steps": plan.total_steps,
-                "steps_per_epoch": plan.steps_per_epoch,
-                "epochs": round(state["step"] / plan.steps_per_epoch, 3),
-                "train_seconds": round(session.elapsed, 2),
-                # Throughput counts the optimizer steps only, not validation and checkpoints.
-                "step_seconds": round(stepping, 2),
-                "examples_per_second": (
-                    round(session.examples / stepping, 2) if stepping else None
-                ),
-                "real_tokens_per_second": round(session.tokens / stepping, 1) if stepping else None,
-                "steps_this_session": session.steps,
-                # Every process draws the same task with its own shard of the batch.
-                "examples_per_task": {
-                    name: count * self.accelerator.num_processes
-                    for name, count in state["task_examples"].items()
-                },
-                "real_tokens": state["tokens"],
-                "padding_fraction": round(1 - state["tokens"] / max(state["padded"], 1), 4),
-                "best_step": state["best_step"],
-                "best_validation_aggregate": state["best_score"],
-                "num_processes": self.accelerator.num_processes,
-                "model": state.get("accounting"),
-            }
-            write_json(self.output_dir / "train_summary.json", summary)
-            self.summary = summary
-            write_report(self.output_dir)
             self._print(
                 f"trained {session.steps} steps in {session.elapsed:.0f}s "
-                f"({summary['examples_per_second']} examples/s, "
-                f"{summary['real_tokens_per_second']} real tokens/s); "
-                f"padding {100 * summary['padding_fraction']:.1f}% of tokens; "
+                f"({self.summary['examples_per_second']} examples/s, "
+                f"{self.summary['real_tokens_per_second']} real tokens/s); "
+                f"padding {100 * self.summary['padding_fraction']:.1f}% of tokens; "
                 f"best validation aggregate {state['best_score']} at step {state['best_step']}"
             )
         self.accelerator.wait_for_everyone()
         return final
+
+    def _summary(self, state: dict[str, Any], session: _Session, plan: TrainingPlan):
+        """train_summary.json: how long the run trained, how fast, on what, and its best step."""
+        stepping = session.step_seconds
+        return {
+            "steps": state["step"],
+            "planned_steps": plan.total_steps,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "epochs": round(state["step"] / plan.steps_per_epoch, 3),
+            "train_seconds": round(session.elapsed, 2),
+            # Throughput counts the optimizer steps only, not validation and checkpoints.
+            "step_seconds": round(stepping, 2),
+            "examples_per_second": round(session.examples / stepping, 2) if stepping else None,
+            "real_tokens_per_second": round(session.tokens / stepping, 1) if stepping else None,
+            "steps_this_session": session.steps,
+            # Every process draws the same task with its own shard of the batch.
+            "examples_per_task": {
+                name: count * self.accelerator.num_processes
+                for name, count in state["task_examples"].items()
+            },
+            "real_tokens": state["tokens"],
+            "padding_fraction": round(1 - state["tokens"] / max(state["padded"], 1), 4),
+            "best_step": state["best_step"],
+            "best_validation_aggregate": state["best_score"],
+            "num_processes": self.accelerator.num_processes,
+            "model": state.get("accounting"),
+        }
 
 
 def validation_line(step: int, results: EvalResults, best: bool) -> str:
@@ -641,18 +513,6 @@ def validation_line(step: int, results: EvalResults, best: bool) -> str:
     shown = "n/a" if aggregate is None else f"{aggregate:.4f}"
     mark = " (best)" if best else ""
     return f"step {step} {results['split']}: {', '.join(scores)}; aggregate {shown}{mark}"
-
-
-def _multi_process_cpu_launch() -> bool:
-    """Whether a launcher (torchrun) started several processes on a machine with no accelerator.
-
-    Accelerate joins such processes over gloo only when told `cpu=True` (as `accelerate launch
-    --cpu` does); otherwise each process would train alone, all writing to one output folder.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    backend = getattr(torch, "accelerator", None)  # torch >= 2.6: any accelerator at all
-    return not (backend.is_available() if backend is not None else torch.cuda.is_available())
 
 
 def _maybe_no_sync(accelerator: Accelerator, model, skip_sync: bool):
