@@ -46,11 +46,13 @@ def _runs(node: ast.AST) -> list[ast.AST]:
     return found
 
 
-def imported(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package's modules that module `name` imports, at its top or in a function."""
+def imported(name: str, path: Path, modules: dict[str, Path], type_hints: bool = False) -> set[str]:
+    """The package's modules that module `name` imports, at its top or in a function, and with
+    `type_hints` also under `if TYPE_CHECKING:`."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     targets = set()
-    for node in _runs(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree) if type_hints else _runs(tree):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -115,6 +117,17 @@ def test_no_module_imports_itself_through_others() -> None:
     graph = {name: imported(name, path, modules) for name, path in modules.items()}
     assert "mtlm.tasks" in graph["mtlm.config"]  # the walk sees imports at all
     assert cycles(graph) == []
+
+
+def test_the_prediction_path_is_in_no_cycle_even_through_type_hints() -> None:
+    """`MultiTaskModel.predict` calls `mtlm.inference`, which knows the model as a `Predictor`
+    only: no module of prediction reaches back to the model, not even for a type hint."""
+    modules = module_names()
+    graph = {name: imported(name, path, modules, type_hints=True) for name, path in modules.items()}
+    assert "mtlm.modeling.sharing" in graph["mtlm.inference.predictor"]  # type hints are seen
+    prediction = {"mtlm.modeling.multitask_model", "mtlm.modeling.routed_model", "mtlm.pipeline"}
+    prediction |= {name for name in modules if name.startswith("mtlm.inference")}
+    assert [group for group in cycles(graph) if prediction & set(group)] == []
 
 
 def test_config_validation_imports_no_heavy_library(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import PAIRS, four_task_model
 
 from mtlm import ConfigError, MultiTaskModel
-from mtlm.pipeline import MultiTaskPipeline, word_ids
+from mtlm.pipeline import MultiTaskPipeline
 
 TEXTS = [
     "the movie was great",
@@ -90,24 +92,16 @@ def test_results_come_back_in_input_order_whatever_the_lengths(make_config, tiny
             assert_same([predictions[index]], alone[task])
 
 
-def test_max_length_defaults_to_the_largest_of_the_served_tasks(make_config, tiny_model_dir):
+def test_each_task_reads_up_to_its_own_max_length(make_config, tiny_model_dir):
     model = build_model(make_config, tiny_model_dir)
     model.tasks["sentiment"].spec.max_length = 6
     model.tasks["tagging"].spec.max_length = 9
     long_text = TEXTS[1]
-    tags = MultiTaskPipeline(model, tasks=["sentiment", "tagging"])(long_text)["tagging"][0]
-    assert len(tags["tags"]) == 9 - 2  # one sub-word per word, and [CLS] and [SEP]
-    short = MultiTaskPipeline(model, tasks=["tagging"], max_length=5)(long_text)["tagging"][0]
-    assert len(short["tags"]) == 5 - 2
-
-
-def test_words_come_from_character_offsets():
-    text = "the  films,  fine"
-    offsets = [(0, 0), (0, 3), (5, 9), (9, 10), (10, 11), (13, 17), (0, 0)]
-    special = [1, 0, 0, 0, 0, 0, 1]
-    assert word_ids(text, offsets, special) == [None, 0, 1, 1, 1, 2, None]
-    # a token whose offsets take in the space before its word belongs to that word
-    assert word_ids(text, [(3, 9)], [0]) == [1]
+    served = MultiTaskPipeline(model, tasks=["sentiment", "tagging"])(long_text)
+    assert len(served["tagging"][0]["tags"]) == 9 - 2  # one sub-word per word, [CLS] and [SEP]
+    assert served["sentiment"] == model.predict("sentiment", [long_text])
+    cut = model.predict("sentiment", [" ".join(long_text.split()[:4])])  # 6 tokens: 4 words
+    assert served["sentiment"][0]["probabilities"] == pytest.approx(cut[0]["probabilities"])
 
 
 def test_empty_inputs_and_unknown_tasks_are_config_errors(make_config, tiny_model_dir):
@@ -118,12 +112,22 @@ def test_empty_inputs_and_unknown_tasks_are_config_errors(make_config, tiny_mode
         MultiTaskPipeline(model, tasks=["sentiment", "sentimnet"])
 
 
-def test_a_max_length_beyond_the_models_positions_is_a_config_error(make_config, tiny_model_dir):
-    model = build_model(make_config, tiny_model_dir)
-    MultiTaskPipeline(model, max_length=64)
-    with pytest.raises(ConfigError) as caught:
-        MultiTaskPipeline(model, max_length=65)
-    assert str(caught.value) == (
-        "max_length: 65 tokens, and the model reads at most 64 "
-        "(max_position_embeddings in its config.json)"
-    )
+def test_a_plans_routed_folder_answers_each_task_with_its_model(
+    make_config, tiny_model_dir, tmp_path
+):
+    soft = build_model(make_config, tiny_model_dir, "soft")
+    hard = build_model(make_config, tiny_model_dir)
+    soft.save_pretrained(tmp_path / "plan" / "model" / "model-0")
+    hard.save_pretrained(tmp_path / "plan" / "model" / "model-1")
+    routing = {"sentiment": "model-0", "score": "model-1", "tagging": "model-1"}
+    (tmp_path / "plan" / "model" / "routing.json").write_text(json.dumps({"tasks": routing}))
+    results = MultiTaskPipeline(tmp_path / "plan", batch_size=2)(TEXTS)
+    words = [text.split() for text in TEXTS]
+    assert results == {
+        "sentiment": soft.predict("sentiment", TEXTS, batch_size=2),
+        "score": hard.predict("score", TEXTS, batch_size=2),
+        "tagging": hard.predict("tagging", words, batch_size=2),
+    }
+    assert results["sentiment"] != hard.predict("sentiment", TEXTS, batch_size=2)
+    with pytest.raises(ConfigError, match="no served task reads text pairs"):
+        MultiTaskPipeline(tmp_path / "plan" / "model")(PAIRS)  # no pair task is routed

@@ -13,7 +13,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from mtlm.errors import ConfigError, DataError, MtlmError
 
@@ -269,13 +269,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from mtlm.evaluation.evaluate import evaluate, results
     from mtlm.evaluation.report import print_results
     from mtlm.files import write_json
-    from mtlm.modeling.routed_model import RoutedModel
+    from mtlm.modeling.routed_model import RoutedModel, load_model
     from mtlm.outputs import check_results_file
 
     check_split_name(args.split, "--split")
     output = Path(args.output or Path(args.model) / f"eval_results.{args.split}.json")
     check_results_file(output, "--output")
-    loaded = _load_model(args.model)
+    loaded = load_model(args.model)
     parts = loaded.parts() if isinstance(loaded, RoutedModel) else [(loaded, list(loaded.tasks))]
     scores, kinds = {}, {}
     for model, names in parts:
@@ -297,23 +297,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(path: str) -> Any:
-    """A saved MultiTaskModel, or the RoutedModel of a plan's model folder."""
-    from mtlm.modeling.multitask_model import MultiTaskModel
-    from mtlm.modeling.routed_model import RoutedModel
-
-    if RoutedModel.is_routed(path):
-        return RoutedModel.from_pretrained(path)
-    return MultiTaskModel.from_pretrained(path)
-
-
 def _predict(args: argparse.Namespace) -> int:
     if args.output:
         from mtlm.outputs import check_predictions_file
 
         check_predictions_file(Path(args.output), "--output")
     _quiet_library_progress_bars()
-    model = _load_model(args.model)
+    from mtlm.modeling.routed_model import load_model
+
+    model = load_model(args.model)
     read = _read_jsonl(args.input)
     rows = read.rows
     if args.task == "all":

@@ -1,54 +1,49 @@
-"""MultiTaskPipeline: every head of a MultiTaskModel on raw texts, sharing the encoder pass.
+"""MultiTaskPipeline: every head of a saved model, or of a plan's routed models, on raw texts.
 
-Where a `transformers.pipeline` serves one model, this serves all of a MultiTaskModel's tasks
-at once: each text is tokenized once and, under hard sharing, each batch goes through the
-encoder once for every head.
+Where a `transformers.pipeline` serves one model, this serves all of a model's tasks at once,
+through the path `MultiTaskModel.predict` takes (`mtlm.inference`): under hard sharing each
+batch goes through the encoder once for every head that reads the same tokens.
 """
 
 from __future__ import annotations
 
-import bisect
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mtlm.errors import ConfigError, DataError
-from mtlm.inference import predict_features
-from mtlm.modeling.lengths import position_limit
+from mtlm.inference import predict_inputs
 from mtlm.modeling.multitask_model import MultiTaskModel
+from mtlm.modeling.routed_model import RoutedModel, load_model
 from mtlm.tasks.classification import Classification
 from mtlm.tasks.regression import Regression
-from mtlm.tasks.token_classification import TokenClassification, first_subwords
+from mtlm.tasks.token_classification import TokenClassification
 
 
 class MultiTaskPipeline:
     """Predictions of several tasks (classification, regression, token_classification) for
-    texts or text pairs, decoded as `MultiTaskModel.predict` decodes them.
+    texts or text pairs, the very ones `MultiTaskModel.predict` gives.
 
     Texts go to every single-text task: sequence tasks read the text, token-classification
-    tasks its whitespace-separated words. A text is tokenized once, with character offsets
-    from which each sub-word's word is found, so both kinds of head read the same encoding.
-    (text, pair) tuples go to the text-pair tasks. Under hard sharing each batch runs through
-    the encoder once for all heads; under soft and LoRA sharing every task has an encoder of
-    its own (its `sharing.pass_key`), so each batch runs through the encoder once per task.
+    tasks its whitespace-separated words. (text, pair) tuples go to the text-pair tasks. Each
+    task tokenizes its input as in training, up to its own `max_length`. In each batch the
+    heads of tasks that share an encoder and read the same tokens (the same `max_length`, and a
+    tokenizer that splits a text as it splits its words) read one pass of it: once for all of
+    them under hard sharing; under soft and LoRA sharing every task has an encoder of its own
+    (its `sharing.pass_key`). A plan's model folder (`mtlm plan`) answers each task with the
+    model routed to it.
 
     Batches are sorted by length and padded to their longest input; results come back in
-    input order. Every task reads up to `max_length` tokens (by default the largest
-    `max_length` of the tasks served for the kind of input), so on a longer input a task with a
-    shorter `max_length` reads more of it than `model.predict` would give it.
+    input order.
     """
 
     def __init__(
         self,
-        model: MultiTaskModel | str | Path,
+        model: MultiTaskModel | RoutedModel | str | Path,
         tasks: list[str] | None = None,
         batch_size: int = 32,
-        max_length: int | None = None,
     ) -> None:
-        self.model = (
-            model if isinstance(model, MultiTaskModel) else MultiTaskModel.from_pretrained(model)
-        )
+        self.model = model if isinstance(model, MultiTaskModel | RoutedModel) else load_model(model)
         servable = [
             name
             for name, task in self.model.tasks.items()
@@ -69,16 +64,11 @@ class MultiTaskPipeline:
             )
         if not names:
             raise ConfigError("tasks: no task to serve")
-        if batch_size < 1 or (max_length is not None and max_length < 1):
-            raise ConfigError("batch_size and max_length: must be positive")
-        if self.model.tokenizer is None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: must be at least 1 (got {batch_size})")
+        models = self.model.models.values() if isinstance(self.model, RoutedModel) else [self.model]
+        if any(served.tokenizer is None for served in models):
             raise ConfigError("model: the model has no tokenizer")
-        limit = position_limit(self.model.sharing.base.config, self.model.tokenizer)
-        if max_length is not None and limit is not None and max_length > limit.tokens:
-            raise ConfigError(
-                f"max_length: {max_length} tokens, and the model reads at most {limit.tokens} "
-                f"({limit.source})"
-            )
         self.pair_tasks = [
             name
             for name in names
@@ -87,7 +77,6 @@ class MultiTaskPipeline:
         ]
         self.text_tasks = [n for n in names if n not in self.pair_tasks]
         self.batch_size = batch_size
-        self.max_length = max_length
 
     def __call__(
         self, inputs: str | Sequence[str] | Sequence[tuple[str, str]]
@@ -110,64 +99,18 @@ class MultiTaskPipeline:
         for index, item in enumerate(items):
             if any(not text.strip() for text in ([item] if isinstance(item, str) else item)):
                 raise DataError(f"input {index + 1}: empty text")
-        max_length = self.max_length or max(self.model.tasks[n].spec.max_length for n in names)
-        if what == "texts":
-            features = self._encode_texts(items, names, max_length)
-        else:
-            features = self._encode_pairs(items, max_length)
-        return predict_features(self.model, names, features, self.batch_size)
-
-    def _encode_texts(
-        self, texts: list[str], names: list[str], max_length: int
-    ) -> dict[str, list[Any]]:
-        """Token ids and, for tagging heads, `word_starts` (1 + the word's index at its first
-        sub-word, else 0) from the tokens' character offsets."""
-        tokenizer = self.model.tokenizer
-        tagging = any(isinstance(self.model.tasks[n], TokenClassification) for n in names)
-        if tagging and not tokenizer.is_fast:
-            raise ConfigError("tasks: tagging tasks need a tokenizer with character offsets")
-        encoded = tokenizer(
-            texts,
-            truncation=True,
-            max_length=max_length,
-            padding=False,
-            return_offsets_mapping=tagging,
-            return_special_tokens_mask=tagging,
+        words = [text.split() for text in items] if what == "texts" else []
+        return self._predict(
+            {
+                name: words if isinstance(self.model.tasks[name], TokenClassification) else items
+                for name in names
+            }
         )
-        offsets = encoded.pop("offset_mapping", None)
-        special = encoded.pop("special_tokens_mask", None)
-        features: dict[str, list[Any]] = {key: list(value) for key, value in encoded.items()}
-        if tagging:
-            features["word_starts"] = [
-                first_subwords(word_ids(text, text_offsets, text_special))
-                for text, text_offsets, text_special in zip(texts, offsets, special, strict=True)
-            ]
-        return features
 
-    def _encode_pairs(self, pairs: list[Sequence[str]], max_length: int) -> dict[str, list[Any]]:
-        """Token ids of each (text, pair), encoded together as the pair tasks encode them."""
-        encoded = self.model.tokenizer(
-            [pair[0] for pair in pairs],
-            [pair[1] for pair in pairs],
-            truncation=True,
-            max_length=max_length,
-            padding=False,
-        )
-        return {key: list(value) for key, value in encoded.items()}
-
-
-def word_ids(
-    text: str, offsets: Sequence[tuple[int, int]], special: Sequence[int]
-) -> list[int | None]:
-    """The index of the whitespace-separated word each token belongs to (None for special
-    tokens), found from the tokens' character offsets."""
-    ends = [match.end() for match in re.finditer(r"\S+", text)]
-    # The first word ending after a token's start holds it, even where the tokenizer's
-    # offsets include the space before a word.
-    return [
-        None if is_special or start == end else bisect.bisect_right(ends, start)
-        for (start, end), is_special in zip(offsets, special, strict=True)
-    ]
+    def _predict(self, inputs: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+        if isinstance(self.model, RoutedModel):
+            return self.model.predict_inputs(inputs, self.batch_size)
+        return predict_inputs(self.model, inputs, self.batch_size)
 
 
 def _is_pair(item: Any) -> bool:

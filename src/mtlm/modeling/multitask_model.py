@@ -23,6 +23,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from mtlm.config import SharingSpec, saved_sharing_spec, saved_task_spec
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
+from mtlm.inference import predict_inputs
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
 from mtlm.modeling.dropout import use_cheap_masks
 from mtlm.modeling.model_card import multitask_card, write_card
@@ -237,13 +238,11 @@ class MultiTaskModel(nn.Module):
         """Decoded predictions for texts, text pairs, word lists or rows.
 
         With one task name, a list with one prediction per input; with several, a dict of such
-        lists, sharing one backbone pass among tasks that read the same inputs.
+        lists, sharing one backbone pass among tasks that read the same tokens.
         """
-        from mtlm.inference import predict_rows
-
-        if isinstance(task, str):
-            return predict_rows(self, [task], inputs, batch_size)[task]
-        return predict_rows(self, list(task), inputs, batch_size)
+        names = [task] if isinstance(task, str) else list(task)
+        predicted = predict_inputs(self, dict.fromkeys(names, inputs), batch_size)
+        return predicted[task] if isinstance(task, str) else predicted
 
     # --- saving ---------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:

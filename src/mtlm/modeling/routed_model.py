@@ -7,11 +7,12 @@ maps every task to one of them. Tasks routed to the same model share its backbon
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mtlm.errors import ConfigError
+from mtlm.inference import predict_inputs
 from mtlm.modeling.multitask_model import MultiTaskModel
 
 ROUTING_FILE = "routing.json"
@@ -63,11 +64,24 @@ class RoutedModel:
         self, task: str | Sequence[str], inputs: Sequence[Any], batch_size: int = 32
     ) -> list[Any] | dict[str, list[Any]]:
         """As `MultiTaskModel.predict`: one task's list, or a dict of lists for several."""
-        if isinstance(task, str):
-            return self.models[self.routing[task]].predict(task, inputs, batch_size)
-        out: dict[str, list[Any]] = {}
+        names = [task] if isinstance(task, str) else list(task)
+        predicted = self.predict_inputs(dict.fromkeys(names, inputs), batch_size)
+        return predicted[task] if isinstance(task, str) else predicted
+
+    def predict_inputs(
+        self, inputs: Mapping[str, Sequence[Any]], batch_size: int = 32
+    ) -> dict[str, list[Any]]:
+        """Each named task's predictions for its inputs, from the model it is routed to."""
+        predicted: dict[str, list[Any]] = {}
         for model, routed in self.parts():
-            mine = [t for t in task if t in routed]
+            mine = {name: given for name, given in inputs.items() if name in routed}
             if mine:
-                out.update(model.predict(mine, inputs, batch_size))
-        return {t: out[t] for t in task}
+                predicted.update(predict_inputs(model, mine, batch_size))
+        return {name: predicted[name] for name in inputs}
+
+
+def load_model(directory: str | Path) -> MultiTaskModel | RoutedModel:
+    """A saved MultiTaskModel, or the RoutedModel of a plan's model folder."""
+    if RoutedModel.is_routed(directory):
+        return RoutedModel.from_pretrained(directory)
+    return MultiTaskModel.from_pretrained(directory)

@@ -7,17 +7,16 @@ length-sorted batches, and return one text per feature in input order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from mtlm.modeling.multitask_model import MultiTaskModel
+from mtlm.inference.predictor import Predictor
 
 
 @torch.no_grad()
 def generate_answers(
-    model: MultiTaskModel,
+    model: Predictor,
     task: str,
     features: dict[str, list[Any]],
     batch_size: int,
@@ -45,7 +44,7 @@ def generate_answers(
 
 
 def _generator(
-    model: MultiTaskModel, task: str, device: torch.device
+    model: Predictor, task: str, device: torch.device
 ) -> Callable[[list[list[int]]], list[str]]:
     tokenizer = model.tokenizer
     pad_id = model.pad_token_id
@@ -71,7 +70,7 @@ def _generator(
 
 
 def _label_scorer(
-    model: MultiTaskModel, task: str, device: torch.device
+    model: Predictor, task: str, device: torch.device
 ) -> Callable[[list[list[int]]], list[str]]:
     """The label with the highest log-likelihood (its tokens and the end of sequence) after each
     prompt: a closed-set answer that generation could miss by a token."""
@@ -95,7 +94,7 @@ def _label_scorer(
             for ids in label_ids
         ]
         batch = {key: value.to(device) for key, value in kind.collate(rows, pad_id).items()}
-        logits = model.task_output(task, batch).head
+        logits = model(task, batch)
         likelihood = kind.log_likelihood(logits, batch).view(len(prompts), len(labels))
         return [labels[index] for index in likelihood.argmax(dim=-1).tolist()]
 
