@@ -375,6 +375,16 @@ CATALOGUE = [
         files={"run/model/mtlm_config.json": '{"format_version": 2, "tasks": '},
     ),
     BadInput(
+        "Hub repository name that the Hub does not take",
+        ("push", "--model", "{model}", "--repo", "me/my/model"),
+        ("--repo", "'me/my/model'"),
+    ),
+    BadInput(
+        "folder to push that holds no model",
+        ("push", "--model", "{dir}", "--repo", "me/model"),
+        ("--model", "{dir}", "mtlm_config.json"),
+    ),
+    BadInput(
         "mtlm_config.json without tasks",
         EVALUATE,
         ("{model}/mtlm_config.json is damaged", "list of tasks"),
@@ -642,7 +652,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 81
+    assert len(CATALOGUE) >= 83
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])

@@ -48,6 +48,8 @@ class TaskKind(ABC):
     #: Whether the task only helps the others (language modeling): its score is reported but
     #: left out of the aggregate that picks the best checkpoint, unless all tasks are such.
     auxiliary: ClassVar[bool] = False
+    #: The Hugging Face Hub's task tag for the kind (model cards, `pipeline_tag`).
+    hub_task: ClassVar[str] = "other"
 
     def __init__(self, spec: TaskSpec, state: dict[str, Any] | None = None) -> None:
         self.spec = spec

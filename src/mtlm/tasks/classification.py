@@ -48,6 +48,7 @@ class Classification(TextPairTask):
     """Multi-class classification; metrics accuracy, macro-F1 and MCC."""
 
     name = "classification"
+    hub_task = "text-classification"
     options = ClassificationSpec
     spec: ClassificationSpec
     default_primary_metric = "accuracy"

@@ -42,6 +42,7 @@ class MultipleChoice(SequenceTask):
     """Scores every candidate of a row with one head output; metric accuracy."""
 
     name = "multiple_choice"
+    hub_task = "multiple-choice"
     options = MultipleChoiceSpec
     spec: MultipleChoiceSpec
     default_primary_metric = "accuracy"
