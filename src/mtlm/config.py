@@ -426,10 +426,12 @@ def _resolve_data_paths(config: ExperimentConfig, base: Path) -> None:
                 if not where.is_absolute():
                     where = (base / where).resolve()
                 setattr(task.data, field, str(where))
-        # A hub name that is a folder next to the config is a local copy of the dataset.
-        hub = task.data.hub
-        if hub and not Path(hub).expanduser().is_absolute() and (base / hub).is_dir():
-            task.data.hub = str((base / hub).resolve())
+        # A hub name that is a folder (next to the config, if relative) is a local copy.
+        if task.data.hub:
+            where = Path(task.data.hub).expanduser()
+            local = where if where.is_absolute() else base / where
+            if local.is_dir():
+                task.data.hub = str(local.resolve())
 
 
 def _describe(
