@@ -345,3 +345,8 @@ def test_candidates_in_columns_of_their_own_and_the_answer_as_a_column_name() ->
         task.prepare(split_rows([{**rows[0], "c2": ["dull"]}]), tokenizer)
     with pytest.raises(DataError, match=r"line 1: answer 'c3' in column 'y'"):
         task.prepare(split_rows([{**rows[0], "y": "c3"}]), tokenizer)
+
+
+def test_candidates_in_columns_need_two_columns() -> None:
+    with pytest.raises(ConfigError, match=r"choices_column: name two columns or more"):
+        make_task(choices_column=["c1"])

@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import field_validator
+
 from mtlm.errors import DataError
 from mtlm.tasks.base import Features, SequenceSpec, SequenceTask, check_value, joined_texts
 from mtlm.tasks.spec import Columns, column_list
@@ -36,6 +38,13 @@ class MultipleChoiceSpec(SequenceSpec):
 
     kind: Literal["multiple_choice"]
     choices_column: Columns = "choices"
+
+    @field_validator("choices_column")
+    @classmethod
+    def _two_candidate_columns(cls, columns: str | list[str]) -> str | list[str]:
+        if isinstance(columns, list) and len(columns) < 2:
+            raise ValueError("name two columns or more, one candidate each, or one list column")
+        return columns
 
     @property
     def choices_in_columns(self) -> bool:
