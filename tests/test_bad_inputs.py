@@ -198,6 +198,49 @@ CATALOGUE = [
         edit=_set("tasks.0.primary_metric", "acc"),
     ),
     BadInput(
+        "unknown data preset",
+        TRAIN,
+        (
+            "{config}, line ",
+            "tasks[sentiment].data.preset",
+            "did you mean 'glue/mrpc'",
+            "glue/cola, glue/sst2",
+        ),
+        edit=_set("tasks.0.data", {"preset": "glue/mrcp"}),
+    ),
+    BadInput(
+        "data preset of another kind than the task's",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].kind", "preset glue/stsb is a regression task"),
+        edit=_set("tasks.0.data", {"preset": "glue/stsb"}),
+    ),
+    BadInput(
+        "hub split names without a hub dataset",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].data.splits", "needs data.hub"),
+        edit=_set("tasks.0.data.splits", {"test": "validation"}),
+    ),
+    BadInput(
+        "hub split names for an unknown split",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].data.splits.dev", "unknown key 'dev'"),
+        edit=_set(
+            "tasks.0.data", {"hub": "nyu-mll/glue", "hub_config": "sst2", "splits": {"dev": "x"}}
+        ),
+    ),
+    BadInput(
+        "positive label that is not a declared label",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].positive_label", "'good' is not among the labels"),
+        edit=lambda raw: raw["tasks"][0].update(labels=["neg", "pos"], positive_label="good"),
+    ),
+    BadInput(
+        "positive label that the data does not have",
+        TRAIN,
+        ("tasks[sentiment].positive_label", "no label 'good' in the data (labels: neg, pos)"),
+        edit=_set("tasks.0.positive_label", "good"),
+    ),
+    BadInput(
         "label declared twice",
         TRAIN,
         ("{config}, line ", "tasks[sentiment].labels", "'neg' is declared twice"),
