@@ -34,6 +34,7 @@ from mtlm.files import (
     write_json,
     write_text,
 )
+from mtlm.modeling.model_card import multitask_card, write_card
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.outputs import RUN_MARKER, check_run_folder, check_writable
 from mtlm.training.balancers import Balancer
@@ -325,6 +326,10 @@ def write_trained_model(
     and, last, `train_summary.json` into `folder`."""
     model.save_pretrained(folder / "model")
     write_json(folder / "eval_results.json", results.final)
+    # The card written with the model again, now with the scores it was tested to.
+    write_card(
+        folder / "model", multitask_card(model.describe(), str(folder / "model"), results.final)
+    )
     write_json(folder / "validation_results.json", results.validation)
     write_json(folder / "trivial_results.json", results.trivial)
     write_json(folder / FINISHED_MARKER, summary)
