@@ -66,14 +66,17 @@ def timed_log_rows(config, warmup: int) -> list[dict]:
     import tempfile
 
     from mtlm import Trainer
+    from mtlm.training.experiment import build_experiment
 
     training = config.training
     training.logging_steps = 1
     training.eval_steps = training.save_steps = None
     training.progress_bar = False
-    # No task has these splits, so evaluation costs nothing: only the steps are measured.
-    training.eval_split = training.final_eval_split = "none"
+    experiment = build_experiment(config)
+    # Only the training splits are kept, so evaluation costs nothing: only steps are measured.
+    for task_data in experiment.data.values():
+        task_data.splits = {"train": task_data.splits["train"]}
     with tempfile.TemporaryDirectory() as output:
-        Trainer(config, output).train()
+        Trainer(config, output, model=experiment.model, data=experiment.data).train()
         rows = [json.loads(line) for line in (Path(output) / "metrics.jsonl").open()]
     return [row for row in rows if "examples_per_second" in row][warmup:]
