@@ -53,14 +53,10 @@ def multitask_card(
             row += f" {value:.4f} |" if isinstance(value, float) else " - |"
         rows.append(row)
     first = tasks[0]["name"]
-    text = "\n".join(
+    return _card(
+        data,
+        model_id,
         [
-            "---",
-            data.to_yaml(),
-            "---",
-            "",
-            f"# {model_id}",
-            "",
             f"A multi-task model trained with [mtlm](https://pypi.org/project/mtlm/): "
             f"{len(tasks)} task{'s' if len(tasks) > 1 else ''} on "
             f"{_base_words(base)} with {sharing} sharing "
@@ -82,9 +78,8 @@ def multitask_card(
             "--model FOLDER --task TASK --out EXPORTED` writes one task as a plain "
             "transformers model.",
             "",
-        ]
+        ],
     )
-    return ModelCard(text)
 
 
 def exported_card(
@@ -101,14 +96,10 @@ def exported_card(
         pipeline_tag=kind.hub_task,
         model_name=model_id,
     )
-    text = "\n".join(
+    return _card(
+        data,
+        model_id,
         [
-            "---",
-            data.to_yaml(),
-            "---",
-            "",
-            f"# {model_id}",
-            "",
             f"Task `{spec['name']}` ({spec['kind']}, outputs: {_outputs(state)}) "
             f"of a multi-task model trained with [mtlm](https://pypi.org/project/mtlm/) on "
             f"{_base_words(base_model)}, exported as a plain transformers model.",
@@ -119,9 +110,13 @@ def exported_card(
             f'task = pipeline("{kind.hub_task}", model="{model_id}")',
             "```",
             "",
-        ]
+        ],
     )
-    return ModelCard(text)
+
+
+def _card(data: ModelCardData, model_id: str, body: list[str]) -> ModelCard:
+    """A card: the metadata block, the model's name as its title, then `body`'s lines."""
+    return ModelCard("\n".join(["---", data.to_yaml(), "---", "", f"# {model_id}", "", *body]))
 
 
 def write_card(folder: Path, card: ModelCard) -> None:
