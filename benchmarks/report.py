@@ -70,20 +70,22 @@ def run_each(script: str, names: list[str], arguments: list[str], key: str) -> l
 
 
 def timed_log_rows(config, warmup: int) -> list[dict]:
-    """Train `config` logging every step, with no checkpoints and no evaluation before the
-    last step, in a temporary folder; its metrics rows after the first `warmup` steps."""
+    """Train `config` logging every step, with no evaluation or checkpoints, in a temporary
+    folder; its metrics rows after the first `warmup` steps."""
     import tempfile
 
     from mtlm import Trainer
+    from mtlm.training.experiment import build_experiment
 
     training = config.training
     training.logging_steps = 1
     training.eval_steps = training.save_steps = None
     training.progress_bar = False
-    # One validation after the last step and the final evaluation, both after the rows
-    # measured (split names must be real ones).
-    training.final_eval_split = training.eval_split
+    experiment = build_experiment(config)
+    # Only the training splits are kept, so evaluation costs nothing: only steps are measured.
+    for task_data in experiment.data.values():
+        task_data.splits = {"train": task_data.splits["train"]}
     with tempfile.TemporaryDirectory() as output:
-        Trainer(config, output).train()
+        Trainer(config, output, model=experiment.model, data=experiment.data).train()
         rows = [json.loads(line) for line in (Path(output) / "metrics.jsonl").open()]
     return [row for row in rows if "examples_per_second" in row][warmup:]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     BertConfig,
@@ -202,6 +203,33 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+def write_hub_folder(
+    folder: Path,
+    config: str,
+    splits: dict[str, list[dict[str, Any]]],
+    class_labels: dict[str, list[str]],
+) -> Path:
+    """A dataset folder laid out as the hub holds one: JSON lines per split under the
+    configuration's folder, and a README whose metadata names the configuration's files and
+    its features (`class_labels`: the names of the class ids in a column)."""
+    dtypes = {str: "string", bool: "bool", int: "int64", float: "float64"}
+    features = [
+        {"name": column, "dtype": {"class_label": {"names": dict(enumerate(class_labels[column]))}}}
+        if column in class_labels
+        else {"name": column, "dtype": dtypes[type(value)]}
+        for column, value in next(iter(splits.values()))[0].items()
+    ]
+    files = [{"split": split, "path": f"{config}/{split}.jsonl"} for split in splits]
+    card = {
+        "configs": [{"config_name": config, "data_files": files}],
+        "dataset_info": [{"config_name": config, "features": features}],
+    }
+    for split, rows in splits.items():
+        write_jsonl(folder / config / f"{split}.jsonl", rows)
+    (folder / "README.md").write_text(f"---\n{yaml.safe_dump(card)}---\n", encoding="utf-8")
+    return folder
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,8 @@ class BadInput:
     edit: Callable[[dict[str, Any]], Any] | None = None
     #: Extra files written into the case's folder before the command: path -> text.
     files: dict[str, str] = field(default_factory=dict)
+    #: Environment variables set for the command (as a launcher would set them).
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 def _holder(raw: dict[str, Any], path: str) -> tuple[Any, Any]:
@@ -102,6 +105,18 @@ EVALUATE = ("evaluate", "--model", "{run}")
 PREDICT = ("predict", "--model", "{model}", "--task", "sentiment", "--input", "{rows}")
 CATALOGUE = [
     # --- the config: keys, values, kinds ------------------------------------------------------
+    BadInput(
+        "FSDP launch",
+        TRAIN,
+        ("accelerate launch (ACCELERATE_USE_FSDP=true)", "FSDP is not supported"),
+        environment={"ACCELERATE_USE_FSDP": "true"},
+    ),
+    BadInput(
+        "DeepSpeed launch",
+        TRAIN,
+        ("accelerate launch (ACCELERATE_USE_DEEPSPEED=true)", "DeepSpeed is not supported"),
+        environment={"ACCELERATE_USE_DEEPSPEED": "true"},
+    ),
     BadInput(
         "misspelt training key",
         TRAIN,
@@ -196,6 +211,49 @@ CATALOGUE = [
         TRAIN,
         ("{config}, line ", "tasks[sentiment].primary_metric", "'acc'", "accuracy, macro_f1"),
         edit=_set("tasks.0.primary_metric", "acc"),
+    ),
+    BadInput(
+        "unknown data preset",
+        TRAIN,
+        (
+            "{config}, line ",
+            "tasks[sentiment].data.preset",
+            "did you mean 'glue/mrpc'",
+            "glue/cola, glue/sst2",
+        ),
+        edit=_set("tasks.0.data", {"preset": "glue/mrcp"}),
+    ),
+    BadInput(
+        "data preset of another kind than the task's",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].kind", "preset glue/stsb is a regression task"),
+        edit=_set("tasks.0.data", {"preset": "glue/stsb"}),
+    ),
+    BadInput(
+        "hub split names without a hub dataset",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].data.splits", "needs data.hub"),
+        edit=_set("tasks.0.data.splits", {"test": "validation"}),
+    ),
+    BadInput(
+        "hub split names for an unknown split",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].data.splits.dev", "unknown key 'dev'"),
+        edit=_set(
+            "tasks.0.data", {"hub": "nyu-mll/glue", "hub_config": "sst2", "splits": {"dev": "x"}}
+        ),
+    ),
+    BadInput(
+        "positive label that is not a declared label",
+        TRAIN,
+        ("{config}, line ", "tasks[sentiment].positive_label", "'good' is not among the labels"),
+        edit=lambda raw: raw["tasks"][0].update(labels=["neg", "pos"], positive_label="good"),
+    ),
+    BadInput(
+        "positive label that the data does not have",
+        TRAIN,
+        ("tasks[sentiment].positive_label", "no label 'good' in the data (labels: neg, pos)"),
+        edit=_set("tasks.0.positive_label", "good"),
     ),
     BadInput(
         "label declared twice",
@@ -373,6 +431,16 @@ CATALOGUE = [
         ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/exported"),
         ("{model}/mtlm_config.json is damaged",),
         files={"run/model/mtlm_config.json": '{"format_version": 2, "tasks": '},
+    ),
+    BadInput(
+        "Hub repository name that the Hub does not take",
+        ("push", "--model", "{model}", "--repo", "me/my/model"),
+        ("--repo", "'me/my/model'"),
+    ),
+    BadInput(
+        "folder to push that holds no model",
+        ("push", "--model", "{dir}", "--repo", "me/model"),
+        ("--model", "{dir}", "mtlm_config.json"),
     ),
     BadInput(
         "mtlm_config.json without tasks",
@@ -673,7 +741,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 87
+    assert len(CATALOGUE) >= 97
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])
@@ -703,6 +771,7 @@ def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_pa
         text=True,
         timeout=300,
         cwd=case_dir,
+        env={**os.environ, **case.environment},
     )
 
     assert process.returncode == 2, process.stderr[-2000:]

@@ -248,6 +248,17 @@ def test_relative_data_paths_resolve_against_the_config_folder(
     assert config.task("hub").data.hub == "some/dataset"
 
 
+def test_a_hub_folder_next_to_the_config_is_a_local_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "configs" / "glue").mkdir(parents=True)
+    tasks = [task(data={"preset": "glue/mrpc", "hub": "glue"}, name="mrpc", kind="classification")]
+    path = write_yaml(tmp_path / "configs" / "exp.yaml", minimal(tasks=tasks))
+    monkeypatch.chdir(tmp_path)
+    data = load_config(path).task("mrpc").data
+    assert (data.hub, data.hub_config) == (str((tmp_path / "configs" / "glue").resolve()), "mrpc")
+
+
 def test_home_relative_data_paths_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     path = write_yaml(

@@ -170,9 +170,9 @@ def test_an_earlier_export_is_replaced_but_not_one_holding_the_users_files(
     export_task(model, "sentiment", target)
     assert AutoModel.from_pretrained(target).config.id2label == {0: "neg", 1: "pos"}
 
-    (target / "README.md").write_text("my model card")
+    (target / "notes.md").write_text("my notes")
     before = snapshot(tmp_path)
-    with pytest.raises(ConfigError, match=r"--out: .* also holds files it did not write \(README"):
+    with pytest.raises(ConfigError, match=r"--out: .* also holds files it did not write \(notes"):
         export_task(model, "tagging", target)
     assert snapshot(tmp_path) == before
 

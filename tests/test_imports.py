@@ -132,13 +132,13 @@ def test_the_prediction_path_is_in_no_cycle_even_through_type_hints() -> None:
 
 def test_config_validation_imports_no_heavy_library(tmp_path: Path) -> None:
     """Importing the config and validating a file (in a fresh process) loads neither torch
-    nor transformers, scikit-learn or datasets, for tasks of every kind."""
+    nor transformers, scikit-learn or datasets, for tasks of every kind and a preset."""
     from mtlm.tasks import KINDS
 
     tasks = [
         {"name": f"task{index}", "kind": kind, "data": {"train": "train.jsonl"}}
         for index, kind in enumerate(KINDS)
-    ]
+    ] + [{"data": {"preset": "glue/mrpc"}}]
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump({"model": {"name_or_path": "x"}, "tasks": tasks}))
     script = (

@@ -26,34 +26,62 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _imported_top_level_modules() -> set[str]:
-    """The top-level modules the package's source imports, other than its own and stdlib's."""
-    found = set()
+def _imported_top_level_modules() -> tuple[set[str], set[str]]:
+    """The top-level modules the package's source imports, other than its own and stdlib's:
+    those it always needs, and the optional ones (imported only inside a `try` that catches
+    ImportError, to name the extra that brings them)."""
+    always, optional = set(), set()
     for path in (ROOT / "src" / "mtlm").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = {
+            id(node)
+            for attempt in ast.walk(tree)
+            if isinstance(attempt, ast.Try)
+            and any(
+                handler.type is not None and "ImportError" in ast.unparse(handler.type)
+                for handler in attempt.handlers
+            )
+            for statement in attempt.body
+            for node in ast.walk(statement)
+        }
+        for node in ast.walk(tree):
+            names = []
             if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
+                names = [alias.name.split(".")[0] for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
-    return {name for name in found if name != "mtlm" and name not in sys.stdlib_module_names}
+                names = [node.module.split(".")[0]]
+            (optional if id(node) in guarded else always).update(names)
+    own = {"mtlm", *sys.stdlib_module_names}
+    return always - own, optional - own - always
+
+
+def _declared(requirements: list[str]) -> set[str]:
+    return {_canonical(re.match(r"[A-Za-z0-9._-]+", line).group()) for line in requirements}
 
 
 def test_every_imported_package_is_a_declared_dependency() -> None:
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    declared = {
-        _canonical(re.match(r"[A-Za-z0-9._-]+", requirement).group())
-        for requirement in project["dependencies"]
-    }
+    declared = _declared(project["dependencies"])
+    extras = _declared(
+        [line for lines in project["optional-dependencies"].values() for line in lines]
+    )
     distributions = packages_distributions()
-    modules = _imported_top_level_modules()
-    assert {"torch", "numpy", "pyarrow", "yaml"} <= modules  # the scan sees imports at all
+    always, optional = _imported_top_level_modules()
+    assert {"torch", "numpy", "pyarrow", "yaml"} <= always  # the scan sees imports at all
+    assert "lightning" in optional  # and tells a guarded import apart
     undeclared = {
         module: distributions.get(module)
-        for module in modules
+        for module in always
         if not {_canonical(name) for name in distributions.get(module, [])} & declared
     }
     assert undeclared == {}
+    not_in_an_extra = {
+        module: distributions.get(module)
+        for module in optional
+        if not {_canonical(name) for name in distributions.get(module, [])} & extras
+    }
+    assert not_in_an_extra == {}
     # The bundled decoder's GGUF reader is the demo's need, not the core's.
     assert "gguf" not in declared and project["optional-dependencies"]["demo"] == ["gguf>=0.10"]
 

@@ -7,11 +7,14 @@ without the demo's own needs (the gguf package, say) for every other model and d
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-__all__ = ["BUNDLED_PREFIX", "bundled_task_files", "resolve_model_name"]
+__all__ = ["BUNDLED_PREFIX", "bundled_task_files", "hub_origin", "resolve_model_name"]
 
 BUNDLED_PREFIX = "bundled:"
+#: A Hub model name: `name` or `owner/name`.
+_HUB_NAME = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
 
 def resolve_model_name(name_or_path: str) -> str:
@@ -21,6 +24,19 @@ def resolve_model_name(name_or_path: str) -> str:
     from mtlm.demo.models import bundled_model_path
 
     return str(bundled_model_path(name_or_path.removeprefix(BUNDLED_PREFIX)))
+
+
+def hub_origin(name_or_path: str) -> str | None:
+    """The Hub repository a model name stands for: a bundled model's origin, a Hub name as
+    it is, None for a local folder (or a bundled model of unknown origin)."""
+    if name_or_path.startswith(BUNDLED_PREFIX):
+        from mtlm.demo.models import BUNDLED_MODELS
+
+        bundled = BUNDLED_MODELS.get(name_or_path.removeprefix(BUNDLED_PREFIX))
+        return bundled.hub_id if bundled else None
+    if Path(name_or_path).exists() or not _HUB_NAME.fullmatch(name_or_path):
+        return None
+    return name_or_path
 
 
 def bundled_task_files(name: str) -> dict[str, Path]:

@@ -118,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_device_flags(export, device_map=False)
     export.set_defaults(handler=_export)
 
+    push = commands.add_parser(
+        "push", help="upload a trained model or an exported task to the Hugging Face Hub"
+    )
+    push.add_argument("--model", required=True, help="run directory, model/ or export folder")
+    push.add_argument("--repo", required=True, help="Hub repository, e.g. user/my-model")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument("--revision", help="branch to commit to (default: main)")
+    push.add_argument("--token", help="Hub token (default: the logged-in one, or HF_TOKEN)")
+    push.set_defaults(handler=_push)
+
     compare = commands.add_parser(
         "compare", help="each task: multi-task score against single-task models of it"
     )
@@ -375,6 +385,18 @@ def _export(args: argparse.Namespace) -> int:
 
     device, _ = _placement(args)
     print(export_task(args.model, args.task, args.out, device))
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    _quiet_library_progress_bars()
+    from mtlm.push import push_to_hub
+
+    print(
+        push_to_hub(
+            args.model, args.repo, token=args.token, private=args.private, revision=args.revision
+        )
+    )
     return 0
 
 

@@ -35,6 +35,7 @@ from mtlm.errors import ConfigError
 from mtlm.modeling.sharing import SHARING, SharingSpec
 from mtlm.suggest import suggestion
 from mtlm.tasks import KINDS
+from mtlm.tasks.presets import PresetError, with_preset
 from mtlm.tasks.spec import TASK_NAME, DataSpec, StrictModel, TaskSpec
 from mtlm.training.balancers import BALANCERS, BalancerSpec
 from mtlm.training.samplers import SAMPLERS, SamplerSpec
@@ -306,6 +307,7 @@ def load_config(path: str | Path, base_dir: str | Path | None = None) -> Experim
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    raw = _with_presets(raw, str(path), document)
     config = _validated(ExperimentConfig, raw, str(path), document)
     _resolve_data_paths(config, Path(base_dir) if base_dir else path.parent)
     return config
@@ -313,12 +315,16 @@ def load_config(path: str | Path, base_dir: str | Path | None = None) -> Experim
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a config given as a dict; errors name `source` and the key path."""
-    return _validated(ExperimentConfig, raw, source)
+    return _validated(ExperimentConfig, _with_presets(raw, source), source)
 
 
 def task_spec(raw: dict[str, Any], source: str = "task") -> TaskSpec:
-    """Validate one task entry of any kind (the model of its kind's options); errors name
-    `source` and the key."""
+    """Validate one task entry of any kind (the model of its kind's options, its preset
+    filled in); errors name `source` and the key."""
+    try:
+        raw = with_preset(raw)
+    except PresetError as error:
+        raise ConfigError(f"{source}: {error.key}: {error}") from None
     return _validated(AnyTask, raw, source)
 
 
@@ -384,6 +390,24 @@ def _read_yaml(text: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
+def _with_presets(raw: Any, source: str, document: yaml.Node | None = None) -> Any:
+    """The config with each task's data preset filled in (`mtlm.tasks.presets`), before it is
+    validated: a preset decides the task's kind, and so the model its options are read by."""
+    tasks = raw.get("tasks") if isinstance(raw, dict) else None
+    if not isinstance(tasks, list):
+        return raw
+    filled = []
+    for index, task in enumerate(tasks):
+        try:
+            filled.append(with_preset(task))
+        except PresetError as error:
+            keys = ["tasks", index, *error.key.split(".")]
+            line = _line(document, keys)
+            where = source + (f", line {line}" if line else "")
+            raise ConfigError(f"{where}: {_key_path(keys, raw)}: {error}") from None
+    return {**raw, "tasks": filled}
+
+
 def _validated(
     model: Any, raw: dict[str, Any], source: str, document: yaml.Node | None = None
 ) -> Any:
@@ -402,6 +426,12 @@ def _resolve_data_paths(config: ExperimentConfig, base: Path) -> None:
                 if not where.is_absolute():
                     where = (base / where).resolve()
                 setattr(task.data, field, str(where))
+        # A hub name that is a folder (next to the config, if relative) is a local copy.
+        if task.data.hub:
+            where = Path(task.data.hub).expanduser()
+            local = where if where.is_absolute() else base / where
+            if local.is_dir():
+                task.data.hub = str(local.resolve())
 
 
 def _describe(

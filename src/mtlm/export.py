@@ -31,6 +31,7 @@ from mtlm.devices import DeviceLike, resolve_device
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.inference import as_rows
+from mtlm.modeling.model_card import exported_card, write_card
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.modeling.sharing import LoraSharing
 from mtlm.outputs import check_export_folder, write_export_marker
@@ -109,7 +110,14 @@ def export_task(
         tokenizer.model_max_length = kind.spec.max_length
         tokenizer.save_pretrained(staging)
         check(model, task, auto_class, staging)
-        write_export_marker(staging, {"task": task, "model": source})
+        # What the card is made of, kept in the marker so that `mtlm push` can render it again.
+        described = {
+            "spec": kind.spec.model_dump(mode="json"),
+            "state": kind.state,
+            "base_model": model.base_model,
+        }
+        write_card(staging, exported_card(**described, model_id=str(output_dir)))
+        write_export_marker(staging, {"task": task, "model": source, "card": described})
     return output_dir
 
 

@@ -111,7 +111,7 @@ def write_export_marker(folder: Path, info: dict[str, Any]) -> None:
 def check_results_file(path: Path, key: str) -> None:
     """A ConfigError naming `key` unless `path` is missing or an earlier results file of mtlm
     (which may then be replaced)."""
-    _check_replaceable(path, key, "a results file", _holds_results)
+    _check_replaceable(path, key, "a results file", holds_results)
 
 
 def check_predictions_file(path: Path, key: str) -> None:
@@ -128,7 +128,8 @@ def _check_replaceable(path: Path, key: str, what: str, holds_it: Callable[[Path
         raise ConfigError(f"{key}: {path} exists and is not {what} of mtlm; choose another path")
 
 
-def _holds_results(path: Path) -> bool:
+def holds_results(path: Path) -> bool:
+    """Whether `path` is a results file of mtlm (`eval_results.json`'s shape)."""
     value = _read_json(path)
     return isinstance(value, dict) and _RESULTS_KEYS <= value.keys()
 

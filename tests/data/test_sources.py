@@ -374,3 +374,134 @@ def test_hub_dataset_that_cannot_load(tmp_path: Path) -> None:
     message = data_error(read_task_splits, spec(data))
     assert "'json'" in message
     assert "task t" in message
+
+
+# --- hub datasets: named splits, class names, local copies -----------------------------------
+def pairs(count: int, offset: int = 0) -> dict[str, list[Any]]:
+    """Columns of `count` text pairs whose class ids alternate 1, 0, ..."""
+    indices = range(offset, offset + count)
+    return {
+        "sentence1": [f"first {i}" for i in indices],
+        "sentence2": [f"second {i}" for i in indices],
+        "label": [(i + 1) % 2 for i in indices],
+    }
+
+
+def firsts(rows) -> list[str]:
+    return [row["sentence1"] for row in rows.rows]
+
+
+def save_pairs(folder: Path, sizes: dict[str, int], hidden: tuple[str, ...] = ()) -> Path:
+    """A dataset of text pairs with class ids, written by `save_to_disk`; the `hidden` splits
+    have no labels (-1, as the benchmarks' test splits)."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features(
+        {
+            "sentence1": Value("string"),
+            "sentence2": Value("string"),
+            "label": ClassLabel(names=["not_equivalent", "equivalent"]),
+        }
+    )
+    parts, offset = {}, 0
+    for split, size in sizes.items():
+        columns = pairs(size, offset)
+        if split in hidden:
+            columns["label"] = [-1] * size
+        parts[split] = Dataset.from_dict(columns, features=features)
+        offset += size
+    DatasetDict(parts).save_to_disk(str(folder))
+    return folder
+
+
+def test_hub_splits_named_and_validation_carved_from_train(tmp_path: Path) -> None:
+    folder = save_pairs(tmp_path / "saved", {"train": 20, "dev_matched": 6, "test": 4}, ("test",))
+    data = {"hub": str(folder), "splits": {"test": "dev_matched"}, "validation_fraction": 0.25}
+    splits, notes = read_task_splits(spec(data, text_column="sentence1"))
+    sizes = {split: len(rows.rows) for split, rows in splits.items()}
+    assert sizes == {"train": 15, "validation": 5, "test": 6}  # 20 * 0.25 = 5 carved
+    assert firsts(splits["test"]) == pairs(6, 20)["sentence1"]
+    carved = {split: firsts(rows) for split, rows in splits.items()}
+    assert sorted(carved["train"] + carved["validation"]) == sorted(pairs(20)["sentence1"])
+    assert splits["test"].where(0) == f"{folder}[dev_matched], row 1"
+    assert notes == [
+        "t: the test split is the dataset's 'dev_matched' split",
+        "t: the validation split is carved from the dataset's 'train' split (25% of it, seed 0)",
+    ]
+    again, _ = read_task_splits(spec({**data, "split_seed": 1}, text_column="sentence1"))
+    assert firsts(again["validation"]) != carved["validation"]
+
+
+def test_class_ids_are_read_as_their_names(tmp_path: Path) -> None:
+    folder = save_pairs(tmp_path / "saved", {"train": 4, "test": 2}, ("test",))
+    data = {"hub": str(folder), "splits": {"test": "test"}, "validation_fraction": 0.0}
+    splits, _ = read_task_splits(spec(data, text_column="sentence1"))
+    assert [row["label"] for row in splits["train"].rows] == [
+        "equivalent",
+        "not_equivalent",
+        "equivalent",
+        "not_equivalent",
+    ]
+    assert [row["label"] for row in splits["test"].rows] == [None, None]  # hidden labels
+
+
+def test_lists_of_class_ids_are_read_as_names(tmp_path: Path) -> None:
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+
+    features = Features(
+        {"tokens": List(Value("string")), "tags": List(ClassLabel(names=["O", "X"]))}
+    )
+    rows = {"tokens": [["a", "b"], ["c"]], "tags": [[0, 1], [1]]}
+    DatasetDict({"train": Dataset.from_dict(rows, features=features)}).save_to_disk(
+        str(tmp_path / "tagged")
+    )
+    splits, _ = read_task_splits(
+        tagging_spec(
+            {"hub": str(tmp_path / "tagged"), "validation_fraction": 0, "test_fraction": 0}
+        )
+    )
+    assert [row["tags"] for row in splits["train"].rows] == [["O", "X"], ["X"]]
+
+
+def test_a_saved_folder_per_configuration(tmp_path: Path) -> None:
+    save_pairs(tmp_path / "glue" / "mrpc", {"train": 6, "validation": 2})
+    data = {"hub": str(tmp_path / "glue"), "hub_config": "mrpc"}
+    splits, notes = read_task_splits(spec(data, text_column="sentence1"))
+    assert {split: len(rows.rows) for split, rows in splits.items()} == {
+        "train": 6,
+        "validation": 2,
+    }
+    assert splits["validation"].source == f"{tmp_path / 'glue'}[validation]"
+
+
+def test_a_named_split_that_the_dataset_lacks_names_the_key(tmp_path: Path) -> None:
+    folder = save_pairs(tmp_path / "saved", {"train": 6, "validation": 2})
+    data = {"hub": str(folder), "splits": {"test": "validation_matched"}}
+    message = data_error(read_task_splits, spec(data, text_column="sentence1"))
+    assert message == (
+        f"tasks[t].data.splits.test: dataset {str(folder)!r} has no split 'validation_matched' "
+        "(its splits: train, validation)"
+    )
+
+
+def test_a_folder_laid_out_as_the_hub_holds_one_keeps_its_class_names(tmp_path: Path) -> None:
+    from conftest import write_hub_folder
+
+    rows = {
+        split: [{"sentence1": "a", "sentence2": "b", "label": index % 2} for index in range(4)]
+        for split in ("train", "validation")
+    }
+    folder = write_hub_folder(tmp_path / "repo", "mrpc", rows, {"label": ["no", "yes"]})
+    data = {
+        "hub": str(folder),
+        "hub_config": "mrpc",
+        "hub_kwargs": {"cache_dir": str(tmp_path / "hf")},
+    }
+    splits, _ = read_task_splits(spec(data, text_column="sentence1"))
+    assert [row["label"] for row in splits["validation"].rows] == ["no", "yes", "no", "yes"]
+
+
+def test_splits_need_a_hub_dataset() -> None:
+    with pytest.raises(ConfigError) as caught:
+        spec({"train": "t.jsonl", "splits": {"test": "validation"}})
+    assert "data.splits: names the splits of a hub dataset; it needs data.hub" in str(caught.value)

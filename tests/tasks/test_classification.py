@@ -311,3 +311,45 @@ def test_per_class_f1_only_when_imbalance_is_handled(fields: dict, per_class: bo
     assert_declared(task, scores)
     expected = f1_score(gold, guess, labels=names, average=None)
     assert [scores[f"f1[{name}]"] for name in names] == pytest.approx(expected.tolist())
+
+
+def test_positive_label_adds_the_f1_of_that_class() -> None:
+    task = make_task(ROWS, positive_label="pos")
+    gold = ["pos", "pos", "pos", "neg", "neg"]
+    guess = ["pos", "neg", "pos", "pos", "neg"]
+    scores = task.score([prediction(label, ["neg", "pos"]) for label in guess], gold)
+    # pos: 2 true positives, 1 false positive, 1 false negative: F1 = 2*2 / (2*2 + 1 + 1)
+    assert scores["f1"] == pytest.approx(4 / 6)
+    assert_declared(task, scores)
+    plain = make_task(ROWS).score([prediction(label, ["neg", "pos"]) for label in guess], gold)
+    assert "f1" not in plain
+
+
+def test_positive_label_must_be_a_declared_label() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_task(ROWS, labels=["neg", "pos"], positive_label="positive")
+    assert "positive_label" in str(caught.value)
+    assert "'positive' is not among the labels (neg, pos)" in str(caught.value)
+
+
+def test_positive_label_must_be_in_the_data() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_task(ROWS, positive_label="positive")
+    assert str(caught.value) == (
+        "tasks[sentiment].positive_label: no label 'positive' in the data (labels: neg, pos)"
+    )
+
+
+def test_several_text_columns_are_joined_by_the_separator_token() -> None:
+    rows = [{"word": "plot", "a": "the plot was dull", "b": "a dull plot", "label": "1"}]
+    task = make_task(rows, text_column="word", text_pair_column=["a", "b"])
+    tokenizer = tiny_tokenizer()
+    features = task.prepare(split_rows(rows), tokenizer)
+    assert task.input_columns == ["word", "a", "b"]
+    expected = tokenizer("plot", "the plot was dull [SEP] a dull plot")["input_ids"]
+    assert features["input_ids"] == [expected]
+    assert (
+        expected.count(tokenizer.sep_token_id) == 3
+    )  # after the word, between a and b, at the end
+    with pytest.raises(DataError, match="missing column 'b'"):
+        task.prepare(split_rows([{"word": "plot", "a": "dull", "label": "1"}]), tokenizer)

@@ -324,3 +324,29 @@ def test_features_are_cached_with_their_nested_candidates(choice_files, tmp_path
     assert first.splits["train"].to_dict() == second.splits["train"].to_dict()
     counts = [len(ids) for ids in second.splits["train"]["input_ids"]]
     assert sorted(set(counts)) == [2, 3, 4]
+
+
+def test_candidates_in_columns_of_their_own_and_the_answer_as_a_column_name() -> None:
+    rows = [
+        {"premise": "the film was", "question": "effect", "c1": "good", "c2": "dull", "y": "c2"},
+        {"premise": "the plot is", "question": "cause", "c1": "bad", "c2": "fine", "y": 0},
+    ]
+    task = make_task(
+        text_column=["premise", "question"], choices_column=["c1", "c2"], label_column="y"
+    )
+    tokenizer = tiny_tokenizer()
+    features = task.prepare(split_rows(rows), tokenizer)
+    assert features["labels"] == [1, 0]
+    assert task.input_columns == ["premise", "question", "c1", "c2"]
+    assert features["input_ids"][0] == [
+        tokenizer("the film was [SEP] effect", choice)["input_ids"] for choice in ("good", "dull")
+    ]
+    with pytest.raises(DataError, match=r"train.jsonl, line 1: column 'c2' must hold a text"):
+        task.prepare(split_rows([{**rows[0], "c2": ["dull"]}]), tokenizer)
+    with pytest.raises(DataError, match=r"line 1: answer 'c3' in column 'y'"):
+        task.prepare(split_rows([{**rows[0], "y": "c3"}]), tokenizer)
+
+
+def test_candidates_in_columns_need_two_columns() -> None:
+    with pytest.raises(ConfigError, match=r"choices_column: name two columns or more"):
+        make_task(choices_column=["c1"])

@@ -1,15 +1,21 @@
-"""Two training processes on CPU (torchrun, gloo) keep one model: identical weights on both."""
+"""Two training processes on CPU (torchrun, gloo) keep one model: identical weights on both;
+killed and resumed, they end as if never stopped."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_resume import assert_same_tensors, log_rows, weights, write_config
+
+from mtlm.cli import main
 
 #: Each rank trains, then saves its own copy of the weights as rank{N}.safetensors.
 _WORKER = """
@@ -31,21 +37,26 @@ print(f"rank {rank} of {accelerator.num_processes}: {accelerator.distributed_typ
 """
 
 
-def run_two_processes(raw_config: dict, tmp_path) -> subprocess.CompletedProcess:
-    """Train `raw_config` with torchrun on 2 CPU processes; fail the test if it fails."""
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(raw_config))
-    worker = tmp_path / "worker.py"
-    worker.write_text(_WORKER)
+def torchrun(script: str, arguments: list[str], folder: Path) -> subprocess.CompletedProcess:
+    """`script` (written to `folder`) run by torchrun on 2 CPU processes with `arguments`."""
+    worker = folder / "worker.py"
+    worker.write_text(script)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", "2", str(worker), str(config_file)]
-    process = subprocess.run(
+    command += ["--nproc_per_node", "2", str(worker), *arguments]
+    return subprocess.run(
         command,
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def run_two_processes(raw_config: dict, tmp_path) -> subprocess.CompletedProcess:
+    """Train `raw_config` with torchrun on 2 CPU processes; fail the test if it fails."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(raw_config))
+    process = torchrun(_WORKER, [str(config_file)], tmp_path)
     assert process.returncode == 0, process.stderr[-4000:]
     return process
 
@@ -99,10 +110,12 @@ def test_two_processes_train_one_model(make_config, tiny_model_dir, tmp_path):
     ids=["pcgrad-hard", "uncertainty-soft", "sampled-soft", "sampled-lora"],
 )
 def test_two_processes_agree_in_every_mode(make_config, tmp_path, training, sharing):
-    """Gradients a balancer computes itself are averaged by hand; the soft penalty and LoRA's
-    adapter switching must not confuse DDP."""
+    """Gradients a balancer computes itself are averaged by hand, as are those of a balancer's
+    learned weights; the soft penalty and LoRA's adapter switching must not confuse DDP."""
     run = tmp_path / "run"
-    config = make_config(max_steps=6, eval_steps=None, output_dir=str(run), **training)
+    config = make_config(
+        max_steps=6, eval_steps=None, save_steps=6, output_dir=str(run), **training
+    )
     raw = json.loads(config.to_json())
     raw["sharing"] = sharing
     run_two_processes(raw, tmp_path)
@@ -111,3 +124,96 @@ def test_two_processes_agree_in_every_mode(make_config, tmp_path, training, shar
     assert all(torch.equal(ranks[0][key], ranks[1][key]) for key in ranks[0])
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["model"]["sharing"] == sharing["kind"]
+    if "balancer" in training:
+        # The checkpoint holds each process's balancer: uncertainty's learned weights agree.
+        states = torch.load(run / "checkpoints" / "step-6" / "balancer.pt", weights_only=True)
+        assert len(states) == 2 and states[0].keys() == states[1].keys()
+        for name, tensor in states[0].get("module", {}).items():
+            assert torch.equal(tensor, states[1]["module"][name])
+
+
+#: `mtlm train ARGS...` on each process; with `kill` first, the main process SIGKILLs itself
+#: while its third checkpoint is half written (the RNG file, after the model and optimizer).
+_CLI = """
+import os, signal, sys
+import mtlm.training.checkpoint as checkpoint
+from mtlm.cli import main
+
+arguments = sys.argv[1:]
+if arguments[0] == "kill":
+    arguments = arguments[1:]
+    saves = []
+    real_save_file = checkpoint.save_file
+
+    def save_file_or_die(*args, **kwargs):
+        saves.append(args)
+        if len(saves) == 3 and os.environ["RANK"] == "0":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_save_file(*args, **kwargs)
+
+    checkpoint.save_file = save_file_or_die
+sys.exit(main(["train", *arguments]))
+"""
+
+
+def test_two_processes_resumed_after_sigkill_end_as_an_uninterrupted_run(
+    make_config, tmp_path, capsys
+):
+    """Each process's random generators (its dropout masks) are saved and restored: a resume
+    that gave both the main process's would differ. The same checkpoint also resumes on one
+    process."""
+    settings = {
+        "max_steps": 16,
+        "save_steps": 4,
+        "eval_steps": 4,
+        "logging_steps": 2,
+        "save_total_limit": 2,
+        # Keep the last weights, so that the comparison covers every step after the resume.
+        "load_best_model_at_end": False,
+    }
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    killed_config = write_config(
+        make_config(output_dir=str(killed), **settings), tmp_path / "killed.yaml"
+    )
+    reference_config = write_config(
+        make_config(output_dir=str(reference), **settings), tmp_path / "reference.yaml"
+    )
+
+    process = torchrun(_CLI, ["kill", str(killed_config)], tmp_path)
+    assert process.returncode != 0 and "Signal 9 (SIGKILL)" in process.stderr, process.stderr
+    assert not (killed / "model").exists()
+    staging, *complete = sorted(path.name for path in (killed / "checkpoints").iterdir())
+    assert staging.startswith(".step-12.staging-") and complete == ["best", "step-4", "step-8"]
+    shutil.copytree(killed, tmp_path / "alone")
+
+    resumed = torchrun(_CLI, [str(killed_config), "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert f"resumed from {killed / 'checkpoints' / 'step-8'} at step 8" in resumed.stdout
+    uninterrupted = torchrun(_CLI, [str(reference_config)], tmp_path)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-4000:]
+
+    for file in ("model/model.safetensors", "model/heads.safetensors"):
+        assert_same_tensors(weights(killed, file), weights(reference, file))
+    assert log_rows(killed) == log_rows(reference)
+    summaries = [
+        json.loads((run / "train_summary.json").read_text()) for run in (killed, reference)
+    ]
+    assert summaries[0]["num_processes"] == summaries[1]["num_processes"] == 2
+    assert summaries[0]["steps_this_session"] == 8 and summaries[1]["steps_this_session"] == 16
+    assert not [path for path in killed.rglob(".*")], "staging files were left behind"
+    # The processes' generators had drifted apart: restoring one process's to both would not do.
+    generators = load_file(reference / "checkpoints" / "step-16" / "rng.safetensors")
+    assert not torch.equal(generators["0.torch"], generators["1.torch"])
+
+    # On one process: it continues from the same checkpoint, and says how.
+    alone = tmp_path / "alone"
+    alone_config = write_config(
+        make_config(output_dir=str(alone), **settings), tmp_path / "alone.yaml"
+    )
+    assert main(["train", str(alone_config), "--resume"]) == 0
+    printed = capsys.readouterr().out
+    note = f"note: {alone / 'checkpoints' / 'step-8'} was written by 2 processes and resumes on 1"
+    assert note in printed
+    summary = json.loads((alone / "train_summary.json").read_text())
+    assert summary["num_processes"] == 1 and summary["steps"] == 16
+    assert summary["steps_this_session"] == 8

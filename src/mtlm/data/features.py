@@ -57,6 +57,7 @@ _NOT_FEATURE_SETTINGS = frozenset(
         "oversample",
         "class_weights",
         "resample",
+        "positive_label",
         "mlm_probability",
         "max_new_tokens",
         "decoding",

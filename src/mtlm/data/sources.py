@@ -103,7 +103,7 @@ def read_task_splits(spec: TaskSpec) -> tuple[dict[str, SplitRows], list[str]]:
         files = {split: str(path) for split, path in bundled_task_files(data.bundled).items()}
         splits = {split: read_file(path, data.format, spec) for split, path in files.items()}
     elif data.hub:
-        splits = _read_hub(data, spec)
+        splits, notes = _read_hub(data, spec)
     elif data.path:
         splits = _seeded_split(read_file(data.path, data.format, spec), data)
         notes.append(
@@ -117,9 +117,6 @@ def read_task_splits(spec: TaskSpec) -> tuple[dict[str, SplitRows], list[str]]:
         }
     if "train" not in splits:
         raise DataError(f"task {spec.name}: no training data (give data.train or data.path)")
-    if data.hub and set(splits) == {"train"}:
-        splits = _seeded_split(splits["train"], data)
-        notes.append(f"{spec.name}: the dataset has only a train split; derived the others")
     for split in SPLITS:
         if split not in splits:
             notes.append(f"{spec.name}: no {split} split; it is not evaluated on {split}")
@@ -288,40 +285,128 @@ def _parse_conll(text: str, path: str, spec: TaskSpec) -> tuple[list[dict[str, A
     return rows, locators
 
 
-def _read_hub(data: DataSpec, spec: TaskSpec) -> dict[str, SplitRows]:
+def _read_hub(data: DataSpec, spec: TaskSpec) -> tuple[dict[str, SplitRows], list[str]]:
+    """The splits of a hub dataset: those `data.splits` names, the others carved from train;
+    without `data.splits`, those the dataset has by their usual names (`dev` reads as
+    validation), and when it has only a train split the others carved from it."""
+    loaded = _load_hub(data, spec)
+    if data.splits is None:
+        splits = {}
+        for split in SPLITS:
+            present = [
+                alias for alias in _HUB_SPLIT_ALIASES.get(split, (split,)) if alias in loaded
+            ]
+            if present:
+                splits[split] = _hub_split(loaded, present[0], data)
+        if set(splits) != {"train"}:
+            return splits, []
+        note = f"{spec.name}: the dataset has only a train split; derived the others"
+        return _seeded_split(splits["train"], data), [note]
+    named = data.splits.model_dump(exclude_none=True)
+    for split, name in named.items():
+        if name not in loaded:
+            raise DataError(
+                f"tasks[{spec.name}].data.splits.{split}: dataset {data.hub!r} has no split "
+                f"{name!r} (its splits: {', '.join(loaded)})"
+            )
+    splits = {split: _hub_split(loaded, name, data) for split, name in named.items()}
+    notes = [
+        f"{spec.name}: the {split} split is the dataset's {name!r} split"
+        for split, name in named.items()
+        if name != split
+    ]
+    carved = tuple(
+        split
+        for split in ("validation", "test")
+        if split not in named and getattr(data, f"{split}_fraction") > 0
+    )
+    if carved:
+        splits.update(_seeded_split(splits["train"], data, carved))
+        notes += [
+            f"{spec.name}: the {split} split is carved from the dataset's {named['train']!r} "
+            f"split ({getattr(data, f'{split}_fraction'):.0%} of it, seed {data.split_seed})"
+            for split in carved
+        ]
+    return splits, notes
+
+
+def _load_hub(data: DataSpec, spec: TaskSpec) -> Any:
+    """The dataset's splits (a `datasets.DatasetDict`): a folder written by `save_to_disk`
+    (`hub` itself, or its sub-folder named by `hub_config`, one per configuration) is loaded
+    from disk; any other name goes to `datasets.load_dataset`."""
     import datasets
 
+    folder = Path(data.hub).expanduser()
+    saved = [folder / data.hub_config] if data.hub_config else []
+    saved = [path for path in [*saved, folder] if (path / "dataset_dict.json").is_file()]
     try:
-        loaded = datasets.load_dataset(data.hub, data.hub_config, **data.hub_kwargs)
+        if saved:
+            return datasets.load_from_disk(str(saved[0]), **data.hub_kwargs)
+        return datasets.load_dataset(data.hub, data.hub_config, **data.hub_kwargs)
     except Exception as error:  # the hub client raises many types; the user needs the message
         raise DataError(
             f"dataset {data.hub!r} (task {spec.name}): cannot load it ({error})"
         ) from None
-    splits: dict[str, SplitRows] = {}
-    for split in SPLITS:
-        for alias in _HUB_SPLIT_ALIASES.get(split, (split,)):
-            if alias in loaded:
-                part = loaded[alias]
-                splits[split] = SplitRows(
-                    rows=part.to_list(),
-                    source=f"{data.hub}[{alias}]",
-                    locators=[f"row {i + 1}" for i in range(len(part))],
-                    fingerprint=part._fingerprint,
-                )
-                break
-    return splits
 
 
-def _seeded_split(rows: SplitRows, data: DataSpec) -> dict[str, SplitRows]:
+def _hub_split(loaded: Any, name: str, data: DataSpec) -> SplitRows:
+    """One split of a loaded dataset, its class ids read as their class names."""
+    part = loaded[name]
+    rows = part.to_list()
+    named = _class_names(part.features)
+    for row in rows:
+        for column, decode in named.items():
+            row[column] = decode(row[column])
+    fingerprint = part._fingerprint
+    if named:  # the rows differ from the dataset's own; so must their fingerprint
+        fingerprint = hashlib.sha256(f"{fingerprint}:class names".encode()).hexdigest()
+    return SplitRows(
+        rows=rows,
+        source=f"{data.hub}[{name}]",
+        locators=[f"row {i + 1}" for i in range(len(part))],
+        fingerprint=fingerprint,
+    )
+
+
+def _class_names(features: Any) -> dict[str, Any]:
+    """For each column of class ids (`ClassLabel`, or a list of them as tags are), a function
+    from its ids to their names; `-1`, how `datasets` marks a hidden label, reads as None."""
+    import datasets
+
+    def name(feature: datasets.ClassLabel) -> Any:
+        return lambda value: None if value is None or value < 0 else feature.int2str(value)
+
+    decoders: dict[str, Any] = {}
+    for column, feature in features.items():
+        inner = getattr(feature, "feature", None)
+        if isinstance(feature, datasets.ClassLabel):
+            decoders[column] = name(feature)
+        elif isinstance(inner, datasets.ClassLabel):
+            decode = name(inner)
+            decoders[column] = lambda values, decode=decode: (
+                None if values is None else [decode(value) for value in values]
+            )
+    return decoders
+
+
+def _seeded_split(
+    rows: SplitRows, data: DataSpec, carved: tuple[str, ...] = ("validation", "test")
+) -> dict[str, SplitRows]:
+    """`rows` shuffled with the data's seed, the `carved` splits (their fractions of the rows)
+    cut off and the rest kept as train."""
+    fraction = {
+        split: getattr(data, f"{split}_fraction") if split in carved else 0.0
+        for split in ("validation", "test")
+    }
     order = np.random.default_rng(data.split_seed).permutation(len(rows.rows)).tolist()
-    n_test = round(len(order) * data.test_fraction)
-    n_validation = round(len(order) * data.validation_fraction)
+    n_test = round(len(order) * fraction["test"])
+    n_validation = round(len(order) * fraction["validation"])
     parts = {
         "test": order[:n_test],
         "validation": order[n_test : n_test + n_validation],
         "train": order[n_test + n_validation :],
     }
-    key = f"{rows.fingerprint}:{data.split_seed}:{data.validation_fraction}:{data.test_fraction}"
+    key = f"{rows.fingerprint}:{data.split_seed}:{fraction['validation']}:{fraction['test']}"
     return {
         split: rows.select(indices, hashlib.sha256(f"{key}:{split}".encode()).hexdigest())
         for split, indices in parts.items()

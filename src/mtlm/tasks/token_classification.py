@@ -60,6 +60,7 @@ class TokenClassification(TaskKind):
     """Tagging; metrics token accuracy always, entity P/R/F1 (seqeval) when tags are BIO."""
 
     name = "token_classification"
+    hub_task = "token-classification"
     options = TokenClassificationSpec
     spec: TokenClassificationSpec
 

@@ -1,15 +1,35 @@
 """Checkpoints that are written atomically and resume exactly.
 
-A checkpoint folder holds the model and the random number generators (safetensors), the
-trainer's own state (JSON), and the optimizer, scheduler and balancer state: `optimizer.pt`,
+A checkpoint folder holds the model and every process's random number generators
+(safetensors), the trainer's own state and the fp16 gradient scaler's (JSON), and the
+optimizer, scheduler and balancer state: `optimizer.pt`,
 `scheduler.pt` and `balancer.pt`. These three are the one pickle mtlm writes: `torch.save` of
 the state dicts that `load_state_dict` takes back (nested dicts and lists of tensors, numbers
 and strings, whose shape differs per optimizer and balancer). They are read only with
 `torch.load(weights_only=True)`, whose unpickler builds tensors and plain containers and
-refuses any other object, so a crafted checkpoint cannot run code when it is loaded.
+refuses any other object, so a crafted checkpoint cannot run code when it is loaded. They are
+loaded onto the CPU (`map_location`) whatever device wrote them, and placed from there: the
+optimizer's state on its parameters' devices, the balancer's on the device it computes on, so a
+checkpoint resumes on another device or another number of them.
+
+Each process has its own generators (dropout masks differ across processes) and its own
+balancer state (a balancer that follows the losses, as DWA, FAMO or GradNorm do, sees those of
+its process's batches), so a checkpoint holds those of every process, and a resume on as many
+processes restores each its own. A resume on another number of processes M gives process r
+those that process r mod N saved (N the number that wrote the checkpoint): the run continues,
+though not as either count would have run it uninterrupted.
+
+The fp16 gradient scaler's state (its scale and growth counter) is saved when the run has one
+(fp16 on a GPU) and restored when the resumed run has one too; a run resumed on a GPU from a
+checkpoint written without one starts its scaler afresh.
 
 A checkpoint is written under a staging name and renamed into place, so a run killed at any
 moment leaves either the whole checkpoint or none.
+
+Accelerate's `save_state`/`load_state` would not do: they write in place (a kill leaves a
+partial checkpoint that looks whole), load the objects registered with them with
+`weights_only=False`, skip a process's generators silently when they cannot be read, and know
+nothing of the sampler, the task streams or the balancer.
 """
 
 from __future__ import annotations
@@ -19,10 +39,11 @@ import random
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
@@ -33,6 +54,14 @@ _STEP_FOLDER = re.compile(r"^step-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 
 
+class RandomState(NamedTuple):
+    """One process's random number generators: torch's (and its accelerator's), numpy's, and
+    Python's."""
+
+    tensors: dict[str, torch.Tensor]
+    python: list[Any]
+
+
 def save_checkpoint(
     checkpoints: Path,
     step: int,
@@ -41,18 +70,33 @@ def save_checkpoint(
     scheduler: Any,
     trainer_state: dict[str, Any],
     keep: int,
-    balancer: Balancer | None = None,
+    *,
+    balancer_states: list[dict[str, Any]] | None = None,
+    scaler: Any = None,
+    random_states: list[RandomState] | None = None,
 ) -> Path:
-    """Write `checkpoints/step-N` atomically and keep only the newest `keep` of them."""
+    """Write `checkpoints/step-N` atomically and keep only the newest `keep` of them.
+
+    `balancer_states` and `random_states` hold every process's balancer state (None in sampled
+    mode) and generators, in process order (by default, this process's generators alone);
+    `scaler` is the fp16 gradient scaler, if the run has one."""
     target = checkpoints / f"step-{step}"
+    states = random_states if random_states is not None else [random_state()]
     with staged_directory(target) as staging:
         save_model(model, str(staging / "model.safetensors"))
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
-        if balancer is not None:
-            torch.save(balancer.state_dict(), staging / "balancer.pt")
-        save_file(_rng_tensors(), staging / "rng.safetensors")
-        state = {**trainer_state, "step": step, "python_rng": _python_rng_state()}
+        if balancer_states is not None:
+            torch.save(balancer_states, staging / "balancer.pt")
+        tensors = {
+            f"{process}.{name}": tensor
+            for process, state in enumerate(states)
+            for name, tensor in state.tensors.items()
+        }
+        save_file(tensors, staging / "rng.safetensors")
+        state = {**trainer_state, "step": step, "python_rng": [s.python for s in states]}
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
         (staging / TRAINER_STATE).write_text(json.dumps(state))
     for old in list_checkpoints(checkpoints)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -90,17 +134,39 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     balancer: Balancer | None = None,
+    *,
+    scaler: Any = None,
+    process: int = 0,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler, balancer and generators; return the trainer's
-    state."""
+    """Restore model, optimizer, scheduler, the gradient scaler (if both the run and the
+    checkpoint have one), and the balancer state (its tensors onto `device`) and generators of
+    process number `process`; return the trainer's state."""
     load_model(model, str(folder / "model.safetensors"))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    if balancer is not None:
-        balancer.load_state_dict(torch.load(folder / "balancer.pt", weights_only=True))
+    optimizer.load_state_dict(_load_pickled(folder / "optimizer.pt"))
+    scheduler.load_state_dict(_load_pickled(folder / "scheduler.pt"))
     state = json.loads((folder / TRAINER_STATE).read_text())
-    _restore_rng(load_file(folder / "rng.safetensors"), state.pop("python_rng"))
+    python_states = state.pop("python_rng")
+    saved = process % len(python_states)
+    if balancer is not None:
+        balancer_states = _load_pickled(folder / "balancer.pt")
+        balancer.load_state_dict(send_to_device(balancer_states[saved], device))
+    scaler_state = state.pop("scaler", None)
+    if scaler is not None and scaler_state is not None:
+        scaler.load_state_dict(scaler_state)
+    prefix = f"{saved}."
+    tensors = {
+        name.removeprefix(prefix): tensor
+        for name, tensor in load_file(folder / "rng.safetensors").items()
+        if name.startswith(prefix)
+    }
+    restore_random_state(RandomState(tensors, python_states[saved]))
     return state
+
+
+def _load_pickled(file: Path) -> Any:
+    """A state dict that `torch.save` wrote, loaded onto the CPU without running code."""
+    return torch.load(file, map_location="cpu", weights_only=True)
 
 
 def save_weights(folder: Path, model: nn.Module, info: dict[str, Any]) -> None:
@@ -115,24 +181,23 @@ def load_weights(folder: Path, model: nn.Module) -> None:
     load_model(model, str(folder / "model.safetensors"))
 
 
-def _rng_tensors() -> dict[str, torch.Tensor]:
+def random_state() -> RandomState:
+    """This process's generators, as a checkpoint holds them."""
     tensors = {"torch": torch.get_rng_state()}
     numpy_state = np.random.get_state()
     tensors["numpy_keys"] = torch.from_numpy(numpy_state[1].astype(np.int64))
     tensors["numpy_rest"] = torch.tensor([numpy_state[2], numpy_state[3]], dtype=torch.int64)
     tensors["numpy_gauss"] = torch.tensor([numpy_state[4]], dtype=torch.float64)
-    if torch.cuda.is_available():
-        for index, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda_{index}"] = state
-    return tensors
-
-
-def _python_rng_state() -> list[Any]:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # The generator of this process's own device, the one its dropout draws from.
+        tensors["cuda"] = torch.cuda.get_rng_state()
     version, internal, gauss = random.getstate()
-    return [version, list(internal), gauss]
+    return RandomState(tensors, [version, list(internal), gauss])
 
 
-def _restore_rng(tensors: dict[str, torch.Tensor], python_state: list[Any]) -> None:
+def restore_random_state(state: RandomState) -> None:
+    """Set this process's generators to `state`."""
+    tensors = state.tensors
     torch.set_rng_state(tensors["torch"])
     position, has_gauss = tensors["numpy_rest"].tolist()
     np.random.set_state(
@@ -144,8 +209,9 @@ def _restore_rng(tensors: dict[str, torch.Tensor], python_state: list[Any]) -> N
             float(tensors["numpy_gauss"][0]),
         )
     )
-    cuda_states = [tensors[key] for key in sorted(tensors) if key.startswith("cuda_")]
-    if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_states)
-    version, internal, gauss = python_state
+    # A checkpoint written on CPUs leaves a GPU's generator as the seed set it, and one written
+    # on GPUs resumed on CPUs has no use for it.
+    if "cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["cuda"])
+    version, internal, gauss = state.python
     random.setstate((version, tuple(internal), gauss))

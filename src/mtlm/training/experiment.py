@@ -71,7 +71,7 @@ def build_experiment(
     # Seed again so the heads start the same whatever loading the data consumed.
     set_seed(config.training.seed)
     model = model or MultiTaskModel.from_backbone(
-        location,
+        config.model.name_or_path,
         {name: task_data.task for name, task_data in data.items()},
         config.model.revision,
         tokenizer,

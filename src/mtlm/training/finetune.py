@@ -57,7 +57,7 @@ def adapter_model(model: MultiTaskModel, spec: FinetuneSpec) -> MultiTaskModel:
     )
     backbone = copy.deepcopy(model.sharing.base)
     lora = LoraSharing.from_one(sharing, backbone, list(model.tasks))
-    tuned = MultiTaskModel(lora, model.tasks, model.tokenizer)
+    tuned = MultiTaskModel(lora, model.tasks, model.tokenizer, model.base_model)
     tuned.heads.load_state_dict(model.heads.state_dict())
     return tuned
 

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object, send_to_device
 from torch import nn
 
 from mtlm.config import ExperimentConfig
@@ -33,6 +34,7 @@ from mtlm.files import (
     write_json,
     write_text,
 )
+from mtlm.modeling.model_card import multitask_card, write_card
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.outputs import RUN_MARKER, check_run_folder, check_writable
 from mtlm.training.balancers import Balancer
@@ -41,6 +43,7 @@ from mtlm.training.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     load_weights,
+    random_state,
     save_checkpoint,
     save_weights,
 )
@@ -139,8 +142,8 @@ def discard_killed_writes(directory: Path) -> list[Path]:
 
 class TrainingParts(NamedTuple):
     """What a checkpoint holds besides the trainer's counters: the model (unwrapped from any
-    distributed wrapper), optimizer, schedule, sampler, each task's batch stream and the
-    balancer (None in sampled mode)."""
+    distributed wrapper), optimizer, schedule, sampler, each task's batch stream, the
+    balancer (None in sampled mode) and the fp16 gradient scaler (None without one)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -148,6 +151,7 @@ class TrainingParts(NamedTuple):
     sampler: Sampler
     streams: dict[str, TaskBatchStream]
     balancer: Balancer | None
+    scaler: Any = None
 
 
 class RunFolder:
@@ -213,12 +217,27 @@ class RunFolder:
         return its step and the trainer's counters."""
         folder = list_checkpoints(self.checkpoints)[-1]
         state = load_checkpoint(
-            folder, parts.model, parts.optimizer, parts.scheduler, parts.balancer
+            folder,
+            parts.model,
+            parts.optimizer,
+            parts.scheduler,
+            parts.balancer,
+            scaler=parts.scaler,
+            process=self._accelerator.process_index,
+            device=self._accelerator.device,
         )
         parts.sampler.load_state_dict(state.pop("sampler"))
         for name, stream_state in state.pop("streams").items():
             parts.streams[name].load_state_dict(stream_state)
         step = state.pop("step")
+        processes, now = state.pop("processes"), self._accelerator.num_processes
+        if processes != now:
+            self._say(
+                f"note: {folder} was written by {processes} processes and resumes on {now}: "
+                "the model, optimizer, schedule, sampler and balancer continue as saved, each "
+                f"task's data where its epoch was, and process r takes the random generators of "
+                f"process r mod {processes}; the run differs from an uninterrupted one"
+            )
         best_info = self.best / "info.json"
         if best_info.is_file():
             # A killed run may have kept a newer best after this checkpoint; its weights are on
@@ -234,9 +253,15 @@ class RunFolder:
 
     def checkpoint(self, step: int, parts: TrainingParts, state: dict[str, Any], keep: int) -> None:
         """Write the checkpoint of `step`, keeping the newest `keep`."""
+        # Every process's generators and balancer state, written by the main process.
+        random_states = gather_object([random_state()])
+        balancer_states = None
+        if parts.balancer is not None:
+            balancer_states = gather_object([send_to_device(parts.balancer.state_dict(), "cpu")])
         if self._is_main:
             trainer_state = {
                 **state,
+                "processes": self._accelerator.num_processes,
                 "sampler": parts.sampler.state_dict(),
                 "streams": {name: stream.state_dict() for name, stream in parts.streams.items()},
             }
@@ -248,7 +273,9 @@ class RunFolder:
                 parts.scheduler,
                 trainer_state,
                 keep,
-                parts.balancer,
+                balancer_states=balancer_states,
+                scaler=parts.scaler,
+                random_states=random_states,
             )
         self._accelerator.wait_for_everyone()
 
@@ -301,6 +328,10 @@ def write_trained_model(
     and, last, `train_summary.json` into `folder`."""
     model.save_pretrained(folder / "model")
     write_json(folder / "eval_results.json", results.final)
+    # The card written with the model again, now with the scores it was tested to.
+    write_card(
+        folder / "model", multitask_card(model.describe(), str(folder / "model"), results.final)
+    )
     write_json(folder / "validation_results.json", results.validation)
     write_json(folder / "trivial_results.json", results.trivial)
     write_json(folder / FINISHED_MARKER, summary)

@@ -12,7 +12,6 @@ import contextlib
 import math
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,20 +22,19 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from mtlm.config import ExperimentConfig
-from mtlm.data.features import TaskData, training_subset
+from mtlm.data.features import TaskData
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import EvalResults, evaluate, trivial_baseline
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.training.balancers import Balanced, Balancer, JointStep, build_balancer
 from mtlm.training.experiment import build_experiment
 from mtlm.training.finetune import finetune_tasks
-from mtlm.training.processes import training_accelerator
+from mtlm.training.optimization import adamw, parameter_groups
+from mtlm.training.processes import average_gradients, training_accelerator
 from mtlm.training.run_folder import RunFolder, Start, TrainedResults, TrainingParts
 from mtlm.training.run_log import LogWindow
 from mtlm.training.samplers import build_sampler
-from mtlm.training.streams import TaskBatchStream
-
-_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+from mtlm.training.streams import TaskBatchStream, task_streams
 
 
 class Trainer:
@@ -142,7 +140,13 @@ class Trainer:
             args.seed,
         )
         parts = TrainingParts(
-            accelerator.unwrap_model(model), optimizer, scheduler, sampler, streams, balancer
+            accelerator.unwrap_model(model),
+            optimizer,
+            scheduler,
+            sampler,
+            streams,
+            balancer,
+            accelerator.scaler,
         )
         groups = args.joint_groups or [list(self.data)]
         state: dict[str, Any] = {
@@ -295,8 +299,11 @@ class Trainer:
             if weights is not None:
                 weights = weights * torch.tensor(lambdas, device=weights.device)
             window.add_balance(tasks, Balanced(weights, balanced.gramian))
-        if own_gradients and accelerator.num_processes > 1:
-            _average_gradients(model)
+        # What DDP did not average: gradients the balancer computed itself, and those of its
+        # learned weights (outside the model), which each process computed from its own batches.
+        averaged = list(model.parameters()) if own_gradients else []
+        learned = balancer.parameter_group()
+        average_gradients(averaged + (learned["params"] if learned else []))
         return batches
 
     def _weighted(self, tasks: list[str], losses: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -339,22 +346,15 @@ class Trainer:
     def task_streams(self) -> dict[str, TaskBatchStream]:
         """Each task's endless batch stream over its training rows (capped, oversampled)."""
         args, accelerator = self.args, self.accelerator
-        pad_id = self.model.pad_token_id
-        streams = {}
-        for index, (name, data) in enumerate(self.data.items()):
-            features = training_subset(data.splits["train"], data.task.spec, args.seed + index)
-            streams[name] = TaskBatchStream(
-                data.task,
-                features,
-                args.batch_size,
-                args.seed + index,
-                pad_id,
-                args.length_group_chunk,
-                accelerator.num_processes,
-                accelerator.process_index,
-                data.task.sample_weights(features),
-            )
-        return streams
+        return task_streams(
+            self.data,
+            args.batch_size,
+            args.seed,
+            self.model.pad_token_id,
+            args.length_group_chunk,
+            accelerator.num_processes,
+            accelerator.process_index,
+        )
 
     def _plan(self, sizes: dict[str, int]) -> TrainingPlan:
         """How many optimizer steps: `max_steps`, or `num_epochs` epochs (default 3).
@@ -380,33 +380,20 @@ class Trainer:
         return TrainingPlan(total, steps_per_epoch, epoch_examples)
 
     def optimizer(self, balancer: Balancer | None) -> torch.optim.AdamW:
-        """AdamW over `parameter_groups`, fused: one kernel over every tensor instead of a
-        dozen operations per tensor, which on CPU makes the optimizer step about 5× faster."""
-        groups = self.parameter_groups(balancer)
-        fused = all(p.is_floating_point() for group in groups for p in group["params"])
-        return torch.optim.AdamW(groups, lr=self.args.learning_rate, fused=fused)
+        """AdamW over `parameter_groups`."""
+        return adamw(self.parameter_groups(balancer), self.args.learning_rate)
 
     def parameter_groups(self, balancer: Balancer | None) -> list[dict[str, Any]]:
-        """Weight decay except on biases and norms; heads may have their own learning rate;
-        learned balancing parameters get the balancer's."""
-        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = defaultdict(list)
-        for name, parameter in self.model.named_parameters():
-            is_head = name.startswith("heads.")
-            decays = not any(name.endswith(suffix) for suffix in _NO_DECAY)
-            groups[(is_head, decays)].append(parameter)
-        head_lr = self.args.head_learning_rate or self.args.learning_rate
-        param_groups = [
-            {
-                "params": parameters,
-                "weight_decay": self.args.weight_decay if decays else 0.0,
-                "lr": head_lr if is_head else self.args.learning_rate,
-            }
-            for (is_head, decays), parameters in sorted(groups.items())
-        ]
+        """mtlm's parameter groups (`mtlm.training.optimization`); learned balancing
+        parameters get the balancer's."""
+        args = self.args
+        groups = parameter_groups(
+            self.model, args.learning_rate, args.weight_decay, args.head_learning_rate
+        )
         group = balancer.parameter_group() if balancer is not None else None
         if group is not None:
-            param_groups.append(group)
-        return param_groups
+            groups.append(group)
+        return groups
 
     def _validates_at(self, step: int, plan: TrainingPlan) -> bool:
         """Validation after the last step, and every eval_steps steps or at each epoch's end."""
@@ -526,15 +513,6 @@ def _split_penalty(
     """A forward called with a penalty strength returns (outputs, penalty); one without,
     just the outputs."""
     return (result, None) if strength is None else result
-
-
-def _average_gradients(model: torch.nn.Module) -> None:
-    """Mean of every gradient across processes, for gradients DDP did not reduce."""
-    world = torch.distributed.get_world_size()
-    for parameter in model.parameters():
-        if parameter.grad is not None:
-            torch.distributed.all_reduce(parameter.grad)
-            parameter.grad /= world
 
 
 class _Session(NamedTuple):

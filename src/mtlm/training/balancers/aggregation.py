@@ -37,6 +37,11 @@ class AggregatorSpec(BalancerSpec):
     #: norms, not of methods that react to conflicts between gradients.
     weighs_representation: ClassVar[bool] = False
 
+    @property
+    def reduces_gradients_itself(self) -> bool:
+        """On parameters, the shared gradients bypass DDP's hooks."""
+        return self.gradients == "parameters"
+
     @model_validator(mode="after")
     def _representation_needs_a_norm_weighting(self) -> AggregatorSpec:
         if self.gradients == "representation" and not self.weighs_representation:
@@ -61,11 +66,6 @@ class GradientAggregation(Balancer):
     @abstractmethod
     def make_aggregator(self) -> Aggregator:
         """The torchjd aggregator of this method, for `self.tasks` tasks."""
-
-    @property
-    def reduces_gradients_itself(self) -> bool:
-        """On parameters, the shared gradients bypass DDP's hooks."""
-        return self.spec.gradients == "parameters"
 
     def backward(self, losses: Sequence[Tensor], step: JointStep) -> Balanced:
         """Aggregate the gradients of the shared parameters, or weigh the losses by the

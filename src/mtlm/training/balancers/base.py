@@ -35,6 +35,12 @@ class BalancerSpec(StrictModel):
     #: than only weighing their losses.
     aggregates_gradients: ClassVar[bool] = False
 
+    @property
+    def reduces_gradients_itself(self) -> bool:
+        """Whether its backward computes gradients itself, bypassing DDP's hooks, so that the
+        trainer must average them across processes."""
+        return False
+
 
 @dataclass
 class JointStep:
@@ -63,13 +69,16 @@ class Balancer(ABC):
     name: ClassVar[str]
     #: The model of the balancer's options, a `BalancerSpec` whose `kind` is `name`.
     options: ClassVar[type[BalancerSpec]]
-    #: Whether backward computes gradients itself (no DDP hooks), so the trainer must
-    #: average them across processes.
-    reduces_gradients_itself: bool = False
 
     def __init__(self, spec: BalancerSpec, tasks: int) -> None:
         self.spec = spec
         self.tasks = tasks
+
+    @property
+    def reduces_gradients_itself(self) -> bool:
+        """Whether backward computes gradients itself (no DDP hooks), so the trainer must
+        average them across processes (see `BalancerSpec.reduces_gradients_itself`)."""
+        return self.spec.reduces_gradients_itself
 
     def parameter_group(self) -> dict[str, Any] | None:
         """Learnable balancing parameters to train with the model's optimizer, as an optimizer
