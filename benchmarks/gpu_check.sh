@@ -8,7 +8,7 @@
 #   gpu_check.log BENCHMARKS.md (this repository's, with the GPU section written)
 #
 # The GPU machine cannot fetch the demo's model, data or missing packages, so they travel in a
-# bundle prepared here, in the repository (ignored by git; about 52 MiB of the 64 MiB that
+# bundle prepared here, in the repository (ignored by git; about 53 MiB of the 64 MiB that
 # travel with the working tree):
 #   python benchmarks/gpu_check.py pack gpu-bundle --wheels
 # then, on the GPU machine (the device tool: carry gpu-bundle, command below, timeout 600):
