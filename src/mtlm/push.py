@@ -3,7 +3,6 @@ Hub in one commit, with its model card rendered again for the repository's name.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from mtlm.errors import ConfigError
-from mtlm.files import is_staging
+from mtlm.files import is_staging, read_json
 from mtlm.modeling.model_card import CARD_FILE, exported_card, multitask_card
 from mtlm.modeling.multitask_model import MTLM_CONFIG, MultiTaskModel
 from mtlm.outputs import EXPORT_MARKER, holds_results
@@ -102,6 +101,6 @@ def _folder_and_card(given: Path, repo_id: str) -> tuple[Path, ModelCard]:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError) as error:
         raise ConfigError(f"--model: {path} cannot be read ({error})") from None

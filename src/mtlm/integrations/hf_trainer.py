@@ -28,7 +28,7 @@ from mtlm.data.features import TaskData
 from mtlm.errors import ConfigError
 from mtlm.evaluation.evaluate import evaluate, flat_metrics
 from mtlm.modeling.multitask_model import MultiTaskModel
-from mtlm.training.mixture import TASK_KEY, TaskMixture
+from mtlm.training.mixture import TASK_KEY, TaskMixture, sampler_options
 from mtlm.training.samplers import SamplerSpec
 from mtlm.training.streams import task_streams
 
@@ -51,8 +51,6 @@ class MultiTaskTrainer(Trainer):
         eval_split: str = "validation",
         **kwargs: Any,
     ) -> None:
-        from mtlm.config import sampler_spec
-
         missing = sorted(set(model.tasks) ^ set(task_data))
         if missing:
             raise ConfigError(
@@ -60,11 +58,7 @@ class MultiTaskTrainer(Trainer):
             )
         self.task_data = task_data
         self.eval_split = eval_split
-        spec = (
-            sampler
-            if isinstance(sampler, SamplerSpec)
-            else sampler_spec(sampler or {"kind": "proportional"})
-        )
+        spec = sampler_options(sampler)
         streams = task_streams(
             task_data,
             args.per_device_train_batch_size,

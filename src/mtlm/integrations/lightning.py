@@ -20,11 +20,10 @@ except ImportError as error:  # an optional extra: say how to get it
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from mtlm.config import sampler_spec
 from mtlm.data.features import TaskData
 from mtlm.evaluation.evaluate import evaluate, flat_metrics
 from mtlm.modeling.multitask_model import MultiTaskModel
-from mtlm.training.mixture import TASK_KEY, TaskMixture
+from mtlm.training.mixture import TASK_KEY, TaskMixture, sampler_options
 from mtlm.training.optimization import adamw, parameter_groups
 from mtlm.training.samplers import SamplerSpec
 from mtlm.training.streams import task_streams
@@ -47,11 +46,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         super().__init__()
         self.task_data = task_data
         self.batch_size = batch_size
-        self.sampler = (
-            sampler
-            if isinstance(sampler, SamplerSpec)
-            else sampler_spec(sampler or {"kind": "proportional"})
-        )
+        self.sampler = sampler_options(sampler)
         self.seed = seed
         self.eval_split = eval_split
         self.pad_token_id = pad_token_id

@@ -16,6 +16,16 @@ from mtlm.training.streams import TaskBatchStream
 TASK_KEY = "task"
 
 
+def sampler_options(sampler: SamplerSpec | dict[str, Any] | None) -> SamplerSpec:
+    """Sampler options as given (a spec, or a mapping as a config writes them), checked;
+    proportional to the training sizes when none are given."""
+    from mtlm.config import sampler_spec
+
+    if isinstance(sampler, SamplerSpec):
+        return sampler
+    return sampler_spec(sampler or {"kind": "proportional"})
+
+
 class TaskMixture(IterableDataset):
     """Padded batches of every task, each step's task drawn by a sampler; one epoch is every
     task's training rows once (Σ N_i / batch size steps), as in mtlm's own Trainer."""
