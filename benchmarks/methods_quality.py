@@ -43,6 +43,10 @@ JOINT = {"training": {"step_mode": "joint"}}
 ENTRIES: dict[str, dict[str, Any]] = {
     "single_task": {},
     "hard_temperature": {"training": {"finetune": {}}},
+    # The same joint model, each task then fine-tuned on the single-task baselines' budget.
+    "hard_temperature_long_finetune": {
+        "training": {"finetune": {"num_epochs": 10, "early_stopping_patience": 2}}
+    },
     "hard_proportional": {"training": {"sampler": {"kind": "proportional"}}},
     "static_joint": {"training": {"step_mode": "joint", "balancer": {"kind": "static"}}},
     "uncertainty": {"training": {"step_mode": "joint", "balancer": {"kind": "uncertainty"}}},
