@@ -8,7 +8,8 @@ below, not a test of its own.
 
 Placeholders in commands, `names` and extra files: `{config}` the case's config file (the good
 config of `good_config` with the entry's `edit` applied), `{run}` a trained run directory,
-`{model}` its saved model, `{rows}` a file of rows to predict, `{dir}` the case's folder.
+`{model}` its saved model, `{rows}` a file of rows to predict, `{dir}` the case's folder,
+`{decoder}` a tiny causal LM's folder.
 """
 
 from __future__ import annotations
@@ -296,6 +297,24 @@ CATALOGUE = [
         TRAIN,
         ("model.name_or_path", "'bundled:bert'", "bundled:minilm"),
         edit=_set("model.name_or_path", "bundled:bert"),
+    ),
+    BadInput(
+        "first-token pooling on a decoder",
+        TRAIN,
+        ("tasks[sentiment].pooling", "causal model", "use last"),
+        edit=lambda raw: (
+            raw["model"].update(name_or_path="{decoder}"),
+            raw["tasks"][0].update(pooling="cls"),
+        ),
+    ),
+    BadInput(
+        "multiple choice on a decoder",
+        TRAIN,
+        ("tasks[sentiment].kind", "multiple_choice works with encoder", "cast the task as"),
+        edit=lambda raw: (
+            raw["model"].update(name_or_path="{decoder}"),
+            raw["tasks"][0].update(kind="multiple_choice", choices_column="text"),
+        ),
     ),
     BadInput(
         "weights dtype that transformers does not take",
@@ -741,11 +760,13 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 97
+    assert len(CATALOGUE) >= 99
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])
-def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_path: Path):
+def test_bad_input(
+    case: BadInput, workspace: Path, tiny_model_dir: Path, tiny_decoder_dir: Path, tmp_path: Path
+):
     case_dir = tmp_path / "case"
     shutil.copytree(workspace, case_dir)
     places = {
@@ -754,6 +775,7 @@ def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_pa
         "run": str(case_dir / "run"),
         "model": str(case_dir / "run" / "model"),
         "rows": str(case_dir / "rows.jsonl"),
+        "decoder": str(tiny_decoder_dir),
     }
     raw = good_config(case_dir, tiny_model_dir, tmp_path / "features")
     config_from_dict(raw)  # the unedited config is valid: the edit alone is at fault
