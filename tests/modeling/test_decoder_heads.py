@@ -114,7 +114,10 @@ def right_and_left_padded(model: MultiTaskModel) -> tuple[dict, dict]:
     lengths = right["attention_mask"].sum(dim=1).tolist()
     left = {
         key: torch.stack(
-            [torch.roll(row, width - length) for row, length in zip(right[key], lengths)]
+            [
+                torch.roll(row, width - length)
+                for row, length in zip(right[key], lengths, strict=True)
+            ]
         )
         for key in ("input_ids", "attention_mask")
     }
