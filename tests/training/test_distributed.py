@@ -4,14 +4,12 @@ killed and resumed, they end as if never stopped."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import torchrun
 from safetensors.torch import load_file
 from test_resume import assert_same_tensors, log_rows, weights, write_config
 
@@ -37,21 +35,6 @@ rank = accelerator.process_index
 save_model(model, str(Path(config.training.output_dir) / f"rank{rank}.safetensors"))
 print(f"rank {rank} of {accelerator.num_processes}: {accelerator.distributed_type}", flush=True)
 """
-
-
-def torchrun(script: str, arguments: list[str], folder: Path) -> subprocess.CompletedProcess:
-    """`script` (written to `folder`) run by torchrun on 2 CPU processes with `arguments`."""
-    worker = folder / "worker.py"
-    worker.write_text(script)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", "2", str(worker), *arguments]
-    return subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
 
 
 def run_two_processes(raw_config: dict, tmp_path) -> subprocess.CompletedProcess:
