@@ -75,7 +75,9 @@ class MultiTaskDataModule(L.LightningDataModule):
 class MultiTaskModule(L.LightningModule):
     """A MultiTaskModel under Lightning, optimized as mtlm's own Trainer does (AdamW without
     decay on biases and norms, the heads at `head_learning_rate` if given, linear warmup and
-    decay)."""
+    decay). Each step trains one task's head, so several devices need DDP told that some
+    parameters get no gradient: `strategy="ddp_find_unused_parameters_true"`; each process
+    then validates its share of the batches."""
 
     def __init__(
         self,
