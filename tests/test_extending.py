@@ -17,7 +17,7 @@ from pydantic import Field
 
 from mtlm import ConfigError, MultiTaskModel, Trainer
 from mtlm.config import ExperimentConfig, config_from_dict
-from mtlm.data.sources import SplitRows
+from mtlm.data.rows import SplitRows
 from mtlm.modeling.sharing import SHARING, HardSharing, SharingSpec
 from mtlm.tasks import KINDS
 from mtlm.tasks.base import Features
