@@ -10,8 +10,9 @@ which entries are missing.
 Entries are the suite's config with a few keys changed. `single_task` is each task trained
 alone to its best validation score (the converged baselines of `mtlm compare`, from the same
 cache). The `hard_temperature` entry also fine-tunes every task alone afterwards, recorded as
-the `two_stage` row; `plan` is no training of its own: each task takes, among single-task,
-hard_temperature and two_stage, the one with the best validation score (`mtlm plan`'s rule).
+the `two_stage` row (`two_stage_long`: the same on the baselines' budget of 10 epochs); `plan`
+is no training of its own: each task takes, among single-task, hard_temperature and
+two_stage, the one with the best validation score (`mtlm plan`'s rule).
 
     python benchmarks/methods_quality.py --run --seeds 3 --suites suite suite_low_resource
     python benchmarks/methods_quality.py --write      # render BENCHMARKS.md from the records
@@ -32,35 +33,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from quality_entries import ENTRIES
 from report import ROOT, write_section
 
 RESULTS = ROOT / "benchmarks" / "results"
 SCRATCH = RESULTS / ".runs"
 SUITES = ("suite", "suite_low_resource")
-
-JOINT = {"training": {"step_mode": "joint"}}
-#: Config changes of each entry, merged into the suite's config.
-ENTRIES: dict[str, dict[str, Any]] = {
-    "single_task": {},
-    "hard_temperature": {"training": {"finetune": {}}},
-    # The same joint model, each task then fine-tuned on the single-task baselines' budget.
-    "hard_temperature_long_finetune": {
-        "training": {"finetune": {"num_epochs": 10, "early_stopping_patience": 2}}
-    },
-    "hard_proportional": {"training": {"sampler": {"kind": "proportional"}}},
-    "static_joint": {"training": {"step_mode": "joint", "balancer": {"kind": "static"}}},
-    "uncertainty": {"training": {"step_mode": "joint", "balancer": {"kind": "uncertainty"}}},
-    "famo": {"training": {"step_mode": "joint", "balancer": {"kind": "famo"}}},
-    "random": {"training": {"step_mode": "joint", "balancer": {"kind": "random"}}},
-    "upgrad": {"training": {"step_mode": "joint", "balancer": {"kind": "upgrad"}}},
-    "nash_mtl": {"training": {"step_mode": "joint", "balancer": {"kind": "nash_mtl"}}},
-    "soft": {"sharing": {"kind": "soft"}},
-    "lora": {"sharing": {"kind": "lora", "r": 16, "alpha": 32, "train_base": True}},
-}
-#: Rows rendered from the records of other entries.
-DERIVED = ("two_stage", "plan")
-#: The row the others are tested against.
-REFERENCE = "static_joint"
 
 
 # --- running ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ averaging of the gradients that DDP does not average."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
@@ -40,6 +41,24 @@ def training_accelerator(training: TrainingSpec) -> Accelerator:
     return accelerator
 
 
+@contextlib.contextmanager
+def main_process_first(accelerator: Accelerator | None) -> Iterator[None]:
+    """The block runs on the main process first, then on the others: those of `accelerator`,
+    or without one, those already joined in `torch.distributed` (by any launcher); a process
+    alone just runs it."""
+    if accelerator is not None:
+        with accelerator.main_process_first():
+            yield
+        return
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    main = not joined or torch.distributed.get_rank() == 0
+    if joined and not main:
+        torch.distributed.barrier()
+    yield
+    if joined and main:
+        torch.distributed.barrier()
+
+
 #: Launches that would split the model's weights over the processes, by the Accelerate
 #: distributed type (and `ACCELERATE_USE_<TYPE>` variable, as `accelerate launch` sets it).
 _SHARDED = {"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed", "MEGATRON_LM": "Megatron-LM"}
@@ -73,14 +92,14 @@ def ddp_averages_gradients(training: TrainingSpec) -> bool:
     Every step it averages leaves some: a sampled step, the other tasks' heads (and with soft or
     LoRA sharing their parts of the backbone); any step, an encoder's pooler, whose weights the
     heads copy and never read, or a decoder's own language model head (untied from its
-    embeddings) when the step's tasks have heads of their own. Looking for them walks the step's autograd graph after each
-    forward (about 30 ms on one CPU thread for a 12-layer BERT-base, whatever the batch). The
-    alternative for sampled steps, averaging after backward what the step reached (as
-    `average_gradients` does), would save that walk and the other heads' zero gradients, but
-    would no longer overlap the communication with backward, which for a large shared backbone
-    on GPUs is likely worth more (not measured: no GPU here); so DDP keeps it. Where a balancer
-    computes the gradients itself, every backward runs outside DDP's synchronisation: DDP
-    averages nothing, and looks for nothing."""
+    embeddings) when the step's tasks have heads of their own. Looking for them walks the
+    step's autograd graph after each forward (about 30 ms on one CPU thread for a 12-layer
+    BERT-base, whatever the batch). The alternative for sampled steps, averaging after backward
+    what the step reached (as `average_gradients` does), would save that walk and the other
+    heads' zero gradients, but would no longer overlap the communication with backward, which
+    for a large shared backbone on GPUs is likely worth more (not measured: no GPU here); so DDP
+    keeps it. Where a balancer computes the gradients itself, every backward runs outside DDP's
+    synchronisation: DDP averages nothing, and looks for nothing."""
     return not (training.step_mode == "joint" and training.balancer.reduces_gradients_itself)
 
 
