@@ -65,6 +65,8 @@ def decoder_config(
 
 
 class Trained(NamedTuple):
+    """A trainer after training, and the test results training returned."""
+
     trainer: Trainer
     results: dict[str, Any]
 
