@@ -10,8 +10,9 @@ which entries are missing.
 Entries are the suite's config with a few keys changed. `single_task` is each task trained
 alone to its best validation score (the converged baselines of `mtlm compare`, from the same
 cache). The `hard_temperature` entry also fine-tunes every task alone afterwards, recorded as
-the `two_stage` row; `plan` is no training of its own: each task takes, among single-task,
-hard_temperature and two_stage, the one with the best validation score (`mtlm plan`'s rule).
+the `two_stage` row (`two_stage_long`: the same on the baselines' budget of 10 epochs); `plan`
+is no training of its own: each task takes, among single-task, hard_temperature and
+two_stage, the one with the best validation score (`mtlm plan`'s rule).
 
     python benchmarks/methods_quality.py --run --seeds 3 --suites suite suite_low_resource
     python benchmarks/methods_quality.py --write      # render BENCHMARKS.md from the records
@@ -57,8 +58,11 @@ ENTRIES: dict[str, dict[str, Any]] = {
     "soft": {"sharing": {"kind": "soft"}},
     "lora": {"sharing": {"kind": "lora", "r": 16, "alpha": 32, "train_base": True}},
 }
-#: Rows rendered from the records of other entries.
-DERIVED = ("two_stage", "plan")
+#: The two-stage row each fine-tuning entry's records give.
+FINE_TUNED = {"hard_temperature": "two_stage", "hard_temperature_long_finetune": "two_stage_long"}
+#: Entries whose multi-task stage is another entry's (same config, same seed): only their
+#: two-stage row is rendered.
+FINE_TUNE_ONLY = ("hard_temperature_long_finetune",)
 #: The row the others are tested against.
 REFERENCE = "static_joint"
 

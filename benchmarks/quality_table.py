@@ -13,19 +13,26 @@ Records = dict[str, dict[int, dict[str, Any]]]
 
 
 def derived_rows(records: Records) -> Records:
-    """`two_stage` from the fine-tuned part of `hard_temperature`, and `plan`, each task served
-    by whichever of single_task, hard_temperature and two_stage had its best validation score."""
-    rows: Records = {"two_stage": {}, "plan": {}}
+    """A two-stage row from the fine-tuned part of each entry that fine-tunes (`two_stage` from
+    `hard_temperature`, `two_stage_long` from `hard_temperature_long_finetune`), and `plan`, each
+    task served by whichever of single_task, hard_temperature and two_stage had its best
+    validation score."""
+    from methods_quality import FINE_TUNED
+
+    rows: Records = {row: {} for row in FINE_TUNED.values()}
+    rows["plan"] = {}
+    for entry, row in FINE_TUNED.items():
+        for seed, record in records.get(entry, {}).items():
+            tuned = record.get("finetuned")
+            if tuned is not None:
+                rows[row][seed] = {
+                    **tuned,
+                    "train_seconds": record["train_seconds"] + tuned["train_seconds"],
+                }
     for seed, record in records.get("hard_temperature", {}).items():
         tuned = record.get("finetuned")
-        if tuned is None:
-            continue
-        rows["two_stage"][seed] = {
-            **tuned,
-            "train_seconds": record["train_seconds"] + tuned["train_seconds"],
-        }
         single = records.get("single_task", {}).get(seed)
-        if single is None:
+        if tuned is None or single is None:
             continue
         candidates = [
             Candidate(SINGLE_TASK, single["validation"], single["test"]),
@@ -79,7 +86,7 @@ def _ideals(record: dict[str, Any]) -> dict[str, float]:
 
 def render(suite: str, records: Records, seeds: list[int]) -> str:
     """The markdown table of one suite, with the missing records listed under it."""
-    from methods_quality import ENTRIES, REFERENCE
+    from methods_quality import ENTRIES, FINE_TUNE_ONLY, REFERENCE
 
     single = records.get("single_task", {})
     # Any multi-task record knows each task's primary metric and trivial score.
@@ -89,7 +96,8 @@ def render(suite: str, records: Records, seeds: list[int]) -> str:
         if entry != "single_task"
         for seed, record in by_seed.items()
     }
-    rows = {**{k: v for k, v in records.items() if k != "single_task"}, **derived_rows(records)}
+    trained = {k: v for k, v in records.items() if k != "single_task" and k not in FINE_TUNE_ONLY}
+    rows = {**trained, **derived_rows(records)}
     figures = {name: entry_figures(by_seed, single, reference) for name, by_seed in rows.items()}
     tasks = sorted({task for record in single.values() for task in record["test"]})
     header = ["entry", "seeds", "Δm %", "Δn points", "p vs " + REFERENCE, *tasks, "s / run"]

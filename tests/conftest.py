@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -389,3 +392,18 @@ def demo_task_rows(task: str) -> dict[str, list[dict[str, Any]]]:
     from mtlm.demo.splits import demo_task_files
 
     return {split: read_jsonl(path) for split, path in demo_task_files(task).items()}
+
+
+def torchrun(script: str, arguments: list[str], folder: Path) -> subprocess.CompletedProcess:
+    """`script` (written to `folder`) run by torchrun on 2 CPU processes with `arguments`."""
+    worker = folder / "worker.py"
+    worker.write_text(script)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(worker), *arguments]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )

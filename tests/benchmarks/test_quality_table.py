@@ -68,6 +68,25 @@ def test_two_stage_and_plan_rows_come_from_the_records():
     assert rows["plan"][42]["train_seconds"] == 170.0
 
 
+def test_the_long_fine_tune_gives_its_own_two_stage_row_and_not_a_second_joint_row():
+    long = {
+        42: multitask(
+            {"a": 0.72, "b": 0.65},
+            {"a": 0.84, "b": 0.40},
+            finetuned={"validation": {"a": 0.75, "b": 0.50}, "test": {"a": 0.88, "b": 0.35}},
+        )
+    }
+    records = {**RECORDS, "hard_temperature_long_finetune": long}
+    rows = derived_rows(records)
+    assert rows["two_stage_long"][42]["test"] == {"a": 0.88, "b": 0.35}
+    # The plan's candidates stay single-task, hard_temperature and its fine-tune.
+    assert rows["plan"][42]["test"] == {"a": 0.84, "b": 0.30}
+    text = render("suite", records, [42])
+    # a: (0.88 - 0.80) / 0.80 = +10 %; b: (0.50 - 0.35) / 0.50 = +30 %
+    assert "| two_stage_long | 1 | +20.00 |" in text
+    assert "| hard_temperature_long_finetune |" not in text
+
+
 def test_the_table_lists_every_row_and_the_missing_records():
     text = render("suite", RECORDS, [42, 43])
     assert "| hard_temperature | 1 | +12.50 | +9.00 |" in text

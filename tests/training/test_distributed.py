@@ -4,18 +4,18 @@ killed and resumed, they end as if never stopped."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import torchrun
 from safetensors.torch import load_file
 from test_resume import assert_same_tensors, log_rows, weights, write_config
 
+from mtlm import MultiTaskModel, Trainer
 from mtlm.cli import main
+from mtlm.evaluation.evaluate import evaluate
 
 #: Each rank trains, then saves its own copy of the weights as rank{N}.safetensors.
 _WORKER = """
@@ -35,21 +35,6 @@ rank = accelerator.process_index
 save_model(model, str(Path(config.training.output_dir) / f"rank{rank}.safetensors"))
 print(f"rank {rank} of {accelerator.num_processes}: {accelerator.distributed_type}", flush=True)
 """
-
-
-def torchrun(script: str, arguments: list[str], folder: Path) -> subprocess.CompletedProcess:
-    """`script` (written to `folder`) run by torchrun on 2 CPU processes with `arguments`."""
-    worker = folder / "worker.py"
-    worker.write_text(script)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", "2", str(worker), *arguments]
-    return subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
 
 
 def run_two_processes(raw_config: dict, tmp_path) -> subprocess.CompletedProcess:
@@ -130,6 +115,36 @@ def test_two_processes_agree_in_every_mode(make_config, tmp_path, training, shar
         assert len(states) == 2 and states[0].keys() == states[1].keys()
         for name, tensor in states[0].get("module", {}).items():
             assert torch.equal(tensor, states[1]["module"][name])
+
+
+def test_two_processes_fine_tune_every_task_after_the_multi_task_stage(make_config, tmp_path):
+    """Each task's fine-tuning is a distributed run like the first: every process takes part,
+    so none waits alone for the others, and the main process writes the fine-tuned model."""
+    run = tmp_path / "run"
+    config = make_config(
+        max_steps=6,
+        eval_steps=None,
+        save_steps=6,
+        output_dir=str(run),
+        finetune={"num_epochs": 1, "r": 4, "alpha": 8},
+    )
+    run_two_processes(json.loads(config.to_json()), tmp_path)
+    folder = run / "finetuned"
+    summary = json.loads((folder / "train_summary.json").read_text())
+    tasks = set(json.loads((run / "eval_results.json").read_text())["tasks"])
+    assert set(summary["tasks"]) == tasks and all(t["steps"] > 0 for t in summary["tasks"].values())
+    for task in tasks:
+        task_summary = json.loads((folder / "tasks" / task / "train_summary.json").read_text())
+        assert task_summary["num_processes"] == 2
+    # The scores the processes gathered are those of the saved model scored by one process.
+    tuned = MultiTaskModel.from_pretrained(folder / "model")
+    data = Trainer(config, tmp_path / "scoring", model=tuned).data
+    alone = evaluate(tuned, data, "test", config.training.eval_batch_size)
+    gathered = json.loads((folder / "eval_results.json").read_text())
+    for task in tasks:
+        for metric, value in alone["tasks"][task].items():
+            expected = pytest.approx(value) if isinstance(value, float) else value
+            assert gathered["tasks"][task][metric] == expected, (task, metric)
 
 
 #: `mtlm train ARGS...` on each process; with `kill` first, the main process SIGKILLs itself

@@ -4,13 +4,15 @@ Process r of n predicts batches r, r + n, r + 2n, ... of the one batching rule
 (`mtlm.inference.batches`): whole batches, so that every feature is predicted in the very batch
 one process would have put it in, and the predictions equal one process's, whatever n is.
 Batches are dealt out in length order, so that every process gets long and short ones alike.
+The answers travel through `torch.distributed`, which every launcher (Accelerate, the HF
+Trainer, Lightning) has joined, so any of them can share the work.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from accelerate.utils import gather_object
+import torch.distributed
 
 from mtlm.inference.batches import feature_batches
 from mtlm.inference.passes import predict_features
@@ -27,6 +29,14 @@ class Processes(Protocol):
     @property
     def num_processes(self) -> int:
         """How many processes there are."""
+
+
+class Ranks(NamedTuple):
+    """This process's place among the processes, for launchers without an Accelerator (e.g.
+    Lightning: `Ranks(trainer.global_rank, trainer.world_size)`)."""
+
+    process_index: int
+    num_processes: int
 
 
 def predict_sharded(
@@ -46,8 +56,10 @@ def predict_sharded(
     # In length order already, so the share re-forms exactly these batches.
     own = {key: [values[index] for index in mine] for key, values in features.items()}
     predicted = predict_features(model, [task], own, batch_size)[task] if mine else []
+    shares: list[Any] = [None] * processes.num_processes
+    torch.distributed.all_gather_object(shares, (mine, predicted))
     predictions: list[Any] = [None] * len(features["input_ids"])
-    for indices, answers in gather_object([(mine, predicted)]):
+    for indices, answers in shares:
         for index, answer in zip(indices, answers, strict=True):
             predictions[index] = answer
     return predictions

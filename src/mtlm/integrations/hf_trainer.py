@@ -38,8 +38,9 @@ class MultiTaskTrainer(Trainer):
     task, as `mtlm.training.experiment.build_experiment` returns them).
 
     `sampler` is mtlm's sampler options (default: proportional to the training sizes);
-    `eval_split` the split that `evaluate` scores. The batch size is the arguments'
-    `per_device_train_batch_size`.
+    `eval_split` the split that `evaluate` scores. The batch sizes are the arguments'
+    `per_device_train_batch_size` and `per_device_eval_batch_size`; under several processes
+    each evaluates its share of the batches.
     """
 
     def __init__(
@@ -125,10 +126,17 @@ class MultiTaskTrainer(Trainer):
         metric_key_prefix: str = "eval",
     ) -> dict[str, float]:
         """Every task's metrics on `eval_split` (`<prefix>_<task>_<metric>`) and their
-        aggregate (`<prefix>_aggregate`), logged and passed to the callbacks."""
+        aggregate (`<prefix>_aggregate`), logged and passed to the callbacks. Under several
+        processes each predicts its share of the batches."""
         model = self.accelerator.unwrap_model(self.model)
         with model.evaluating():
-            results = evaluate(model, self.task_data, self.eval_split)
+            results = evaluate(
+                model,
+                self.task_data,
+                self.eval_split,
+                self.args.per_device_eval_batch_size,
+                self.accelerator,
+            )
         metrics = flat_metrics(results, metric_key_prefix)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(

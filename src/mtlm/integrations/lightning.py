@@ -22,6 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from mtlm.data.features import TaskData
 from mtlm.evaluation.evaluate import evaluate, flat_metrics
+from mtlm.inference.shards import Ranks
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.training.mixture import TASK_KEY, TaskMixture, sampler_options
 from mtlm.training.optimization import adamw, parameter_groups
@@ -74,7 +75,9 @@ class MultiTaskDataModule(L.LightningDataModule):
 class MultiTaskModule(L.LightningModule):
     """A MultiTaskModel under Lightning, optimized as mtlm's own Trainer does (AdamW without
     decay on biases and norms, the heads at `head_learning_rate` if given, linear warmup and
-    decay)."""
+    decay). Each step trains one task's head, so several devices need DDP told that some
+    parameters get no gradient: `strategy="ddp_find_unused_parameters_true"`; each process
+    then validates its share of the batches."""
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class MultiTaskModule(L.LightningModule):
         head_learning_rate: float | None = None,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.06,
+        eval_batch_size: int = 64,
     ) -> None:
         super().__init__()
         self.model = model
@@ -92,6 +96,7 @@ class MultiTaskModule(L.LightningModule):
         self.head_learning_rate = head_learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
+        self.eval_batch_size = eval_batch_size
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> Any:
         batch = dict(batch)
@@ -109,8 +114,10 @@ class MultiTaskModule(L.LightningModule):
         return loss
 
     def validation_step(self, split: str, batch_index: int) -> None:
+        # Under several processes each predicts its share of the batches.
+        ranks = Ranks(self.trainer.global_rank, self.trainer.world_size)
         with self.model.evaluating():
-            results = evaluate(self.model, self.task_data, split)
+            results = evaluate(self.model, self.task_data, split, self.eval_batch_size, ranks)
         metrics = flat_metrics(results, "val")
         renamed = {key.replace("val_", "val/", 1): value for key, value in metrics.items()}
         self.log_dict(renamed, batch_size=1)

@@ -24,7 +24,7 @@ from mtlm.modeling.backbones import backbone_config, check_task_kinds, model_fam
 from mtlm.modeling.lengths import fit_task_lengths, position_limit
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
 from mtlm.tasks import KINDS
-from mtlm.training.processes import training_accelerator
+from mtlm.training.processes import main_process_first
 
 
 @dataclass
@@ -46,12 +46,16 @@ def build_experiment(
 ) -> Experiment:
     """Read and tokenize the config's data and build its model, except a `model` or `data`
     given. A task whose default `max_length` exceeds the model's positions is built with that
-    many instead, with a note. Of several processes (`accelerator`'s, by default the config's),
-    the main one fills the features cache before the others read it."""
+    many instead, with a note. Of several processes (`accelerator`'s, or those a launcher
+    has already joined in `torch.distributed`), the main one fills the features cache before
+    the others read it.
+
+    Without an `accelerator` this starts none, so that the launcher of another framework
+    (the HF Trainer, Lightning) joins the processes its own way; processes it has not joined
+    yet each read the data, the cache's atomic writes keeping them apart."""
     check_split_names(config.training)
     if model is not None and data is not None:
         return Experiment(model, data)
-    accelerator = accelerator or training_accelerator(config.training)
     set_seed(config.training.seed)
     location = resolve_model_name(config.model.name_or_path)
     # A task the model cannot serve, or longer than its positions, must fail before minutes of
@@ -85,9 +89,9 @@ def _load_data(
     config: ExperimentConfig,
     tokenizer: PreTrainedTokenizerBase,
     specs: list[TaskSpec],
-    accelerator: Accelerator,
+    accelerator: Accelerator | None,
 ) -> dict[str, TaskData]:
     features_cache = Path(config.cache_dir) if config.cache_dir else cache_dir() / "features"
     # The main process fills the features cache; the others then read it, not race to write.
-    with accelerator.main_process_first():
+    with main_process_first(accelerator):
         return {spec.name: load_task_data(spec, tokenizer, features_cache) for spec in specs}

@@ -36,6 +36,8 @@ from mtlm.modeling.sharing.lora import LoraSharing, LoraSharingSpec
 from mtlm.training.run_folder import FINETUNED, TrainedResults, write_trained_model
 
 if TYPE_CHECKING:
+    from accelerate import Accelerator
+
     from mtlm.training.trainer import Trainer
 
 
@@ -88,12 +90,17 @@ def finetune_tasks(
     data: dict[str, TaskData],
     run_dir: Path,
     trainer_class: type[Trainer],
+    processes: Accelerator,
 ) -> EvalResults:
     """Fine-tune every task alone from the multi-task model in `run_dir/model`, each with
     `trainer_class` (the Trainer that calls this, passed in so that this module need not
     import it); write the result to `run_dir/finetuned/` (model/, eval_results.json,
     validation_results.json, trivial_results.json, train_summary.json, and a folder per task
-    with its training log); return its final-split scores."""
+    with its training log); return its final-split scores.
+
+    Under several processes (`processes`, the multi-task run's Accelerator) every process
+    calls this: each task trains distributed, each process evaluates its share, and the main
+    process writes."""
     args = config.training
     folder = run_dir / FINETUNED
     # The adapters start the same whether this follows the multi-task stage or resumes it.
@@ -104,13 +111,16 @@ def finetune_tasks(
     for name, task_data in data.items():
         if "train" not in task_data.splits:
             continue
-        print(f"fine-tuning {name} alone from the multi-task model", flush=True)
+        if processes.is_main_process:
+            print(f"fine-tuning {name} alone from the multi-task model", flush=True)
         task_started = time.perf_counter()
         single = task_config(config, name, tuned.sharing.spec)
         trainer = trainer_class(
             single, folder / "tasks" / name, model=tuned, data={name: task_data}
         )
         trainer.train()
+        if not processes.is_main_process:
+            continue
         # The task's own run keeps its log and summary; its copy of the model is the one below.
         trainer.run_folder.drop_weights()
         summary = trainer.summary
@@ -121,11 +131,12 @@ def finetune_tasks(
             "best_validation_score": summary["best_validation_aggregate"],
             "train_seconds": round(time.perf_counter() - task_started, 2),
         }
-    results = TrainedResults(
-        evaluate(tuned, data, args.final_eval_split, args.eval_batch_size),
-        evaluate(tuned, data, args.eval_split, args.eval_batch_size),
-        trivial_baseline(data, args.final_eval_split),
-    )
+    final = evaluate(tuned, data, args.final_eval_split, args.eval_batch_size, processes)
+    validation = evaluate(tuned, data, args.eval_split, args.eval_batch_size, processes)
+    if not processes.is_main_process:
+        processes.wait_for_everyone()
+        return final
+    results = TrainedResults(final, validation, trivial_baseline(data, args.final_eval_split))
     summary = {
         "train_seconds": round(time.perf_counter() - started, 2),
         "tasks": per_task,
@@ -133,4 +144,5 @@ def finetune_tasks(
     }
     write_trained_model(folder, tuned, results, summary)
     print(f"fine-tuned model: {folder / 'model'}", flush=True)
-    return results.final
+    processes.wait_for_everyone()
+    return final

@@ -3,6 +3,7 @@ averaging of the gradients that DDP does not average."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
@@ -38,6 +39,24 @@ def training_accelerator(training: TrainingSpec) -> Accelerator:
     if kind in _SHARDED:
         raise ConfigError(_sharded_message(_SHARDED[kind], f"distributed type {kind}"))
     return accelerator
+
+
+@contextlib.contextmanager
+def main_process_first(accelerator: Accelerator | None) -> Iterator[None]:
+    """The block runs on the main process first, then on the others: those of `accelerator`,
+    or without one, those already joined in `torch.distributed` (by any launcher); a process
+    alone just runs it."""
+    if accelerator is not None:
+        with accelerator.main_process_first():
+            yield
+        return
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    main = not joined or torch.distributed.get_rank() == 0
+    if joined and not main:
+        torch.distributed.barrier()
+    yield
+    if joined and main:
+        torch.distributed.barrier()
 
 
 #: Launches that would split the model's weights over the processes, by the Accelerate

@@ -118,8 +118,9 @@ class Trainer:
             final, self.summary = self.run_folder.finished_results()
         else:
             final = {}
-        if args.finetune is not None and self._is_main:
-            finetune_tasks(self.config, self.data, self.output_dir, type(self))
+        if args.finetune is not None:
+            # Every process fine-tunes: each task's stage is a distributed run like the first.
+            finetune_tasks(self.config, self.data, self.output_dir, type(self), self.accelerator)
         return final
 
     def _train_loop(self, balancer: Balancer | None, resume: bool) -> EvalResults:
