@@ -1,12 +1,13 @@
-# Two entry points: `make demo` (the main job) and `make test` (what CI runs).
+# Two entry points: `make demo` (the main job) and `make test` (what CI runs; it builds the docs).
 # Each creates or reuses the virtualenv in $(VENV) and installs what it needs.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch lies on this machine's disk; pip elsewhere picks the platform's build.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.mtlm-installed
+DOCS_STAMP := $(VENV)/.mtlm-docs-installed
 
-.PHONY: demo test lint install bench bench-methods
+.PHONY: demo test lint docs install bench bench-methods
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +20,15 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/mtlm demo
+
+# The documentation site, from docs/ and mkdocs.yml into site/. Strict: a broken link or anchor,
+# or an API entry that names no object, fails the build. It needs no network.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -37,5 +47,5 @@ bench-methods: $(STAMP)
 	$(PY) benchmarks/balancing.py --write
 	$(PY) benchmarks/sharing.py --write
 
-test: lint
+test: lint docs
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -33,38 +33,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from quality_entries import ENTRIES
 from report import ROOT, write_section
 
 RESULTS = ROOT / "benchmarks" / "results"
 SCRATCH = RESULTS / ".runs"
 SUITES = ("suite", "suite_low_resource")
-
-JOINT = {"training": {"step_mode": "joint"}}
-#: Config changes of each entry, merged into the suite's config.
-ENTRIES: dict[str, dict[str, Any]] = {
-    "single_task": {},
-    "hard_temperature": {"training": {"finetune": {}}},
-    # The same joint model, each task then fine-tuned on the single-task baselines' budget.
-    "hard_temperature_long_finetune": {
-        "training": {"finetune": {"num_epochs": 10, "early_stopping_patience": 2}}
-    },
-    "hard_proportional": {"training": {"sampler": {"kind": "proportional"}}},
-    "static_joint": {"training": {"step_mode": "joint", "balancer": {"kind": "static"}}},
-    "uncertainty": {"training": {"step_mode": "joint", "balancer": {"kind": "uncertainty"}}},
-    "famo": {"training": {"step_mode": "joint", "balancer": {"kind": "famo"}}},
-    "random": {"training": {"step_mode": "joint", "balancer": {"kind": "random"}}},
-    "upgrad": {"training": {"step_mode": "joint", "balancer": {"kind": "upgrad"}}},
-    "nash_mtl": {"training": {"step_mode": "joint", "balancer": {"kind": "nash_mtl"}}},
-    "soft": {"sharing": {"kind": "soft"}},
-    "lora": {"sharing": {"kind": "lora", "r": 16, "alpha": 32, "train_base": True}},
-}
-#: The two-stage row each fine-tuning entry's records give.
-FINE_TUNED = {"hard_temperature": "two_stage", "hard_temperature_long_finetune": "two_stage_long"}
-#: Entries whose multi-task stage is another entry's (same config, same seed): only their
-#: two-stage row is rendered.
-FINE_TUNE_ONLY = ("hard_temperature_long_finetune",)
-#: The row the others are tested against.
-REFERENCE = "static_joint"
 
 
 # --- running ---------------------------------------------------------------------------------

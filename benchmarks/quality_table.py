@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from quality_entries import ENTRIES, FINE_TUNE_ONLY, FINE_TUNED, REFERENCE
+
 from mtlm.analysis.selection import SINGLE_TASK, Candidate, choose_per_task, chosen_scores
 from mtlm.analysis.transfer import delta_m, delta_n, mean_std, relative_change, seed_test
 
@@ -17,8 +19,6 @@ def derived_rows(records: Records) -> Records:
     `hard_temperature`, `two_stage_long` from `hard_temperature_long_finetune`), and `plan`, each
     task served by whichever of single_task, hard_temperature and two_stage had its best
     validation score."""
-    from methods_quality import FINE_TUNED
-
     rows: Records = {row: {} for row in FINE_TUNED.values()}
     rows["plan"] = {}
     for entry, row in FINE_TUNED.items():
@@ -86,8 +86,6 @@ def _ideals(record: dict[str, Any]) -> dict[str, float]:
 
 def render(suite: str, records: Records, seeds: list[int]) -> str:
     """The markdown table of one suite, with the missing records listed under it."""
-    from methods_quality import ENTRIES, FINE_TUNE_ONLY, REFERENCE
-
     single = records.get("single_task", {})
     # Any multi-task record knows each task's primary metric and trivial score.
     reference = {

@@ -19,7 +19,7 @@ from mtlm.errors import ConfigError, DataError, MtlmError
 
 if TYPE_CHECKING:
     from mtlm.config import ExperimentConfig
-    from mtlm.data.sources import SplitRows
+    from mtlm.data.rows import SplitRows
 
 
 def main(argv: list[str] | None = None) -> int:

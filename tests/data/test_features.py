@@ -15,7 +15,7 @@ from datasets import Dataset
 import mtlm.data.features as features
 from mtlm.config import TaskSpec, task_spec
 from mtlm.data.features import load_task_data, tokenizer_fingerprint, training_subset
-from mtlm.data.sources import SplitRows
+from mtlm.data.rows import SplitRows
 from mtlm.errors import DataError
 from mtlm.tasks.classification import Classification
 

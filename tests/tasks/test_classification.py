@@ -16,7 +16,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from mtlm import ConfigError, DataError
 from mtlm.config import config_from_dict, task_spec
 from mtlm.data.batching import LengthGroupedBatches
-from mtlm.data.sources import SplitRows
+from mtlm.data.rows import SplitRows
 from mtlm.tasks.base import label_vocabulary
 from mtlm.tasks.classification import Classification
 

@@ -12,7 +12,7 @@ from conftest import FILLER, POSITIVE, assert_declared, tiny_tokenizer
 
 from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
 from mtlm.config import config_from_dict, task_spec
-from mtlm.data.sources import SplitRows
+from mtlm.data.rows import SplitRows
 from mtlm.evaluation.evaluate import trivial_baseline
 from mtlm.tasks.extractive_qa import ExtractiveQA, QAReference, WindowSpan
 from mtlm.tasks.squad_metrics import best_scores, exact_match, normalize_answer, token_f1

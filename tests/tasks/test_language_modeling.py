@@ -26,7 +26,8 @@ from conftest import (
 
 from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
 from mtlm.config import config_from_dict, task_spec
-from mtlm.data.sources import SplitRows, read_file
+from mtlm.data.rows import SplitRows
+from mtlm.data.sources import read_file
 from mtlm.evaluation.evaluate import aggregate_score, evaluate, trivial_baseline
 from mtlm.modeling.backbones import check_task_kinds
 from mtlm.tasks.language_modeling import LanguageModeling

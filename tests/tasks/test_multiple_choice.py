@@ -17,7 +17,7 @@ from datasets import Dataset
 from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
 from mtlm.config import config_from_dict, task_spec
 from mtlm.data.features import load_task_data
-from mtlm.data.sources import SplitRows
+from mtlm.data.rows import SplitRows
 from mtlm.inference import input_signature
 from mtlm.tasks import KINDS
 from mtlm.tasks.multiple_choice import MultipleChoice

@@ -14,7 +14,7 @@ from scipy.stats import pearsonr, spearmanr
 
 from mtlm import ConfigError, DataError
 from mtlm.config import config_from_dict, task_spec
-from mtlm.data.sources import SplitRows
+from mtlm.data.rows import SplitRows
 from mtlm.tasks.regression import Regression
 
 

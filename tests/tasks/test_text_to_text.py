@@ -12,7 +12,7 @@ from conftest import assert_declared, tiny_decoder_tokenizer
 
 from mtlm import ConfigError, DataError
 from mtlm.config import task_spec
-from mtlm.data.sources import SplitRows
+from mtlm.data.rows import SplitRows
 from mtlm.tasks.text_to_text import TextToText, fill, template_fields
 
 ROWS = [

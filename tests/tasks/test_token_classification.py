@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score as sklearn_f1
 
 from mtlm import ConfigError, DataError
 from mtlm.config import config_from_dict, task_spec
-from mtlm.data.sources import SplitRows
+from mtlm.data.rows import SplitRows
 from mtlm.tasks.token_classification import TokenClassification
 
 

@@ -33,7 +33,8 @@ from datasets import Dataset, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
 from mtlm.config import TaskSpec
-from mtlm.data.sources import SPLITS, SplitRows, read_task_splits
+from mtlm.data.rows import SplitRows
+from mtlm.data.sources import SPLITS, read_task_splits
 from mtlm.files import staged_directory, write_json
 from mtlm.tasks import KINDS, TaskKind
 

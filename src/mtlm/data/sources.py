@@ -12,7 +12,6 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mtlm.config import DataSpec, TaskSpec, TrainingSpec
+from mtlm.data.rows import SplitRows
 from mtlm.errors import ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
@@ -68,29 +68,6 @@ def check_split_present(split: str, key: str, splits: dict[str, Iterable[str]]) 
         f"{', '.join(name for name in SPLITS if name in present)}); give a task {split} data "
         f"or set {key} to one of those"
     )
-
-
-@dataclass
-class SplitRows:
-    """The rows of one split, where they came from, and a fingerprint of their content."""
-
-    rows: list[dict[str, Any]]
-    source: str
-    locators: list[str]
-    fingerprint: str
-
-    def where(self, index: int) -> str:
-        """`file, line N` for the row at `index`, for error messages."""
-        return f"{self.source}, {self.locators[index]}"
-
-    def select(self, indices: list[int], fingerprint: str) -> SplitRows:
-        """A subset of the rows, keeping their original locators."""
-        return SplitRows(
-            rows=[self.rows[i] for i in indices],
-            source=self.source,
-            locators=[self.locators[i] for i in indices],
-            fingerprint=fingerprint,
-        )
 
 
 def read_task_splits(spec: TaskSpec) -> tuple[dict[str, SplitRows], list[str]]:

@@ -23,7 +23,7 @@ from mtlm.tasks.spec import ClassWeights, LabelName, Labels, option_error, per_c
 if TYPE_CHECKING:
     import torch
 
-    from mtlm.data.sources import SplitRows
+    from mtlm.data.rows import SplitRows
 
 
 class ClassificationSpec(TextPairSpec):

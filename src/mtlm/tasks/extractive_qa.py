@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from mtlm.data.sources import SplitRows
+    from mtlm.data.rows import SplitRows
 
 #: Feature fields that help decode predictions but are not model inputs or targets.
 _TEXT_FIELDS = ("offset_mapping", "context", "answers")

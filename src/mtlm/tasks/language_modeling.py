@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from mtlm.data.sources import SplitRows
+    from mtlm.data.rows import SplitRows
 
 _IGNORE = -100
 #: Of the tokens chosen for prediction: the share hidden behind the mask token, and the share

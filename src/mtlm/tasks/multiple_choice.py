@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-    from mtlm.data.sources import SplitRows
+    from mtlm.data.rows import SplitRows
 
 
 class MultipleChoiceSpec(SequenceSpec):

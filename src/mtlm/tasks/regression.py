@@ -11,7 +11,7 @@ from mtlm.tasks.base import Features, TextPairSpec, TextPairTask, check_value
 if TYPE_CHECKING:
     import torch
 
-    from mtlm.data.sources import SplitRows
+    from mtlm.data.rows import SplitRows
 
 
 class RegressionSpec(TextPairSpec):

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from mtlm.data.sources import SplitRows
+    from mtlm.data.rows import SplitRows
 
 #: Targets with at most this many distinct values in training are scored as labels.
 _MAX_LABELS = 50

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from mtlm.data.sources import SplitRows
+    from mtlm.data.rows import SplitRows
 
 
 class TokenClassificationSpec(TaskSpec):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from accelerate.utils import set_seed
 
@@ -38,7 +38,31 @@ from mtlm.training.run_folder import FINETUNED, TrainedResults, write_trained_mo
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from mtlm.training.trainer import Trainer
+    from mtlm.training.run_folder import RunFolder
+
+
+class TaskRun(Protocol):
+    """What fine-tuning needs of the Trainer that trains one task (the Trainer is one; it calls
+    this module, which therefore does not import it)."""
+
+    run_folder: RunFolder
+    summary: dict[str, Any] | None
+
+    def train(self) -> EvalResults:
+        """Train, keep the best weights, write the run's results."""
+
+
+class TaskTrainer(Protocol):
+    """Builds the run of one task: `Trainer(config, output_dir, model=..., data=...)`."""
+
+    def __call__(
+        self,
+        config: ExperimentConfig,
+        output_dir: Path,
+        *,
+        model: MultiTaskModel,
+        data: dict[str, TaskData],
+    ) -> TaskRun: ...
 
 
 def adapter_model(model: MultiTaskModel, spec: FinetuneSpec) -> MultiTaskModel:
@@ -89,7 +113,7 @@ def finetune_tasks(
     config: ExperimentConfig,
     data: dict[str, TaskData],
     run_dir: Path,
-    trainer_class: type[Trainer],
+    trainer_class: TaskTrainer,
     processes: Accelerator,
 ) -> EvalResults:
     """Fine-tune every task alone from the multi-task model in `run_dir/model`, each with
