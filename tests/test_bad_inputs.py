@@ -8,7 +8,8 @@ below, not a test of its own.
 
 Placeholders in commands, `names` and extra files: `{config}` the case's config file (the good
 config of `good_config` with the entry's `edit` applied), `{run}` a trained run directory,
-`{model}` its saved model, `{rows}` a file of rows to predict, `{dir}` the case's folder.
+`{model}` its saved model, `{rows}` a file of rows to predict, `{dir}` the case's folder,
+`{decoder}` a tiny causal LM's folder, `{decoder_model}` the saved model of a run on it.
 """
 
 from __future__ import annotations
@@ -298,6 +299,24 @@ CATALOGUE = [
         edit=_set("model.name_or_path", "bundled:bert"),
     ),
     BadInput(
+        "first-token pooling on a decoder",
+        TRAIN,
+        ("tasks[sentiment].pooling", "causal model", "use last"),
+        edit=lambda raw: (
+            raw["model"].update(name_or_path="{decoder}"),
+            raw["tasks"][0].update(pooling="cls"),
+        ),
+    ),
+    BadInput(
+        "multiple choice on a decoder",
+        TRAIN,
+        ("tasks[sentiment].kind", "multiple_choice works with encoder", "cast the task as"),
+        edit=lambda raw: (
+            raw["model"].update(name_or_path="{decoder}"),
+            raw["tasks"][0].update(kind="multiple_choice", choices_column="text"),
+        ),
+    ),
+    BadInput(
         "weights dtype that transformers does not take",
         TRAIN,
         ("model.dtype", "bfloat16"),
@@ -431,6 +450,11 @@ CATALOGUE = [
         ("export", "--model", "{model}", "--task", "sentiment", "--out", "{dir}/exported"),
         ("{model}/mtlm_config.json is damaged",),
         files={"run/model/mtlm_config.json": '{"format_version": 2, "tasks": '},
+    ),
+    BadInput(
+        "regression on a decoder to export",
+        ("export", "--model", "{decoder_model}", "--task", "score", "--out", "{dir}/exported"),
+        ("--task", "'score' is a regression", "no bias"),
     ),
     BadInput(
         "Hub repository name that the Hub does not take",
@@ -683,14 +707,18 @@ CATALOGUE = [
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """Task files, a trained run and rows to predict, copied into every case's folder."""
+def workspace(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, tiny_decoder_dir: Path
+) -> Path:
+    """Task files, trained runs on an encoder and a decoder, and rows to predict, copied into
+    every case's folder."""
     root = tmp_path_factory.mktemp("bad-inputs")
     files = write_task_files(root)
-    config = three_task_config(
-        tiny_model_dir, files, root, max_steps=4, eval_steps=None, output_dir=str(root / "run")
-    )
-    Trainer(config).train()
+    for model_dir, run in ((tiny_model_dir, "run"), (tiny_decoder_dir, "decoder-run")):
+        config = three_task_config(
+            model_dir, files, root, max_steps=4, eval_steps=None, output_dir=str(root / run)
+        )
+        Trainer(config).train()
     rows = [{"text": "the movie was great"}, {"text": "a dull plot"}]
     (root / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return root
@@ -741,11 +769,13 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 97
+    assert len(CATALOGUE) >= 100
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])
-def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_path: Path):
+def test_bad_input(
+    case: BadInput, workspace: Path, tiny_model_dir: Path, tiny_decoder_dir: Path, tmp_path: Path
+):
     case_dir = tmp_path / "case"
     shutil.copytree(workspace, case_dir)
     places = {
@@ -754,6 +784,8 @@ def test_bad_input(case: BadInput, workspace: Path, tiny_model_dir: Path, tmp_pa
         "run": str(case_dir / "run"),
         "model": str(case_dir / "run" / "model"),
         "rows": str(case_dir / "rows.jsonl"),
+        "decoder": str(tiny_decoder_dir),
+        "decoder_model": str(case_dir / "decoder-run" / "model"),
     }
     raw = good_config(case_dir, tiny_model_dir, tmp_path / "features")
     config_from_dict(raw)  # the unedited config is valid: the edit alone is at fault

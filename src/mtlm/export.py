@@ -2,10 +2,10 @@
 
 The folder (config.json, model.safetensors, tokenizer files) loads with
 `AutoModelForSequenceClassification` or `AutoModelForTokenClassification` (a task with a
-head), or `AutoModelForCausalLM` / `AutoModelForSeq2SeqLM` (a text-to-text task: its own
-language model, adapter merged), and so with `transformers.pipeline`, without mtlm. Weights
-are mapped by the exported class's own layout, and the folder is published only once a
-reloaded copy reproduces mtlm's outputs.
+head, on an encoder or a decoder), or `AutoModelForCausalLM` / `AutoModelForSeq2SeqLM` (a
+text-to-text task: its own language model, adapter merged), and so with
+`transformers.pipeline`, without mtlm. Weights are mapped by the exported class's own layout,
+and the folder is published only once a reloaded copy reproduces mtlm's outputs.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from transformers import (
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
 )
 
 from mtlm.devices import DeviceLike, resolve_device
@@ -36,7 +37,7 @@ from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.modeling.sharing import LoraSharing
 from mtlm.outputs import check_export_folder, write_export_marker
 from mtlm.tasks import TaskKind
-from mtlm.tasks.base import SequenceTask
+from mtlm.tasks.base import FAMILY_POOLING, SequenceTask
 from mtlm.tasks.classification import Classification
 from mtlm.tasks.regression import Regression
 from mtlm.tasks.token_classification import TokenClassification
@@ -88,26 +89,30 @@ def export_task(
     if task not in model.tasks:
         raise ConfigError(f"--task: no task {task!r} (tasks: {', '.join(model.tasks)})")
     kind = model.tasks[task]
-    if isinstance(kind, SequenceTask) and kind.spec.pooling != "cls":
+    if isinstance(kind, SequenceTask) and kind.pooling != FAMILY_POOLING[model.family]:
+        expected = FAMILY_POOLING[model.family]
         raise ConfigError(
-            f"--task: {task!r} pools by {kind.spec.pooling}, and no Hugging Face sequence "
-            "classifier does; train it with pooling: cls to export it"
+            f"--task: {task!r} pools by {kind.pooling}, and Hugging Face sequence classifiers "
+            f"of {model.family} models pool by {expected}; train it with pooling: {expected} "
+            "to export it"
         )
     if model.tokenizer is None:
         raise ConfigError("--model: the model has no tokenizer to export with the task")
+    tokenizer = copy.deepcopy(model.tokenizer)
+    # `truncation=True` in a pipeline then cuts inputs where mtlm cut them in training
+    tokenizer.model_max_length = kind.spec.max_length
     backbone = task_backbone(model, task)
     if kind.uses_language_model_head:
         exported, auto_class = backbone, _LANGUAGE_MODEL_CLASSES[model.family]
         check = verify_language_model
     else:
         auto_class, config = hf_config(kind, backbone.config)
+        if model.family == "causal":
+            pad_as_mtlm(tokenizer, config)
         exported = build_exported(model, task, backbone, auto_class, config)
         check = verify
     with staged_directory(output_dir) as staging:
         exported.save_pretrained(staging)
-        tokenizer = copy.deepcopy(model.tokenizer)
-        # `truncation=True` in a pipeline then cuts inputs where mtlm cut them in training
-        tokenizer.model_max_length = kind.spec.max_length
         tokenizer.save_pretrained(staging)
         check(model, task, auto_class, staging)
         # What the card is made of, kept in the marker so that `mtlm push` can render it again.
@@ -147,6 +152,19 @@ def hf_config(kind: TaskKind, backbone_config: PretrainedConfig) -> tuple[Any, P
     return AutoModelForSequenceClassification, config
 
 
+def pad_as_mtlm(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig) -> None:
+    """Make a decoder task's exported tokenizer pad on the right, as mtlm does, and its config
+    name the pad token. transformers' decoder classifiers take a row's last token to be the
+    rightmost one that is not `pad_token_id`, and number positions from the first token, so
+    right padding leaves every row's states as mtlm computes them. A tokenizer without a pad
+    token pads with its end-of-sequence token: mtlm's own stand-in, id 0, can be a real token,
+    which that search would then skip."""
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config.pad_token_id = tokenizer.pad_token_id
+
+
 def build_exported(
     model: MultiTaskModel,
     task: str,
@@ -162,8 +180,9 @@ def build_exported(
             f"--task: transformers has no {auto_class.__name__[len('AutoModelFor') :]} class "
             f"for {config.model_type} models, so {task!r} cannot be exported"
         ) from None
-    # The class's pooler, if it has one, is the head's dense layer, set below.
-    loaded = exported.base_model.load_state_dict(backbone.state_dict(), strict=False)
+    # The class's pooler, if it has one, is the head's dense layer, set below. A decoder's
+    # body is its language model without the head (`base_model`).
+    loaded = exported.base_model.load_state_dict(backbone.base_model.state_dict(), strict=False)
     mismatched = [
         key
         for key in [*loaded.missing_keys, *loaded.unexpected_keys]
@@ -174,32 +193,44 @@ def build_exported(
             f"--task: {type(exported).__name__}'s encoder does not match the backbone of "
             f"{task!r} (differing weights: {', '.join(mismatched[:5])})"
         )
-    dense, out = head_layers(exported, model.tasks[task], task)
+    kind = model.tasks[task]
+    dense, out = head_layers(exported, kind, task)
     head = model.heads[task]
+    weights = {name: value.detach() for name, value in head.out.state_dict().items()}
+    if isinstance(kind, Regression):
+        if out.bias is None:
+            raise ConfigError(
+                f"--task: {task!r} is a regression, and {type(exported).__name__}'s output "
+                "layer has no bias to add its training targets' mean to; predict it with mtlm"
+            )
+        # mtlm's head predicts standardised targets; the exported one the raw values
+        std, mean = kind.state["std"], kind.state["mean"]
+        weights = {"weight": weights["weight"] * std, "bias": weights["bias"] * std + mean}
     with torch.no_grad():
         if dense is not None:
             dense.load_state_dict(head.dense.state_dict())
-        weight, bias = head.out.weight.detach(), head.out.bias.detach()
-        kind = model.tasks[task]
-        if isinstance(kind, Regression):
-            # mtlm's head predicts standardised targets; the exported one the raw values
-            std, mean = kind.state["std"], kind.state["mean"]
-            weight, bias = weight * std, bias * std + mean
-        out.load_state_dict({"weight": weight.clone(), "bias": bias.clone()})
+        out.load_state_dict({name: value.clone() for name, value in weights.items()})
     return exported.eval()
 
 
 def head_layers(
     exported: PreTrainedModel, kind: TaskKind, task: str
 ) -> tuple[nn.Linear | None, nn.Linear]:
-    """The exported class's first-token dense layer (None for tagging) and output layer, by
-    its own layout: BERT-like `<base>.pooler.dense` + `classifier`, RoBERTa-like
-    `classifier.dense` + `classifier.out_proj`, or a tagger's `classifier`."""
+    """The exported class's first-token dense layer (None for tagging and for decoders) and
+    output layer, by its own layout: BERT-like `<base>.pooler.dense` + `classifier`,
+    RoBERTa-like `classifier.dense` + `classifier.out_proj`, a decoder's `score` (without bias
+    for a sequence), or a tagger's `classifier` or `score`."""
     classifier = getattr(exported, "classifier", None)
+    score = getattr(exported, "score", None)
     if isinstance(kind, TokenClassification):
-        if isinstance(classifier, nn.Linear):
-            return None, classifier
+        for layer in (classifier, score):
+            if isinstance(layer, nn.Linear):
+                return None, layer
         shape = "dropout and a linear layer over every token"
+    elif kind.pooling == "last":
+        if isinstance(score, nn.Linear) and score.bias is None:
+            return None, score
+        shape = "last token, linear without bias"
     else:
         pooler = getattr(exported.base_model, "pooler", None)
         if (

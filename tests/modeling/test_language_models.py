@@ -155,11 +155,20 @@ def test_logits_of_target_positions_only_give_the_full_loss(tiny_decoder_dir, da
 
 
 def test_each_family_refuses_the_kinds_it_cannot_serve(
-    tiny_decoder_dir, tiny_model_dir, data_files, tmp_path
+    tiny_decoder_dir, tiny_seq2seq_dir, tiny_model_dir, data_files, tmp_path
 ):
     head_task = {"name": "sentiment", "kind": "classification"}
-    with pytest.raises(ConfigError, match=r"tasks\[sentiment\].kind: .*cast the task as text_to"):
-        Trainer(experiment(tiny_decoder_dir, data_files, tmp_path, [head_task]))
+    with pytest.raises(
+        ConfigError,
+        match=r"tasks\[sentiment\].kind: classification works with causal or encoder models, "
+        r"and the model is a seq2seq model .*cast the task as text_to_text",
+    ):
+        Trainer(experiment(tiny_seq2seq_dir, data_files, tmp_path, [head_task]))
+    choice_task = {"name": "sentiment", "kind": "multiple_choice", "choices_column": "text"}
+    with pytest.raises(
+        ConfigError, match=r"tasks\[sentiment\].kind: multiple_choice works with encoder .*text_to"
+    ):
+        Trainer(experiment(tiny_decoder_dir, data_files, tmp_path, [choice_task]))
     with pytest.raises(ConfigError, match=r"tasks\[sentiment\].kind: .* is an encoder model"):
         Trainer(experiment(tiny_model_dir, data_files, tmp_path, [SENTIMENT]))
 

@@ -144,7 +144,7 @@ def test_an_encoder_tokenizer_without_a_mask_token_is_refused():
 
 def test_a_sequence_to_sequence_model_is_refused():
     with pytest.raises(ConfigError, match=r"tasks\[lm\].kind: language_modeling works with"):
-        check_task_kinds("seq2seq", {"lm": LanguageModeling}, "T5ForConditionalGeneration")
+        check_task_kinds("seq2seq", [make_task("causal").spec], "T5ForConditionalGeneration")
 
 
 def test_causal_batches_predict_every_token_after_the_first():

@@ -2,12 +2,13 @@
 
 An encoder (BERT-like) is loaded bare, and task heads read its hidden states. A causal LM
 (GPT-, Llama-like) or a sequence-to-sequence LM (T5, BART) is loaded with its
-language-modelling head, which text-to-text tasks use as their head.
+language-modelling head, which text-to-text tasks use as their head; on a causal LM, task
+heads read the hidden states under that head.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +23,9 @@ from transformers import (
 )
 
 from mtlm.errors import ConfigError
-from mtlm.tasks import TaskKind
+from mtlm.tasks import KINDS, TaskKind, TaskSpec
+from mtlm.tasks.language_modeling import LanguageModeling
+from mtlm.tasks.text_to_text import TextToText
 
 Family = Literal["encoder", "causal", "seq2seq"]
 _CLASSES = {"encoder": AutoModel, "causal": AutoModelForCausalLM, "seq2seq": AutoModelForSeq2SeqLM}
@@ -81,19 +84,29 @@ def load_backbone(
         raise ConfigError(f"{key}: cannot load {str(location)!r} ({error})") from None
 
 
-def check_task_kinds(family: Family, kinds: Mapping[str, type[TaskKind]], model: str) -> None:
-    """Refuse tasks the model's family cannot serve (`model` names the model in the message):
-    a head on a decoder's states, or text generation from an encoder."""
-    for name, kind in kinds.items():
-        if family in kind.families:
-            continue
-        served = " or ".join(sorted(kind.families))
-        advice = (
-            "; cast the task as text_to_text (a prompt and a target template)"
-            if kind.families == {"encoder"}
-            else ""
-        )
-        raise ConfigError(
-            f"tasks[{name}].kind: {kind.name} works with {served} models, and the model is "
-            f"{'an' if family == 'encoder' else 'a'} {family} model ({model}){advice}"
-        )
+def check_task_kinds(
+    family: Family,
+    specs: Sequence[TaskSpec],
+    model: str,
+    kinds: Mapping[str, type[TaskKind]] = KINDS,
+) -> None:
+    """Refuse tasks the model's family cannot serve (`model` names the model in the message),
+    and options it cannot honour: text generation from an encoder, a head on a
+    sequence-to-sequence model's states, first-token pooling on a causal model. `kinds` maps
+    each spec's kind to its class (a model passes its own tasks', which may be a user's)."""
+    for spec in specs:
+        kind = kinds[spec.kind]
+        if family not in kind.families:
+            served = " or ".join(sorted(kind.families))
+            # Any task with an answer per row can be written as a prompt and a target;
+            # language modelling has no answer to write.
+            advice = (
+                "; cast the task as text_to_text (a prompt and a target template)"
+                if family in TextToText.families and kind is not LanguageModeling
+                else ""
+            )
+            raise ConfigError(
+                f"tasks[{spec.name}].kind: {kind.name} works with {served} models, and the "
+                f"model is {'an' if family == 'encoder' else 'a'} {family} model ({model}){advice}"
+            )
+        kind.check_options(spec, family)

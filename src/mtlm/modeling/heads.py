@@ -7,9 +7,15 @@ from torch import nn
 
 
 def pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """One vector per sequence: the first token's state (`cls`) or the mean over real tokens."""
+    """One vector per sequence: the first token's state (`cls`), the last real token's
+    (`last`: the rightmost position the attention mask keeps, so that right and left padding
+    give the same token) or the mean over real tokens."""
     if pooling == "cls":
         return hidden_states[:, 0]
+    if pooling == "last":
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (positions * attention_mask).argmax(dim=1)
+        return hidden_states[torch.arange(len(hidden_states), device=last.device), last]
     mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
     return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
@@ -19,7 +25,9 @@ class SequenceHead(nn.Module):
 
     With `cls` pooling: first token, dense, tanh, dropout, linear, the shape of Hugging Face's
     sequence classifiers (BERT's pooler and classifier, RoBERTa's classification head), so a
-    task can be exported as one of them. With `mean` pooling: mean, dropout, linear.
+    task can be exported as one of them. With `last` pooling: last real token, dropout, linear
+    without bias, the shape of its decoders' (`LlamaForSequenceClassification`'s `score`). With
+    `mean` pooling: mean, dropout, linear.
     """
 
     def __init__(self, hidden_size: int, num_outputs: int, pooling: str, dropout: float) -> None:
@@ -27,7 +35,7 @@ class SequenceHead(nn.Module):
         self.pooling = pooling
         self.dense = nn.Linear(hidden_size, hidden_size) if pooling == "cls" else None
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden_size, num_outputs)
+        self.out = nn.Linear(hidden_size, num_outputs, bias=pooling != "last")
 
     def start_from_backbone(self, backbone: nn.Module) -> None:
         """Copy the backbone's pretrained pooler (if it has one) into this head's dense layer,

@@ -145,7 +145,10 @@ class MultiTaskModel(nn.Module):
         config = self.sharing.base.config
         architecture = ", ".join(config.architectures or []) or config.model_type
         check_task_kinds(
-            self.family, {name: type(task) for name, task in self.tasks.items()}, architecture
+            self.family,
+            [task.spec for task in self.tasks.values()],
+            architecture,
+            {task.spec.kind: type(task) for task in self.tasks.values()},
         )
         vocabulary_size = self.sharing.base.get_input_embeddings().num_embeddings
         for task in self.tasks.values():
@@ -153,9 +156,18 @@ class MultiTaskModel(nn.Module):
 
     # --- forward --------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
-        """The last hidden states of `task`'s encoder for a batch."""
+        """The last hidden states of `task`'s encoder for a batch; of a causal model, those
+        under its language model head (after the final norm, as transformers' task classes
+        read them)."""
         inputs = {key: batch[key] for key in self._backbone_inputs if key in batch}
-        return self.sharing.encoder(task)(**inputs).last_hidden_state
+        if self.family != "causal":
+            return self.sharing.encoder(task)(**inputs).last_hidden_state
+        # The whole model, so that every sharing kind's wrapper (a peft model) runs as in
+        # training a text-to-text task; its vocabulary projection for one position only.
+        outputs = self.sharing.encoder(task)(
+            **inputs, output_hidden_states=True, logits_to_keep=1, use_cache=False
+        )
+        return outputs.hidden_states[-1]
 
     def forward(
         self,

@@ -40,8 +40,9 @@ class TaskKind(ABC):
     options: ClassVar[type[TaskSpec]]
     #: Which way the metrics improve; overridden for metrics where lower is better.
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
-    #: The model families the kind works with: `encoder` (a head on the hidden states), and
-    #: `causal` or `seq2seq` (the language model's own head produces the output).
+    #: The model families the kind works with: `encoder`, `causal` (a decoder, where a head
+    #: reads the hidden states or the language model's own head produces the output, as
+    #: `uses_language_model_head` says), `seq2seq`.
     families: ClassVar[frozenset[str]] = frozenset({"encoder"})
     #: Whether answers are generated text, so that evaluation and prediction generate.
     generates: ClassVar[bool] = False
@@ -71,11 +72,16 @@ class TaskKind(ABC):
         positions): the input alone, unless a kind appends more."""
         return {("max_length",): spec.max_length}
 
+    @classmethod
+    def check_options(cls, spec: TaskSpec, family: str) -> None:
+        """Refuse options that a model of `family` cannot honour (none by default); called
+        before any data is read."""
+
     @property
     def uses_language_model_head(self) -> bool:
-        """Whether the model's output for this task is its language model's logits (the family
-        the model binds into `state` is a decoder's), not a task head's."""
-        return self.state.get("family", "encoder") != "encoder"
+        """Whether the model's output for this task is its language model's logits, not a task
+        head's (no, unless a kind says so)."""
+        return False
 
     # --- data -----------------------------------------------------------------------------
     @property
@@ -202,12 +208,18 @@ class TaskKind(ABC):
 
 
 class SequenceSpec(TaskSpec):
-    """Options of the kinds whose head pools the hidden states into one answer per row."""
+    """Options of the kinds whose head pools the hidden states into one answer per row
+    (`pooling` unset: the model family's own, see `SequenceTask.pooling`)."""
 
     text_column: Columns = "text"
     label_column: str = "label"
-    pooling: Pooling = "cls"
+    pooling: Pooling | None = None
     dropout: Dropout = 0.1
+
+
+#: The pooling of each family's sequence classifiers in transformers: an encoder's first
+#: (CLS) token, a causal model's last real token, the only one that has read the whole input.
+FAMILY_POOLING = {"encoder": "cls", "causal": "last"}
 
 
 class SequenceTask(TaskKind):
@@ -215,16 +227,33 @@ class SequenceTask(TaskKind):
 
     spec: SequenceSpec
 
+    @classmethod
+    def check_options(cls, spec: TaskSpec, family: str) -> None:
+        """Refuse first-token pooling on a causal model: its first token's state has read
+        nothing else."""
+        if family == "causal" and getattr(spec, "pooling", None) == "cls":
+            raise ConfigError(
+                f"tasks[{spec.name}].pooling: cls reads the first token, whose state in a "
+                "causal model has seen no other token; use last (the default on decoders) or "
+                "mean"
+            )
+
+    @property
+    def pooling(self) -> str:
+        """The configured pooling, else the bound model family's (`FAMILY_POOLING`)."""
+        return self.spec.pooling or FAMILY_POOLING[self.state.get("family", "encoder")]
+
     @property
     @abstractmethod
     def num_outputs(self) -> int:
         """Width of the head's output layer."""
 
     def build_head(self, hidden_size: int) -> nn.Module:
-        """Pooling (first token with dense and tanh, or mean), dropout and a linear layer."""
+        """Pooling (first token with dense and tanh, last token, or mean), dropout and a
+        linear layer."""
         from mtlm.modeling.heads import SequenceHead
 
-        return SequenceHead(hidden_size, self.num_outputs, self.spec.pooling, self.spec.dropout)
+        return SequenceHead(hidden_size, self.num_outputs, self.pooling, self.spec.dropout)
 
 
 class TextPairSpec(SequenceSpec):

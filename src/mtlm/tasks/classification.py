@@ -69,6 +69,7 @@ class Classification(TextPairTask):
     options = ClassificationSpec
     spec: ClassificationSpec
     default_primary_metric = "accuracy"
+    families = frozenset({"encoder", "causal"})
 
     @property
     def label_names(self) -> list[str]:

@@ -71,6 +71,12 @@ class LanguageModeling(TaskKind):
     lower_is_better = frozenset({"perplexity", "loss"})
     default_primary_metric = "perplexity"
 
+    @property
+    def uses_language_model_head(self) -> bool:
+        """On a causal model, its own language model head predicts the next tokens; on an
+        encoder, a masked-LM head of the task's."""
+        return self.state.get("family", "encoder") == "causal"
+
     def ideal_score(self, metric: str) -> float:
         """Perplexity is at least 1 (every token predicted with certainty); the loss at least 0."""
         return 1.0 if metric == "perplexity" else super().ideal_score(metric)

@@ -32,6 +32,7 @@ class Regression(TextPairTask):
     options = RegressionSpec
     spec: RegressionSpec
     default_primary_metric = "pearson"
+    families = frozenset({"encoder", "causal"})
     lower_is_better = frozenset({"mse"})
     num_outputs = 1
 

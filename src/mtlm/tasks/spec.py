@@ -142,8 +142,9 @@ def column_list(columns: str | list[str] | None) -> list[str]:
     return [columns] if isinstance(columns, str) else list(columns)
 
 
-#: How a sequence head reads the hidden states: the first token, or the mean of all.
-Pooling = Literal["cls", "mean"]
+#: How a sequence head reads the hidden states: the first token, the mean of all, or the last
+#: real token (the one a causal model's states have read the whole input into).
+Pooling = Literal["cls", "mean", "last"]
 #: The dropout before a task head's output layer.
 Dropout = Annotated[float, Field(ge=0.0, lt=1.0)]
 

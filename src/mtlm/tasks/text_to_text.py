@@ -166,6 +166,9 @@ class TextToText(TaskKind):
     generates = True
     lower_is_better = frozenset({"mse"})
 
+    #: The language model's own head produces the target tokens.
+    uses_language_model_head = True
+
     @classmethod
     def sequence_lengths(cls, spec: TextToTextSpec, family: str) -> dict[tuple[str, ...], int]:
         """A causal LM reads the prompt and then the target (in training) or the generated

@@ -63,6 +63,7 @@ class TokenClassification(TaskKind):
     hub_task = "token-classification"
     options = TokenClassificationSpec
     spec: TokenClassificationSpec
+    families = frozenset({"encoder", "causal"})
 
     @property
     def label_names(self) -> list[str]:

@@ -23,7 +23,6 @@ from mtlm.data.sources import check_split_names
 from mtlm.modeling.backbones import backbone_config, check_task_kinds, model_family
 from mtlm.modeling.lengths import fit_task_lengths, position_limit
 from mtlm.modeling.multitask_model import MultiTaskModel, load_tokenizer
-from mtlm.tasks import KINDS
 from mtlm.training.processes import main_process_first
 
 
@@ -62,9 +61,7 @@ def build_experiment(
     # tokenizing.
     model_config = backbone_config(location, config.model.revision)
     family = model_family(model_config)
-    check_task_kinds(
-        family, {spec.name: KINDS[spec.kind] for spec in config.tasks}, config.model.name_or_path
-    )
+    check_task_kinds(family, config.tasks, config.model.name_or_path)
     tokenizer = load_tokenizer(location, config.model.revision)
     specs, notes = fit_task_lengths(
         config.tasks, family, position_limit(model_config, tokenizer), config.model.name_or_path

@@ -91,14 +91,15 @@ def ddp_averages_gradients(training: TrainingSpec) -> bool:
 
     Every step it averages leaves some: a sampled step, the other tasks' heads (and with soft or
     LoRA sharing their parts of the backbone); any step, an encoder's pooler, whose weights the
-    heads copy and never read. Looking for them walks the step's autograd graph after each
-    forward (about 30 ms on one CPU thread for a 12-layer BERT-base, whatever the batch). The
-    alternative for sampled steps, averaging after backward what the step reached (as
-    `average_gradients` does), would save that walk and the other heads' zero gradients, but
-    would no longer overlap the communication with backward, which for a large shared backbone
-    on GPUs is likely worth more (not measured: no GPU here); so DDP keeps it. Where a balancer
-    computes the gradients itself, every backward runs outside DDP's synchronisation: DDP
-    averages nothing, and looks for nothing."""
+    heads copy and never read, or a decoder's own language model head (untied from its
+    embeddings) when the step's tasks have heads of their own. Looking for them walks the
+    step's autograd graph after each forward (about 30 ms on one CPU thread for a 12-layer
+    BERT-base, whatever the batch). The alternative for sampled steps, averaging after backward
+    what the step reached (as `average_gradients` does), would save that walk and the other
+    heads' zero gradients, but would no longer overlap the communication with backward, which
+    for a large shared backbone on GPUs is likely worth more (not measured: no GPU here); so DDP
+    keeps it. Where a balancer computes the gradients itself, every backward runs outside DDP's
+    synchronisation: DDP averages nothing, and looks for nothing."""
     return not (training.step_mode == "joint" and training.balancer.reduces_gradients_itself)
 
 
