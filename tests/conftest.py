@@ -407,3 +407,44 @@ def torchrun(script: str, arguments: list[str], folder: Path) -> subprocess.Comp
         timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def short_run_config(
+    model_dir: Path, root: Path, tasks: list[dict[str, Any]], training=None, **sections: Any
+) -> ExperimentConfig:
+    """`tasks` on `model_dir`, trained for a few dozen steps under `root` (its features cached
+    there too); `training` overrides training keys, `sections` are further top-level ones."""
+    return config_from_dict(
+        {
+            "model": {"name_or_path": str(model_dir)},
+            "cache_dir": str(root / "features"),
+            "tasks": tasks,
+            "training": {
+                "output_dir": str(root / "run"),
+                "max_steps": 60,
+                "batch_size": 8,
+                "learning_rate": 3e-3,
+                "eval_steps": None,
+                "logging_steps": 20,
+                "progress_bar": False,
+                **(training or {}),
+            },
+            **sections,
+        }
+    )
+
+
+#: Worker-script lines that count the features each process predicts (`predicted`, one entry
+#: a call), for tests that check how processes share predictions.
+COUNT_PREDICTIONS = """
+import mtlm.inference.shards as shards
+
+predicted = []
+real_predict = shards.predict_features
+
+def counting(model, tasks, features, batch_size):
+    predicted.append(len(features["input_ids"]))
+    return real_predict(model, tasks, features, batch_size)
+
+shards.predict_features = counting
+"""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import sentiment_rows, write_jsonl
+from conftest import COUNT_PREDICTIONS, sentiment_rows, write_jsonl
 
 from mtlm import MultiTaskModel, Trainer
 from mtlm.config import config_from_dict
@@ -86,26 +86,23 @@ def test_processes_generate_what_one_generates(tiny_decoder_dir, tmp_path, decod
 
 
 #: Each rank trains, counts the features it predicts, and writes what `train` returned to it.
-_WORKER = """
+_WORKER = (
+    """
 import json, sys
 from pathlib import Path
 from mtlm import Trainer
 from mtlm.config import config_from_dict
-from mtlm.inference import shards
-
+"""
+    + COUNT_PREDICTIONS
+    + """
 config = config_from_dict(json.loads(Path(sys.argv[1]).read_text()))
-predicted = []
-predict = shards.predict_features
-def counted(model, tasks, features, batch_size):
-    predicted.append(len(features["input_ids"]))
-    return predict(model, tasks, features, batch_size)
-shards.predict_features = counted
 trainer = Trainer(config)
 final = trainer.train()
 rank = trainer.accelerator.process_index
 report = {"final": final, "predicted": sum(predicted)}
 (Path(config.training.output_dir) / f"rank{rank}.json").write_text(json.dumps(report))
 """
+)
 
 
 def train_on_two_processes(raw_config: dict[str, Any], tmp_path: Path) -> None:

@@ -11,27 +11,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import torchrun
+from conftest import COUNT_PREDICTIONS, torchrun
 
 #: Counts the features this process predicts, trains a few steps, then scores the validation
 #: split shared among the processes and alone; each process writes result-<rank>.json beside
 #: the config (their printed lines would interleave).
-_COMMON = """
+_COMMON = (
+    """
 import json, sys
 from pathlib import Path
-import mtlm.inference.shards as shards
 from mtlm.config import config_from_dict
 from mtlm.evaluation.evaluate import evaluate
 from mtlm.training.experiment import build_experiment
-
-predicted = []
-real_predict = shards.predict_features
-
-def counting(model, tasks, features, batch_size):
-    predicted.append(len(features["input_ids"]))
-    return real_predict(model, tasks, features, batch_size)
-
-shards.predict_features = counting
+"""
+    + COUNT_PREDICTIONS
+    + """
 experiment = build_experiment(config_from_dict(json.loads(Path(sys.argv[1]).read_text())))
 
 def report(rank, shared, model):
@@ -40,6 +34,7 @@ def report(rank, shared, model):
     row = {"rank": rank, "predicted": own, "shared": shared, "alone": alone["aggregate"]}
     (Path(sys.argv[1]).parent / f"result-{rank}.json").write_text(json.dumps(row))
 """
+)
 
 _HF_TRAINER = (
     _COMMON

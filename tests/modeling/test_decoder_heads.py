@@ -10,11 +10,11 @@ from typing import Any, NamedTuple
 
 import pytest
 import torch
-from conftest import write_task_files
+from conftest import short_run_config, write_task_files
 from transformers import AutoTokenizer, pipeline
 
 from mtlm import ConfigError, MultiTaskModel, Trainer
-from mtlm.config import ExperimentConfig, config_from_dict
+from mtlm.config import ExperimentConfig
 from mtlm.evaluation.evaluate import trivial_baseline
 from mtlm.export import export_task
 
@@ -44,24 +44,7 @@ def decoder_config(
     model_dir: Path, root: Path, tasks: list[dict[str, Any]], **options: Any
 ) -> ExperimentConfig:
     """Tasks on the tiny decoder, trained for a few dozen steps under `root`."""
-    return config_from_dict(
-        {
-            "model": {"name_or_path": str(model_dir)},
-            "cache_dir": str(root / "features"),
-            "tasks": tasks,
-            "training": {
-                "output_dir": str(root / "run"),
-                "max_steps": 60,
-                "batch_size": 8,
-                "learning_rate": 3e-3,
-                "eval_steps": None,
-                "logging_steps": 20,
-                "progress_bar": False,
-                **options.pop("training", {}),
-            },
-            **options,
-        }
-    )
+    return short_run_config(model_dir, root, tasks, options.pop("training", {}), **options)
 
 
 class Trained(NamedTuple):

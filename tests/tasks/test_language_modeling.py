@@ -19,13 +19,14 @@ from conftest import (
     VOCAB,
     assert_declared,
     sentiment_rows,
+    short_run_config,
     tiny_decoder_tokenizer,
     tiny_tokenizer,
     write_jsonl,
 )
 
 from mtlm import ConfigError, DataError, MultiTaskModel, Trainer
-from mtlm.config import config_from_dict, task_spec
+from mtlm.config import task_spec
 from mtlm.data.rows import SplitRows
 from mtlm.data.sources import read_file
 from mtlm.evaluation.evaluate import aggregate_score, evaluate, trivial_baseline
@@ -248,22 +249,8 @@ def sentiment_files(tmp_path: Path) -> dict[str, str]:
 
 
 def experiment(model_dir: Path, tasks: list[dict], tmp_path: Path, **training: Any):
-    return config_from_dict(
-        {
-            "model": {"name_or_path": str(model_dir)},
-            "cache_dir": str(tmp_path / "features"),
-            "tasks": tasks,
-            "training": {
-                "output_dir": str(tmp_path / "run"),
-                "max_steps": 80,
-                "batch_size": 16,
-                "learning_rate": 3e-3,
-                "eval_steps": None,
-                "logging_steps": 20,
-                "progress_bar": False,
-                **training,
-            },
-        }
+    return short_run_config(
+        model_dir, tmp_path, tasks, {"max_steps": 80, "batch_size": 16, **training}
     )
 
 
