@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FILLER, NEGATIVE, POSITIVE, write_hub_folder
+from conftest import FILLER, NEGATIVE, POSITIVE, short_run_config, write_hub_folder
 
 from mtlm import ConfigError, MultiTaskModel, Trainer
 from mtlm.config import config_from_dict, load_config, task_spec
@@ -251,27 +251,18 @@ def test_glue_and_superglue_presets_train_on_local_copies_and_score_officially(
     splits = {"train": copa_rows(30, 0), "validation": copa_rows(8, 1)}
     write_hub_folder(tmp_path / "super_glue", "copa", splits, {"label": ["choice1", "choice2"]})
     hub_cache = {"cache_dir": str(tmp_path / "hf")}
-    config = config_from_dict(
+    tasks = [
+        {"data": {"preset": "glue/mrpc", "hub": str(tmp_path / "glue")}},
         {
-            "model": {"name_or_path": str(tiny_model_dir)},
-            "tasks": [
-                {"data": {"preset": "glue/mrpc", "hub": str(tmp_path / "glue")}},
-                {
-                    "data": {
-                        "preset": "superglue/copa",
-                        "hub": str(tmp_path / "super_glue"),
-                        "hub_kwargs": hub_cache,
-                    }
-                },
-            ],
-            "training": {
-                "output_dir": str(tmp_path / "run"),
-                "max_steps": 6,
-                "batch_size": 8,
-                "learning_rate": 1e-3,
-                "progress_bar": False,
-            },
-        }
+            "data": {
+                "preset": "superglue/copa",
+                "hub": str(tmp_path / "super_glue"),
+                "hub_kwargs": hub_cache,
+            }
+        },
+    ]
+    config = short_run_config(
+        tiny_model_dir, tmp_path, tasks, {"max_steps": 6, "learning_rate": 1e-3}
     )
     trainer = Trainer(config)
     sizes = {
