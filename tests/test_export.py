@@ -209,3 +209,35 @@ def test_a_model_saved_in_the_older_format_is_refused(make_config, tiny_model_di
     (tmp_path / "saved" / MTLM_CONFIG).write_text(json.dumps(described))
     with pytest.raises(ConfigError, match="format 1.*retrain"):
         MultiTaskModel.from_pretrained(tmp_path / "saved")
+
+
+def test_a_task_reading_three_text_columns_exports_and_takes_tuples_of_three(
+    make_config, tiny_model_dir, tmp_path
+):
+    """As SuperGLUE's WiC reads a word and two sentences: export probes every column, and a
+    plain input is a tuple with one value per column; one with fewer is a DataError."""
+    from mtlm.config import sharing_spec
+    from mtlm.errors import DataError
+    from mtlm.tasks import KINDS
+
+    spec = (
+        make_config()
+        .tasks[0]
+        .model_copy(
+            update={"name": "wic", "text_column": ["word", "sentence1"], "text_pair_column": "s2"}
+        )
+    )
+    torch.manual_seed(1)
+    task = KINDS[spec.kind](spec, TASK_STATES["sentiment"])
+    model = MultiTaskModel.from_backbone(
+        str(tiny_model_dir), {"wic": task}, sharing=sharing_spec({"kind": "hard"})
+    ).eval()
+    folder = export_task(model, "wic", tmp_path / "wic")
+    assert (folder / "config.json").is_file()
+
+    triples = [("movie", "the movie was great", "a dull movie"), ("plot", "a dull plot", "plot")]
+    rows = [dict(zip(["word", "sentence1", "s2"], triple, strict=True)) for triple in triples]
+    assert model.predict("wic", triples) == model.predict("wic", rows)
+    message = r"input 1: task 'wic' reads 3 values \(word, sentence1, s2\)"
+    with pytest.raises(DataError, match=message):
+        model.predict("wic", [("movie", "the movie was great")])

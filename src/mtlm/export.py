@@ -50,7 +50,6 @@ PROBES = [
     "The quick brown fox jumps over the lazy dog.",
     "It was fine, I think.",
 ]
-PAIR_PROBES = list(zip(PROBES, PROBES[1:] + PROBES[:1], strict=True))
 
 _LANGUAGE_MODEL_CLASSES = {"causal": AutoModelForCausalLM, "seq2seq": AutoModelForSeq2SeqLM}
 
@@ -262,10 +261,14 @@ def verify(model: MultiTaskModel, task: str, auto_class: Any, folder: Path) -> N
     exported = auto_class.from_pretrained(folder, dtype="auto").to(model.device)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if isinstance(kind, TokenClassification):
-        probes: list[Any] = [text.split() for text in PROBES]
+        rows = as_rows(kind, [text.split() for text in PROBES])
     else:
-        probes = PAIR_PROBES if kind.spec.text_pair_column else PROBES
-    rows = as_rows(kind, probes)
+        # A different probe text in each input column (text, pair, or more: WiC reads three).
+        columns = kind.input_columns
+        rows = [
+            {column: PROBES[(row + offset) % len(PROBES)] for offset, column in enumerate(columns)}
+            for row in range(len(PROBES))
+        ]
     features = kind.encode_inputs(rows, tokenizer)
     if features["input_ids"] != kind.encode_inputs(rows, model.tokenizer)["input_ids"]:
         raise ConfigError(f"--task: the saved tokenizer of {task!r} does not tokenize as mtlm's")

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mtlm.errors import DataError
 from mtlm.inference.predictor import Predictor
 from mtlm.tasks import TaskKind
 
@@ -39,16 +40,24 @@ def input_signature(task: TaskKind) -> tuple[Any, ...]:
 
 
 def as_rows(task: TaskKind, inputs: Sequence[Any]) -> list[dict[str, Any]]:
-    """Rows from plain inputs: a text, a (text, pair) tuple, a list of words, or a row dict."""
+    """Rows from plain inputs: a text, a (text, pair) tuple, a list of words, or a row dict; a
+    tuple holds one value per input column (a task reading several text columns, such as
+    SuperGLUE's WiC, takes that many), and a DataError names an input that does not."""
     columns = task.input_columns
     rows = []
-    for item in inputs:
+    for index, item in enumerate(inputs):
         if isinstance(item, dict):
             rows.append(item)
         elif isinstance(item, str) or (isinstance(item, list) and len(columns) == 1):
             rows.append({columns[0]: item})
-        else:
+        elif len(item) == len(columns):
             rows.append(dict(zip(columns, item, strict=True)))
+        else:
+            raise DataError(
+                f"input {index + 1}: task {task.spec.name!r} reads {len(columns)} values "
+                f"({', '.join(columns)}), and the input has {len(item)}; give a tuple of "
+                f"{len(columns)} or a dict of those columns"
+            )
     return rows
 
 
