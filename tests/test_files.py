@@ -122,6 +122,29 @@ def test_a_replaced_folder_is_never_missing(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["model"]
 
 
+def test_a_folder_another_writer_put_in_place_first_is_replaced(tmp_path, monkeypatch):
+    """Two processes filling one cache entry: the other's folder lands between this one's
+    check that the place is free and its rename, which POSIX then refuses; this one's folder
+    replaces it instead of failing."""
+    target = tmp_path / "entry"
+    source = staging_path(target)
+    source.mkdir()
+    (source / "version").write_text("mine")
+    real_replace, raced = os.replace, []
+
+    def replace_after_the_other_writer(first, second):
+        if not raced:
+            raced.append(True)
+            Path(second).mkdir()
+            (Path(second) / "version").write_text("theirs")
+        return real_replace(first, second)
+
+    monkeypatch.setattr(files.os, "replace", replace_after_the_other_writer)
+    replace_directory(source, target)
+    assert raced and (target / "version").read_text() == "mine"
+    assert [path.name for path in tmp_path.iterdir()] == ["entry"]
+
+
 def test_staging_left_by_a_killed_write_is_recognised_and_removed(tmp_path):
     (tmp_path / "keep").mkdir()
     (tmp_path / ".hidden-but-mine").write_text("user")

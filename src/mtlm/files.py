@@ -108,16 +108,31 @@ def replace_directory(source: Path, target: Path) -> None:
     tmpfs, ...): `target` names the old folder, then the new, never nothing. Where it is
     missing (another OS, a file system without it), the two renames are the fallback.
     """
-    if not target.exists():
-        os.replace(source, target)
-    elif _exchange(source, target):
+    if target.exists() or not _rename_into_empty_place(source, target):
+        _replace_existing(source, target)
+    _fsync(target.parent)
+
+
+def _replace_existing(source: Path, target: Path) -> None:
+    if _exchange(source, target):
         remove_path(source)  # now the old folder (or a link to it, which is all that goes)
     else:
         old = staging_path(target)
         os.replace(target, old)
         os.replace(source, target)
         remove_path(old)
-    _fsync(target.parent)
+
+
+def _rename_into_empty_place(source: Path, target: Path) -> bool:
+    """Rename `source` to a `target` that did not exist; False if another writer (a process
+    filling the same cache entry) put a `target` in place meanwhile."""
+    try:
+        os.replace(source, target)
+    except OSError as error:
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST) and target.exists():
+            return False
+        raise
+    return True
 
 
 def _exchange(first: Path, second: Path) -> bool:
