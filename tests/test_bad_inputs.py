@@ -560,6 +560,11 @@ CATALOGUE = [
         ("--baseline-patience",),
     ),
     BadInput("negative groups to plan", ("plan", "{config}", "--groups", "-1"), ("--groups",)),
+    BadInput(
+        "unknown sharing kind to plan",
+        ("plan", "{config}", "--sharing", "lora", "shared"),
+        ("--sharing", "'shared'", "lora"),
+    ),
     BadInput("zero affinity steps", ("affinity", "{config}", "--steps", "0"), ("--steps",)),
     BadInput("measuring every 0th step", ("affinity", "{config}", "--every", "0"), ("--every",)),
     BadInput(
@@ -769,7 +774,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 100
+    assert len(CATALOGUE) >= 101
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])

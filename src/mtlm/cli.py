@@ -174,6 +174,14 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--affinity-steps", type=_whole_number(1), default=60, help="joint steps measured (60)"
     )
+    plan.add_argument(
+        "--sharing",
+        nargs="+",
+        default=[],
+        metavar="KIND",
+        help="other sharing kinds to try for the model of all tasks (hard, soft, lora; "
+        "default: the config's only)",
+    )
     plan.add_argument("--output-dir", help="default: <training.output_dir>-plan")
     plan.set_defaults(handler=_plan)
 
@@ -423,7 +431,13 @@ def _plan(args: argparse.Namespace) -> int:
     from mtlm.analysis.plan import format_plan, make_plan
 
     output = Path(args.output_dir or f"{config.training.output_dir}-plan")
-    plan = make_plan(config, output, groups=args.groups, affinity_steps=args.affinity_steps)
+    plan = make_plan(
+        config,
+        output,
+        groups=args.groups,
+        affinity_steps=args.affinity_steps,
+        sharing=args.sharing,
+    )
     print(format_plan(plan))
     return 0
 

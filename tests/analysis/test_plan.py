@@ -29,7 +29,9 @@ def plan(tiny_model_dir, tmp_path_factory):
         eval_steps=8,
         finetune={"num_epochs": 1, "r": 4, "alpha": 8},
     )
-    return make_plan(config, root / "plan", groups=2, affinity_steps=4, affinity_every=1)
+    return make_plan(
+        config, root / "plan", groups=2, affinity_steps=4, affinity_every=1, sharing=["lora"]
+    )
 
 
 def test_every_task_is_served_by_a_candidate_no_worse_on_validation_than_its_own(plan):
@@ -42,8 +44,16 @@ def test_every_task_is_served_by_a_candidate_no_worse_on_validation_than_its_own
         if choice["candidate"] != SINGLE_TASK:
             assert choice["validation"] > single.validation[task]
     names = [c.name for c in plan.candidates]
-    assert names[:2] == ["all-in-one", "all-in-one + fine-tune"]
+    assert names[:4] == [
+        "all-in-one",
+        "all-in-one + fine-tune",
+        "all-in-one (lora)",
+        "all-in-one (lora) + fine-tune",
+    ]
     assert names[-1] == SINGLE_TASK
+    # the LoRA candidate was trained with LoRA sharing, every task with an adapter of its own
+    lora = MultiTaskModel.from_pretrained(plan.folder / "candidates" / "multitask-1" / "model")
+    assert lora.describe()["sharing"]["kind"] == "lora"
 
 
 def test_the_served_model_answers_each_task_with_the_chosen_model(plan):

@@ -4,7 +4,9 @@ The plan measures task affinity (Fifty et al., 2021, "Efficiently Identifying Ta
 for Multi-Task Learning") to propose groups, then trains a few candidates with the config's own
 training budget:
 
-- `all-in-one`: one model of every task, as the config says;
+- `all-in-one`: one model of every task, as the config says, and `all-in-one (KIND)` for each
+  other sharing kind asked for (e.g. LoRA adapters per task, which can spare a task the others'
+  interference);
 - `group k`: one model of each group of the partition that affinity recommends (groups of one
   task are single-task models and are not trained twice);
 - each of those followed by per-task fine-tuning (`+ fine-tune`, MT-DNN's second stage, see
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from mtlm.analysis.selection import (
     chosen_scores,
 )
 from mtlm.config import ExperimentConfig, FinetuneSpec, config_from_dict
+from mtlm.errors import ConfigError
 from mtlm.files import staged_directory, write_json, write_text
 from mtlm.modeling.routed_model import ROUTING_FILE
 from mtlm.tasks import KINDS
@@ -71,16 +75,25 @@ def make_plan(
     groups: int = 2,
     affinity_steps: int = 60,
     affinity_every: int = 2,
+    sharing: Sequence[str] = (),
 ) -> Plan:
     """Measure affinity, train the candidates, choose per task on validation and write the
-    plan and its servable model to `output_dir`. `groups=0` trains no group models."""
+    plan and its servable model to `output_dir`. `groups=0` trains no group models; each kind
+    in `sharing` other than the config's adds a model of all tasks shared that way (with its
+    defaults)."""
     from mtlm.analysis.affinity import measure_affinity, write_affinity
     from mtlm.analysis.grouping import check_group_count
+    from mtlm.modeling.sharing import SHARING
 
     folder = Path(output_dir)
     names = [spec.name for spec in config.tasks]
     if groups:
         check_group_count(groups, len(names))
+    for kind in sharing:
+        if kind not in SHARING:
+            raise ConfigError(
+                f"--sharing: unknown sharing kind {kind!r}; known: {', '.join(sorted(SHARING))}"
+            )
     finetune = config.training.finetune or FinetuneSpec()
     candidates_dir = folder / "candidates"
     partition: list[list[str]] = []
@@ -89,16 +102,20 @@ def make_plan(
         measured = measure_affinity(config, affinity_steps, affinity_every)
         report = write_affinity(measured, folder / "affinity", [groups])
         partition = report["grouping"]["recommended"][0]["tasks"]
-    models = {"all-in-one": names} | {
-        f"group {index} ({', '.join(group)})": group
+    own = config.sharing.kind
+    models: dict[str, tuple[list[str], str | None]] = {"all-in-one": (names, None)}
+    others = [kind for kind in dict.fromkeys(sharing) if kind != own]
+    models |= {f"all-in-one ({kind})": (names, kind) for kind in others}
+    models |= {
+        f"group {index} ({', '.join(group)})": (group, None)
         for index, group in enumerate(partition, start=1)
         if 1 < len(group) < len(names)
     }
     candidates: list[Candidate] = []
-    for index, (name, tasks) in enumerate(models.items()):
+    for index, (name, (tasks, kind)) in enumerate(models.items()):
         run = candidates_dir / f"multitask-{index}"
         _say(f"{name}: training {len(tasks)} tasks into {run}")
-        _train(_subset(config, tasks, run, finetune))
+        _train(_subset(config, tasks, run, finetune, kind))
         candidates.append(_candidate(name, run))
         candidates.append(_candidate(name + FINE_TUNED, run / "finetuned"))
     candidates.append(_single_task_candidate(config, candidates_dir / "single-task"))
@@ -119,10 +136,18 @@ def make_plan(
 
 
 def _subset(
-    config: ExperimentConfig, tasks: list[str], run: Path, finetune: FinetuneSpec
+    config: ExperimentConfig,
+    tasks: list[str],
+    run: Path,
+    finetune: FinetuneSpec,
+    sharing: str | None = None,
 ) -> ExperimentConfig:
+    """The config of a candidate: `tasks` only, into `run`, shared as the config says or as
+    `sharing` (a kind, with its defaults)."""
     raw = config.model_dump(mode="json")
     raw["tasks"] = [spec for spec in raw["tasks"] if spec["name"] in tasks]
+    if sharing is not None:
+        raw["sharing"] = {"kind": sharing}
     training = raw["training"]
     training["sampler"] = config.training.sampler.for_tasks(tasks).model_dump(mode="json")
     training.update(
