@@ -11,7 +11,13 @@ import pytest
 import torch
 from conftest import torchrun
 from safetensors.torch import load_file
-from test_resume import assert_same_tensors, log_rows, weights, write_config
+from test_resume import (
+    assert_same_tensors,
+    killed_and_reference,
+    log_rows,
+    weights,
+    write_config,
+)
 
 from mtlm import MultiTaskModel, Trainer
 from mtlm.cli import main
@@ -187,12 +193,7 @@ def test_two_processes_resumed_after_sigkill_end_as_an_uninterrupted_run(
         "load_best_model_at_end": False,
     }
     killed, reference = tmp_path / "killed", tmp_path / "reference"
-    killed_config = write_config(
-        make_config(output_dir=str(killed), **settings), tmp_path / "killed.yaml"
-    )
-    reference_config = write_config(
-        make_config(output_dir=str(reference), **settings), tmp_path / "reference.yaml"
-    )
+    killed_config, reference_config = killed_and_reference(make_config, tmp_path, settings)
 
     process = torchrun(_CLI, ["kill", str(killed_config)], tmp_path)
     assert process.returncode != 0 and "Signal 9 (SIGKILL)" in process.stderr, process.stderr

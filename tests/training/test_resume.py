@@ -73,6 +73,17 @@ def log_rows(run: Path) -> list[dict]:
     return [{key: value for key, value in row.items() if key not in _TIMING} for row in rows]
 
 
+def killed_and_reference(make_config, tmp_path: Path, settings: dict) -> tuple[Path, Path]:
+    """Config files of two runs with the same `settings`, into `tmp_path/killed` (to be killed
+    and resumed) and `tmp_path/reference` (to run uninterrupted)."""
+    return tuple(
+        write_config(
+            make_config(output_dir=str(tmp_path / name), **settings), tmp_path / f"{name}.yaml"
+        )
+        for name in ("killed", "reference")
+    )
+
+
 def test_resume_after_sigkill_matches_an_uninterrupted_run(make_config, tmp_path):
     # The killed child runs with OMP_NUM_THREADS=1, like this process (conftest's one_torch_thread):
     # the thread count changes float sums, and a resume is exact only with the same count.
@@ -85,12 +96,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(make_config, tmp_path
         "load_best_model_at_end": False,
     }
     killed, reference = tmp_path / "killed", tmp_path / "reference"
-    killed_config = write_config(
-        make_config(output_dir=str(killed), **settings), tmp_path / "killed.yaml"
-    )
-    reference_config = write_config(
-        make_config(output_dir=str(reference), **settings), tmp_path / "reference.yaml"
-    )
+    killed_config, reference_config = killed_and_reference(make_config, tmp_path, settings)
 
     process = train_until_killed(killed_config)
     assert process.returncode == -signal.SIGKILL, process.stderr

@@ -157,16 +157,14 @@ def finetune_tasks(
         }
     final = evaluate(tuned, data, args.final_eval_split, args.eval_batch_size, processes)
     validation = evaluate(tuned, data, args.eval_split, args.eval_batch_size, processes)
-    if not processes.is_main_process:
-        processes.wait_for_everyone()
-        return final
-    results = TrainedResults(final, validation, trivial_baseline(data, args.final_eval_split))
-    summary = {
-        "train_seconds": round(time.perf_counter() - started, 2),
-        "tasks": per_task,
-        "model": tuned.accounting(),
-    }
-    write_trained_model(folder, tuned, results, summary)
-    print(f"fine-tuned model: {folder / 'model'}", flush=True)
+    if processes.is_main_process:
+        results = TrainedResults(final, validation, trivial_baseline(data, args.final_eval_split))
+        summary = {
+            "train_seconds": round(time.perf_counter() - started, 2),
+            "tasks": per_task,
+            "model": tuned.accounting(),
+        }
+        write_trained_model(folder, tuned, results, summary)
+        print(f"fine-tuned model: {folder / 'model'}", flush=True)
     processes.wait_for_everyone()
     return final
