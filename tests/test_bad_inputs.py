@@ -555,6 +555,11 @@ CATALOGUE = [
         ("--device-map", "'everywhere'"),
     ),
     BadInput(
+        "an offload folder without a device map",
+        (*PREDICT, "--offload-folder", "{dir}/offload"),
+        ("--offload-folder", "device map"),
+    ),
+    BadInput(
         "zero baseline patience",
         ("compare", "{config}", "--baseline-patience", "0"),
         ("--baseline-patience",),
@@ -774,7 +779,7 @@ def _fill_all(value: Any, places: dict[str, str]) -> Any:
 def test_the_catalogue_is_large_enough():
     names = [case.name for case in CATALOGUE]
     assert len(names) == len(set(names)), "two entries with one name"
-    assert len(CATALOGUE) >= 101
+    assert len(CATALOGUE) >= 102
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])

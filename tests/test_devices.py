@@ -15,7 +15,7 @@ from transformers import AutoModel
 from mtlm import ConfigError, MultiTaskModel
 from mtlm import devices as devices_module
 from mtlm.cli import main
-from mtlm.devices import default_device, input_device, resolve_device
+from mtlm.devices import Placement, default_device, input_device, resolve_device
 from mtlm.export import export_task
 from mtlm.modeling import backbones
 from mtlm.modeling.routed_model import RoutedModel, load_model
@@ -23,6 +23,10 @@ from mtlm.pipeline import MultiTaskPipeline
 
 TEXTS = ["the movie was great", "a very dull plot and it is boring", "lovely"]
 CPU = torch.device("cpu")
+#: The tiny backbone's second layer on disk, the rest on the CPU.
+TO_DISK = {"embeddings": "cpu", "encoder.layer.0": "cpu", "encoder.layer.1": "disk"} | {
+    "pooler": "cpu"
+}
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 
@@ -115,26 +119,61 @@ def test_a_bad_device_fails_before_the_model_is_read(tmp_path):
         MultiTaskModel.from_pretrained(tmp_path / "no-model", device="gpu")
 
 
-@pytest.mark.parametrize("kind", ["hard", "soft", "lora"])
-def test_a_device_map_reaches_every_backbones_from_pretrained(
-    make_config, tiny_model_dir, tmp_path, monkeypatch, kind
-):
-    model = four_task_model(make_config(), tiny_model_dir, {"kind": kind})
-    model.save_pretrained(tmp_path / "model")
-    maps = []
+@pytest.fixture
+def placements(monkeypatch) -> list[Placement | None]:
+    """The placement each backbone is loaded with, in order."""
+    seen: list[Placement | None] = []
     load = backbones.load_backbone
 
     def spy(*args, **kwargs):
-        maps.append(kwargs["device_map"])
+        seen.append(kwargs["placement"])
         return load(*args, **kwargs)
 
     monkeypatch.setattr(backbones, "load_backbone", spy)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft", "lora"])
+def test_a_device_map_reaches_every_backbones_from_pretrained(
+    make_config, tiny_model_dir, tmp_path, placements, kind
+):
+    model = four_task_model(make_config(), tiny_model_dir, {"kind": kind})
+    model.save_pretrained(tmp_path / "model")
     placed = MultiTaskModel.from_pretrained(tmp_path / "model", device_map={"": "cpu"})
-    assert maps == [{"": "cpu"}] * (len(model.tasks) if kind == "soft" else 1)
+    assert placements == [Placement({"": "cpu"})] * (len(model.tasks) if kind == "soft" else 1)
     assert_on(placed, CPU)
     assert placed.predict(["sentiment", "score"], TEXTS) == model.predict(
         ["sentiment", "score"], TEXTS
     )
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft"])
+def test_layers_a_device_map_sends_to_disk_serve_and_get_the_offload_folder(
+    make_config, tiny_model_dir, tmp_path, placements, kind
+):
+    """transformers reads a disk layer from the saved safetensors file itself; the offload
+    folder is for weights it converts as they load (fused experts, say), so what mtlm owes is
+    to pass it on, one folder per backbone where several have the same weight names."""
+    model = four_task_model(make_config(), tiny_model_dir, {"kind": kind})
+    model.save_pretrained(tmp_path / "model")
+    offload = tmp_path / "offload"
+    placed = MultiTaskModel.from_pretrained(
+        tmp_path / "model", device_map=TO_DISK, offload_folder=offload
+    )
+    assert "meta" in {parameter.device.type for parameter in placed.parameters()}
+    assert placed.predict(["sentiment", "score"], TEXTS) == model.predict(
+        ["sentiment", "score"], TEXTS
+    )
+    folders = [offload / task for task in model.tasks] if kind == "soft" else [offload]
+    assert placements == [Placement(TO_DISK, folder) for folder in folders]
+
+
+def test_lora_adapters_over_layers_on_disk_are_refused(make_config, tiny_model_dir, tmp_path):
+    four_task_model(make_config(), tiny_model_dir, {"kind": "lora"}).save_pretrained(
+        tmp_path / "model"
+    )
+    with pytest.raises(ConfigError, match="^device_map: LoRA adapters cannot load over layers"):
+        MultiTaskModel.from_pretrained(tmp_path / "model", device_map=TO_DISK)
 
 
 def test_heads_read_a_backbone_that_accelerate_spread_over_devices(
@@ -145,8 +184,7 @@ def test_heads_read_a_backbone_that_accelerate_spread_over_devices(
     model = four_task_model(make_config(), tiny_model_dir, {"kind": "hard"})
     spread = AutoModel.from_pretrained(
         tiny_model_dir,
-        device_map={"embeddings": "cpu", "encoder.layer.0": "cpu", "encoder.layer.1": "disk"}
-        | {"pooler": "cpu"},
+        device_map=TO_DISK,
         offload_folder=tmp_path / "offload",
     )
     assert "meta" in {parameter.device.type for parameter in spread.parameters()}
@@ -155,6 +193,24 @@ def test_heads_read_a_backbone_that_accelerate_spread_over_devices(
     dispatched.heads.load_state_dict(model.heads.state_dict())
     assert dispatched.device == CPU
     assert dispatched.predict("sentiment", TEXTS) == model.predict("sentiment", TEXTS)
+
+
+def test_an_offload_folder_without_a_device_map_is_refused(saved, tmp_path):
+    with pytest.raises(ConfigError, match="^offload_folder: .*give a device map too"):
+        MultiTaskModel.from_pretrained(saved, offload_folder=tmp_path / "offload")
+    with pytest.raises(ConfigError, match="^offload_folder: places a model loaded from a path"):
+        MultiTaskPipeline(MultiTaskModel.from_pretrained(saved), offload_folder=tmp_path)
+
+
+def test_a_routed_folder_offloads_each_model_to_a_folder_of_its_own(saved, tmp_path, placements):
+    folder = tmp_path / "plan"
+    folder.mkdir()
+    saved.rename(folder / "model-0")
+    (folder / "routing.json").write_text(json.dumps({"tasks": {"sentiment": "model-0"}}))
+    routed = load_model(folder, device_map=TO_DISK, offload_folder=tmp_path / "offload")
+    assert isinstance(routed, RoutedModel)
+    assert placements == [Placement(TO_DISK, tmp_path / "offload" / "model-0")]
+    assert MultiTaskPipeline(folder)(TEXTS)["sentiment"] == routed.predict("sentiment", TEXTS)
 
 
 def test_a_device_and_a_device_map_together_are_refused(saved):

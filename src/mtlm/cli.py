@@ -245,17 +245,26 @@ def _add_device_flags(command: argparse.ArgumentParser, device_map: bool) -> Non
             help="instead of --device: spread the backbone's layers over the GPUs as "
             "transformers' device_map does, for a model larger than one GPU",
         )
+        command.add_argument(
+            "--offload-folder",
+            help="with --device-map: where the layers that fit in neither GPU nor CPU memory "
+            "are kept on disk",
+        )
 
 
-def _placement(args: argparse.Namespace) -> tuple[Any, str | None]:
-    """The device and device map that --device and --device-map ask for, checked."""
-    from mtlm.devices import resolve_device
+def _placement(args: argparse.Namespace) -> tuple[Any, str | None, str | None]:
+    """The device, device map and offload folder that --device, --device-map and
+    --offload-folder ask for, checked."""
+    from mtlm.devices import placement, resolve_device
 
-    if getattr(args, "device_map", None) is not None:
+    device_map = getattr(args, "device_map", None)
+    offload_folder = getattr(args, "offload_folder", None)
+    placement(device_map, offload_folder, "--offload-folder")
+    if device_map is not None:
         if args.device is not None:
             raise ConfigError("--device-map: give --device or --device-map, not both")
-        return None, args.device_map
-    return resolve_device(args.device, "--device"), None
+        return None, device_map, offload_folder
+    return resolve_device(args.device, "--device"), None, None
 
 
 def _load_config(path: str) -> ExperimentConfig:
@@ -391,7 +400,7 @@ def _export(args: argparse.Namespace) -> int:
     _quiet_library_progress_bars()
     from mtlm.export import export_task
 
-    device, _ = _placement(args)
+    device = _placement(args)[0]
     print(export_task(args.model, args.task, args.out, device))
     return 0
 

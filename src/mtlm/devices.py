@@ -8,6 +8,10 @@ naming the argument or flag, before any weights are read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -15,6 +19,48 @@ from mtlm.errors import ConfigError
 
 #: What may name a device (None: the default).
 DeviceLike = int | str | torch.device | None
+
+#: Where a loaded backbone's layers go, as transformers' `from_pretrained` takes it: "auto",
+#: "balanced", ... or a map of module names to devices (None: all on one device).
+DeviceMap = str | dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How a saved backbone's layers are spread as it loads: transformers' `device_map`, and
+    the folder that holds the layers the map sends to disk."""
+
+    device_map: str | dict[str, Any]
+    offload_folder: Path | None = None
+
+    def within(self, name: str) -> Placement:
+        """The placement of one of several backbones loaded side by side: its offloaded layers
+        in a subfolder of its own, since every backbone's weights have the same names."""
+        if self.offload_folder is None:
+            return self
+        return Placement(self.device_map, self.offload_folder / name)
+
+    def from_pretrained_kwargs(self) -> dict[str, Any]:
+        """The keywords transformers' `from_pretrained` takes for this placement."""
+        kwargs: dict[str, Any] = {"device_map": self.device_map}
+        if self.offload_folder is not None:
+            kwargs["offload_folder"] = self.offload_folder
+        return kwargs
+
+
+def placement(
+    device_map: DeviceMap, offload_folder: str | Path | None, key: str = "offload_folder"
+) -> Placement | None:
+    """The placement `device_map` and `offload_folder` ask for (None: no map), checked: an
+    offload folder means nothing without a map that sends layers to disk (`key` names it)."""
+    if device_map is None:
+        if offload_folder is not None:
+            raise ConfigError(
+                f"{key}: holds the layers a device map sends to disk; give a device map too"
+            )
+        return None
+    return Placement(device_map, None if offload_folder is None else Path(offload_folder))
+
 
 _KINDS = "'cpu', 'cuda', 'cuda:N' (N a GPU index), 'mps', an index, or a torch.device"
 

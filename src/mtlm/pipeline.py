@@ -11,12 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtlm.devices import DeviceLike, resolve_device
+from mtlm.devices import DeviceLike, DeviceMap, resolve_device
 from mtlm.errors import ConfigError, DataError
 from mtlm.inference import predict_inputs
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.modeling.routed_model import RoutedModel, load_model
-from mtlm.modeling.sharing.base import DeviceMap
 from mtlm.tasks.classification import Classification
 from mtlm.tasks.regression import Regression
 from mtlm.tasks.token_classification import TokenClassification
@@ -42,7 +41,8 @@ class MultiTaskPipeline:
     such as "cuda:0", or a torch.device; see `mtlm.devices`): a model loaded from a path goes
     there (by default the accelerator if there is one, else the CPU), and a model given is
     moved there if a device is given. `device_map` (for a path) spreads the backbone's layers
-    over devices as transformers' `from_pretrained` does, for a model larger than one.
+    over devices as transformers' `from_pretrained` does, for a model larger than one, and
+    `offload_folder` keeps the layers it sends to disk.
     """
 
     def __init__(
@@ -52,17 +52,19 @@ class MultiTaskPipeline:
         batch_size: int = 32,
         device: DeviceLike = None,
         device_map: DeviceMap = None,
+        offload_folder: str | Path | None = None,
     ) -> None:
         if isinstance(model, MultiTaskModel | RoutedModel):
-            if device_map is not None:
+            if device_map is not None or offload_folder is not None:
+                given = "device_map" if device_map is not None else "offload_folder"
                 raise ConfigError(
-                    "device_map: places a model loaded from a path; move a loaded model with device"
+                    f"{given}: places a model loaded from a path; move a loaded model with device"
                 )
             if device is not None:
                 model.to(resolve_device(device, "device"))
             self.model = model
         else:
-            self.model = load_model(model, device, device_map)
+            self.model = load_model(model, device, device_map, offload_folder)
         servable = [
             name
             for name, task in self.model.tasks.items()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from transformers import (
@@ -22,6 +22,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from mtlm.devices import Placement
 from mtlm.errors import ConfigError
 from mtlm.tasks import KINDS, TaskKind, TaskSpec
 from mtlm.tasks.language_modeling import LanguageModeling
@@ -65,14 +66,15 @@ def load_backbone(
     revision: str | None = None,
     key: str = "model.name_or_path",
     dtype: str = "float32",
-    device_map: str | dict[str, Any] | None = None,
+    placement: Placement | None = None,
 ) -> PreTrainedModel:
     """The pretrained model at `location` with its LM head for decoder families, its weights
-    in `dtype` (`auto`: the checkpoint's own), its layers placed by `device_map` if given (as
-    transformers' `from_pretrained` places them: "auto" spreads a model too large for one
-    device over several); a ConfigError names `key` when it cannot be loaded."""
+    in `dtype` (`auto`: the checkpoint's own), its layers spread by `placement` if given (as
+    transformers' `from_pretrained` places them: device_map "auto" spreads a model too large
+    for one device over several, and over disk with an offload folder); a ConfigError names
+    `key` when it cannot be loaded."""
     family = backbone_family(location, revision, key)
-    placed = {} if device_map is None else {"device_map": device_map}
+    placed = {} if placement is None else placement.from_pretrained_kwargs()
     try:
         return _CLASSES[family].from_pretrained(
             location,

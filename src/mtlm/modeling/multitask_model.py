@@ -21,7 +21,7 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mtlm.config import SharingSpec, saved_sharing_spec, saved_task_spec
-from mtlm.devices import DeviceLike, input_device, resolve_device
+from mtlm.devices import DeviceLike, DeviceMap, input_device, placement, resolve_device
 from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.inference import predict_inputs
@@ -29,7 +29,6 @@ from mtlm.modeling.backbones import check_task_kinds, load_backbone, model_famil
 from mtlm.modeling.dropout import use_cheap_masks
 from mtlm.modeling.model_card import multitask_card, write_card
 from mtlm.modeling.sharing import Sharing, build_sharing, load_sharing
-from mtlm.modeling.sharing.base import DeviceMap
 from mtlm.modeling.sharing.hard import HardSharing, HardSharingSpec
 from mtlm.tasks import KINDS, TaskKind
 
@@ -299,19 +298,22 @@ class MultiTaskModel(nn.Module):
         directory: str | Path,
         device: DeviceLike = None,
         device_map: DeviceMap = None,
+        offload_folder: str | Path | None = None,
     ) -> MultiTaskModel:
         """Restore a model written by `save_pretrained`, exactly, on `device` (see
         `mtlm.devices`: by default the accelerator if there is one, else the CPU); or with
         `device_map` ("auto", or a map of module names to devices, as transformers'
         `from_pretrained` takes it), the backbone's layers spread over devices for a model
-        larger than one, and the heads where its outputs come out. A damaged or incomplete
-        folder is a ConfigError naming the file."""
+        larger than one, and the heads where its outputs come out; layers the map sends to
+        "disk" are kept in `offload_folder`. A damaged or incomplete folder is a ConfigError
+        naming the file."""
         if device is not None and device_map is not None:
             raise ConfigError(
                 "device_map: give a device or a device_map, not both (the map places the "
                 "backbone's layers itself)"
             )
-        target = None if device_map is not None else resolve_device(device, "device")
+        spread = placement(device_map, offload_folder)
+        target = None if spread is not None else resolve_device(device, "device")
         directory = Path(directory)
         if (directory / "model" / MTLM_CONFIG).is_file():
             directory = directory / "model"
@@ -364,7 +366,7 @@ class MultiTaskModel(nn.Module):
         if not isinstance(sharing, dict):
             raise damaged(config_file, "sharing is not a mapping")
         spec = saved_sharing_spec(sharing, f"{config_file} is damaged: sharing")
-        sharing = load_sharing(spec, directory, list(tasks), device_map)
+        sharing = load_sharing(spec, directory, list(tasks), spread)
         try:
             # A task reads its saved state (label names, target statistics) when its head is
             # built: a key missing there is the file's fault.

@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtlm.devices import DeviceLike, resolve_device
+from mtlm.devices import DeviceLike, DeviceMap, placement, resolve_device
 from mtlm.errors import ConfigError
 from mtlm.inference import predict_inputs
 from mtlm.modeling.multitask_model import MultiTaskModel
-from mtlm.modeling.sharing.base import DeviceMap
 
 ROUTING_FILE = "routing.json"
 
@@ -38,11 +37,16 @@ class RoutedModel:
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path, device: DeviceLike = None, device_map: DeviceMap = None
+        cls,
+        directory: str | Path,
+        device: DeviceLike = None,
+        device_map: DeviceMap = None,
+        offload_folder: str | Path | None = None,
     ) -> RoutedModel:
         """Load every model the routing file names, each on `device` or placed by
-        `device_map` (as `MultiTaskModel.from_pretrained` takes them)."""
-        if device_map is None:
+        `device_map` (as `MultiTaskModel.from_pretrained` takes them; each model offloads to
+        a subfolder of `offload_folder` named as the model)."""
+        if placement(device_map, offload_folder) is None:
             device = resolve_device(device, "device")
         directory = Path(directory)
         if not (directory / ROUTING_FILE).is_file():
@@ -53,7 +57,12 @@ class RoutedModel:
         except (OSError, ValueError, KeyError) as error:
             raise ConfigError(f"{routing_file}: not a routing file ({error})") from None
         models = {
-            name: MultiTaskModel.from_pretrained(directory / name, device, device_map)
+            name: MultiTaskModel.from_pretrained(
+                directory / name,
+                device,
+                device_map,
+                None if offload_folder is None else Path(offload_folder) / name,
+            )
             for name in set(routing.values())
         }
         for task, name in routing.items():
@@ -96,10 +105,13 @@ class RoutedModel:
 
 
 def load_model(
-    directory: str | Path, device: DeviceLike = None, device_map: DeviceMap = None
+    directory: str | Path,
+    device: DeviceLike = None,
+    device_map: DeviceMap = None,
+    offload_folder: str | Path | None = None,
 ) -> MultiTaskModel | RoutedModel:
     """A saved MultiTaskModel, or the RoutedModel of a plan's model folder, on `device` or
     placed by `device_map` (see `MultiTaskModel.from_pretrained`)."""
     if RoutedModel.is_routed(directory):
-        return RoutedModel.from_pretrained(directory, device, device_map)
-    return MultiTaskModel.from_pretrained(directory, device, device_map)
+        return RoutedModel.from_pretrained(directory, device, device_map, offload_folder)
+    return MultiTaskModel.from_pretrained(directory, device, device_map, offload_folder)

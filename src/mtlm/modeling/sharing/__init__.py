@@ -9,13 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtlm.modeling.sharing.base import DeviceMap, Sharing, SharingSpec
+from mtlm.modeling.sharing.base import Sharing, SharingSpec
 from mtlm.modeling.sharing.hard import HardSharing
 from mtlm.modeling.sharing.lora import LoraSharing
 from mtlm.modeling.sharing.soft import SoftSharing
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
+
+    from mtlm.devices import Placement
 
 SHARING: dict[str, type[Sharing]] = {
     kind.name: kind for kind in (HardSharing, SoftSharing, LoraSharing)
@@ -28,10 +30,10 @@ def build_sharing(spec: SharingSpec, backbone: PreTrainedModel, tasks: list[str]
 
 
 def load_sharing(
-    spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+    spec: SharingSpec, directory: Path, tasks: list[str], placement: Placement | None = None
 ) -> Sharing:
-    """The strategy and its backbone(s) as `Sharing.save` wrote them, placed by `device_map`."""
-    return SHARING[spec.kind].load(spec, directory, tasks, device_map)
+    """The strategy and its backbone(s) as `Sharing.save` wrote them, spread by `placement`."""
+    return SHARING[spec.kind].load(spec, directory, tasks, placement)
 
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from mtlm.tasks.spec import StrictModel
 
@@ -22,10 +22,7 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedModel
 
-
-#: Where a loaded backbone's layers go, as transformers' `from_pretrained` takes it (None: all
-#: on the CPU, to be moved as a whole).
-DeviceMap = str | dict[str, Any] | None
+    from mtlm.devices import Placement
 
 
 class SharingSpec(StrictModel):
@@ -79,9 +76,13 @@ class Sharing(ABC):
     @classmethod
     @abstractmethod
     def load(
-        cls, spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+        cls,
+        spec: SharingSpec,
+        directory: Path,
+        tasks: list[str],
+        placement: Placement | None = None,
     ) -> Sharing:
-        """Read what `save` wrote, the backbone(s) placed by `device_map` if given (see
+        """Read what `save` wrote, the backbone(s) spread by `placement` if given (see
         `load_backbone`)."""
 
     @abstractmethod

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mtlm.modeling.sharing.base import DeviceMap, Sharing, SharingSpec
+from mtlm.modeling.sharing.base import Sharing, SharingSpec
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedModel
+
+    from mtlm.devices import Placement
 
 
 class HardSharingSpec(SharingSpec):
@@ -62,9 +64,13 @@ class HardSharing(Sharing):
 
     @classmethod
     def load(
-        cls, spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+        cls,
+        spec: SharingSpec,
+        directory: Path,
+        tasks: list[str],
+        placement: Placement | None = None,
     ) -> HardSharing:
         """Read what `save` wrote."""
         from mtlm.modeling.backbones import load_backbone
 
-        return cls(spec, load_backbone(directory, dtype="auto", device_map=device_map))
+        return cls(spec, load_backbone(directory, dtype="auto", placement=placement))

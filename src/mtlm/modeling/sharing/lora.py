@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from mtlm.errors import ConfigError
-from mtlm.modeling.sharing.base import DeviceMap, Sharing, SharingSpec
+from mtlm.modeling.sharing.base import Sharing, SharingSpec
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedModel
+
+    from mtlm.devices import Placement
 
 
 class LoraSharingSpec(SharingSpec):
@@ -143,14 +145,25 @@ class LoraSharing(Sharing):
 
     @classmethod
     def load(
-        cls, spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+        cls,
+        spec: SharingSpec,
+        directory: Path,
+        tasks: list[str],
+        placement: Placement | None = None,
     ) -> LoraSharing:
         """Read what `save` wrote."""
         from peft import PeftModel
 
         from mtlm.modeling.backbones import load_backbone
 
-        base = load_backbone(directory, dtype="auto", device_map=device_map)
+        base = load_backbone(directory, dtype="auto", placement=placement)
+        if "disk" in getattr(base, "hf_device_map", {}).values():
+            # peft re-dispatches the base as each adapter loads and cannot read the layers
+            # transformers left on disk (it fails deep inside accelerate).
+            raise ConfigError(
+                "device_map: LoRA adapters cannot load over layers placed on disk; give the "
+                "base model room on the GPUs and in CPU memory"
+            )
         model = PeftModel.from_pretrained(
             base, directory / "adapters" / tasks[0], adapter_name=tasks[0], is_trainable=True
         )

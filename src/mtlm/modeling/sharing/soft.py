@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from mtlm.errors import ConfigError
-from mtlm.modeling.sharing.base import DeviceMap, Sharing, SharingSpec
+from mtlm.modeling.sharing.base import Sharing, SharingSpec
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
     from transformers import PreTrainedModel
+
+    from mtlm.devices import Placement
 
 
 class SoftSharingSpec(SharingSpec):
@@ -144,7 +146,11 @@ class SoftSharing(Sharing):
 
     @classmethod
     def load(
-        cls, spec: SharingSpec, directory: Path, tasks: list[str], device_map: DeviceMap = None
+        cls,
+        spec: SharingSpec,
+        directory: Path,
+        tasks: list[str],
+        placement: Placement | None = None,
     ) -> SoftSharing:
         """Read what `save` wrote; hard-shared modules are tied again (their copies are equal)."""
         from mtlm.modeling.backbones import load_backbone
@@ -153,7 +159,9 @@ class SoftSharing(Sharing):
             spec,
             {
                 task: load_backbone(
-                    directory / "backbones" / task, dtype="auto", device_map=device_map
+                    directory / "backbones" / task,
+                    dtype="auto",
+                    placement=placement and placement.within(task),
                 )
                 for task in tasks
             },
