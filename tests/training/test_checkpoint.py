@@ -12,6 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from mtlm.errors import ConfigError
+from mtlm.training.balancers import build_balancer
+from mtlm.training.balancers.dwa import DWASpec
 from mtlm.training.checkpoint import (
     RandomState,
     load_checkpoint,
@@ -50,6 +53,19 @@ def test_a_checkpoint_file_that_would_run_code_is_refused_unrun(tmp_path, file):
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         load_checkpoint(saved, model, optimizer, scheduler)
     assert not witness.exists()
+
+
+def test_a_balancer_state_of_another_version_is_a_one_line_error(tmp_path):
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    old_dwa = {"history": torch.ones(2, 3)}
+    saved = save_checkpoint(
+        tmp_path, 1, model, optimizer, scheduler, {}, keep=1, balancer_states=[old_dwa]
+    )
+    dwa = build_balancer(DWASpec(kind="dwa"), tasks=3)
+    with pytest.raises(ConfigError, match=r"balancer\.pt: not the state .* dwa balancer keeps"):
+        load_checkpoint(saved, model, optimizer, scheduler, dwa)
 
 
 def test_the_fp16_gradient_scaler_is_saved_and_restored(tmp_path):

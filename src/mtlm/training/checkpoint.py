@@ -47,6 +47,7 @@ from accelerate.utils import send_to_device
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from mtlm.errors import ConfigError
 from mtlm.files import staged_directory
 from mtlm.training.balancers import Balancer
 
@@ -149,8 +150,17 @@ def load_checkpoint(
     python_states = state.pop("python_rng")
     saved = process % len(python_states)
     if balancer is not None:
-        balancer_states = _load_pickled(folder / "balancer.pt")
-        balancer.load_state_dict(send_to_device(balancer_states[saved], device))
+        balancer_file = folder / "balancer.pt"
+        balancer_states = _load_pickled(balancer_file)
+        try:
+            balancer.load_state_dict(send_to_device(balancer_states[saved], device))
+        except (KeyError, IndexError, TypeError) as error:
+            # A checkpoint from an mtlm whose balancer kept other state (DWA's, before the
+            # balancer registry) cannot continue the run exactly: it has to start again.
+            raise ConfigError(
+                f"{balancer_file}: not the state this version's {balancer.name} balancer keeps "
+                f"({type(error).__name__}: {error}); train again with overwrite_output_dir: true"
+            ) from None
     scaler_state = state.pop("scaler", None)
     if scaler is not None and scaler_state is not None:
         scaler.load_state_dict(scaler_state)
