@@ -15,6 +15,17 @@ ENTRIES: dict[str, dict[str, Any]] = {
     },
     "hard_proportional": {"training": {"sampler": {"kind": "proportional"}}},
     "static_joint": {"training": {"step_mode": "joint", "balancer": {"kind": "static"}}},
+    # A joint step spends T batches on one optimizer step, so an epoch holds T times fewer
+    # steps than a sampled one; the learning rates scaled by sqrt(T = 6) (Hoffer et al., 2017)
+    # give the joint model a chance to converge on the same epoch budget.
+    "static_joint_scaled_lr": {
+        "training": {
+            "step_mode": "joint",
+            "balancer": {"kind": "static"},
+            "learning_rate": 2.5e-4,
+            "head_learning_rate": 2.5e-3,
+        }
+    },
     "uncertainty": {"training": {"step_mode": "joint", "balancer": {"kind": "uncertainty"}}},
     "famo": {"training": {"step_mode": "joint", "balancer": {"kind": "famo"}}},
     "random": {"training": {"step_mode": "joint", "balancer": {"kind": "random"}}},
