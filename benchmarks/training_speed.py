@@ -18,7 +18,10 @@ share of its step time not spent in forward, backward and the optimizer, measure
 bare loop in a fresh process draws the same batches (same seeds) and only trains on them, and
 the two times are compared; and under cProfile, the step time outside the calls to forward,
 loss, backward, clipping and the optimizer. The bf16 run's test
-scores are compared with the fp32 run's.
+scores are compared with the fp32 run's. Where the fp32 step's time goes: the bare loop's first
+batches under torch.profiler, self CPU time grouped by kind of work (`step_profile.py`); and the
+model's matrix products replayed alone, their FLOP/s against the matmul's, which bounds the
+useful FLOP/s ratio were every other operation free.
 
 With `--precision bf16` (what `benchmarks/gpu_check.sh` runs on a GPU, `--device cuda`): mtlm
 with `mixed_precision: bf16` against the HF Trainer with `bf16=True`, the bare loop under bf16
@@ -42,7 +45,9 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from counting import TokenCounter, peak_rss_mb  # noqa: E402
@@ -58,9 +63,15 @@ MATMUL_SIZE = {"cpu": 4096, "cuda": 8192}
 #: In each precision: the contenders that run `repeats` times, interleaved (the bare loop,
 #: which replays the first one's batches, last), and those that run once.
 CONTENDERS = {
-    "fp32": (("mtlm", "hf_trainer", "tasknet", "bare_loop"), ("mtlm_bf16", "profile")),
+    "fp32": (
+        ("mtlm", "hf_trainer", "tasknet", "bare_loop"),
+        ("mtlm_bf16", "profile", "breakdown"),
+    ),
     "bf16": (("mtlm_bf16", "hf_trainer_bf16", "bare_loop_bf16"), ("mtlm_bf16_weights",)),
 }
+#: The step breakdown: batches trained on before it, and batches it profiles and replays.
+BREAKDOWN_WARMUP = 5
+BREAKDOWN_STEPS = 30
 
 
 # --- the workload, shared by every contender ---------------------------------------------------
@@ -190,46 +201,132 @@ def run_mtlm(workload_path: Path, precision: str, dtype: str = "float32") -> dic
     }
 
 
-def run_bare_loop(workload_path: Path, precision: str) -> dict:
-    """What mtlm's steps cost without mtlm's loop around them: the same sampler draws and
-    batches (same seeds) through forward, loss, backward, clipping, AdamW and the schedule,
-    nothing else; a fresh process like mtlm's, so both pay the same cold start."""
-    import torch
+class BareLoop(NamedTuple):
+    """What a bare loop trains with: mtlm's model, task streams, sampler and optimizer, built as
+    mtlm's Trainer builds them for the workload."""
+
+    trainer: Any
+    streams: dict
+    sampler: Any
+    optimizer: Any
+    schedule: Any
+
+    def batch(self, step: int) -> tuple[str, dict]:
+        """The task the sampler draws at `step` and its stream's next batch, on the device."""
+        self.sampler.set_progress(step / self.trainer.args.max_steps)
+        name = self.sampler.sample()
+        device = self.trainer.accelerator.device
+        return name, {
+            key: value.to(device) for key, value in self.streams[name].next_batch().items()
+        }
+
+    def step(self, name: str, batch: dict, dtype=None, phase=lambda name: nullcontext()) -> None:
+        """Forward, loss, backward, clipping, AdamW and the schedule on one batch; `phase`
+        names the parts after the forward for a profile."""
+        import torch
+
+        model = self.trainer.model
+        with torch.autocast(model.device.type, dtype=dtype, enabled=dtype is not None):
+            output = model(name, batch)
+            with phase("loss"):
+                loss = self.trainer.data[name].task.loss(output, batch)
+        loss.backward()
+        with phase("clip"):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.trainer.args.max_grad_norm)
+        with phase("optimizer"):
+            self.optimizer.step()
+            self.schedule.step()
+            self.optimizer.zero_grad(set_to_none=True)
+
+
+def bare_loop(workload_path: Path, precision: str) -> BareLoop:
+    """mtlm's parts for the workload, in training mode, without mtlm's loop."""
     from transformers import get_linear_schedule_with_warmup
 
     from mtlm import Trainer
     from mtlm.training.samplers import build_sampler
 
-    torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as output:
         trainer = Trainer(mtlm_config(workload_path, precision, output))
-    device = trainer.accelerator.device
-    args, model = trainer.args, trainer.model.to(device)
+    args = trainer.args
+    trainer.model.to(trainer.accelerator.device).train()
     streams = trainer.task_streams()
     sampler = build_sampler(
         {n: len(s.features) for n, s in streams.items()}, args.sampler, args.seed
     )
     optimizer = trainer.optimizer(None)
     schedule = get_linear_schedule_with_warmup(optimizer, 0, args.max_steps)
+    return BareLoop(trainer, streams, sampler, optimizer, schedule)
+
+
+def run_bare_loop(workload_path: Path, precision: str) -> dict:
+    """What mtlm's steps cost without mtlm's loop around them: the same sampler draws and
+    batches (same seeds) through forward, loss, backward, clipping, AdamW and the schedule,
+    nothing else; a fresh process like mtlm's, so both pay the same cold start."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    loop = bare_loop(workload_path, precision)
+    device = loop.trainer.accelerator.device
     dtype = torch.bfloat16 if precision == "bf16" else None
-    drawn = dict.fromkeys(streams, 0)
-    model.train()
+    drawn = dict.fromkeys(loop.streams, 0)
     started = time.perf_counter()
-    for step in range(args.max_steps):
-        sampler.set_progress(step / args.max_steps)
-        name = sampler.sample()
-        batch = {key: value.to(device) for key, value in streams[name].next_batch().items()}
+    for step in range(loop.trainer.args.max_steps):
+        name, batch = loop.batch(step)
         drawn[name] += len(batch["input_ids"])
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = trainer.data[name].task.loss(model(name, batch), batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        loop.step(name, batch, dtype)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return {"seconds": time.perf_counter() - started, "examples_per_task": drawn}
+
+
+def run_breakdown(workload_path: Path) -> dict:
+    """Where mtlm's fp32 step time goes, and the ceiling its matrix products set.
+
+    The first `BREAKDOWN_WARMUP + BREAKDOWN_STEPS` batches the sampler draws are kept; after
+    the warm-up ones, the rest are trained on three times: timed, under torch.profiler (the
+    shares of self CPU time by kind of work, see `step_profile`), and recording every matrix
+    product. Those products are then replayed alone, interleaved with the fp32 matmul rate, the
+    best of three each: their FLOP/s against the matmul's, their share of the timed steps, and
+    the useful FLOP/s ÷ matmul rate the steps would reach were everything but them free.
+    """
+    import torch
+    from step_profile import gemm_calls, gemm_seconds, phase, time_shares
+
+    torch.set_num_threads(THREADS)
+    loop = bare_loop(workload_path, "no")
+    batches = [loop.batch(step) for step in range(BREAKDOWN_WARMUP + BREAKDOWN_STEPS)]
+    warmup, measured = batches[:BREAKDOWN_WARMUP], batches[BREAKDOWN_WARMUP:]
+
+    def train(batches=measured, phase=lambda name: nullcontext()) -> None:
+        for name, batch in batches:
+            loop.step(name, batch, phase=phase)
+
+    train(warmup)
+    counter = TokenCounter()
+    counter.watch(loop.trainer.model)
+    started = time.perf_counter()
+    train()
+    step_seconds = time.perf_counter() - started
+    useful_flops = counter.figures(step_seconds)["useful_flops_per_second"] * step_seconds
+    shares = time_shares(loop.trainer.model, lambda: train(phase=phase))
+    calls = gemm_calls(train)
+    rates, gemm_times = [], []
+    for _ in range(3):
+        rates.append(matmul_rate("float32"))
+        gemm_times.append(gemm_seconds(calls))
+    rate, gemm_time = max(rates), min(gemm_times)
+    gemm_flops = sum(call.flops() * count for call, count in calls.items())
+    return {
+        "steps": len(measured),
+        "shares": shares,
+        "step_seconds": round(step_seconds, 3),
+        "gemm_seconds": round(gemm_time, 3),
+        "gemm_share": round(gemm_time / step_seconds, 4),
+        "gemm_over_matmul": round(gemm_flops / gemm_time / rate, 4),
+        "useful_over_matmul": round(useful_flops / step_seconds / rate, 4),
+        "gemm_ceiling": round(useful_flops / gemm_time / rate, 4),
+    }
 
 
 def run_profiled(workload_path: Path) -> dict:
@@ -380,6 +477,8 @@ def markdown(results: dict) -> str:
         f"{mtlm['profile']['compute_seconds']:.1f} s of {mtlm['profile']['step_seconds']:.1f} s "
         "of steps were forward, loss, backward, clipping and the optimizer.\n"
     )
+    if "breakdown" in mtlm:
+        text += breakdown_markdown(mtlm["breakdown"])
     if "test_scores" in bf16:
         rows = "".join(
             f"| {task} | {mtlm['test_scores'][task]:.3f} | {score:.3f} | "
@@ -402,6 +501,26 @@ def markdown(results: dict) -> str:
         "cProfile figure is taken within one run.\n"
     )
     return text
+
+
+def breakdown_markdown(breakdown: dict) -> str:
+    """The step's time by kind of work, and what its matrix products alone would allow."""
+    rows = "".join(
+        f"| {kind} | {100 * share:.1f} % |\n" for kind, share in breakdown["shares"].items()
+    )
+    return (
+        f"\nWhere mtlm's fp32 step goes: self CPU time under torch.profiler over "
+        f"{breakdown['steps']} steps (the sampler's first draws, after {BREAKDOWN_WARMUP} "
+        "warm-up steps) of the bare loop, one process, by kind of work (backward included):\n\n"
+        "| work | share of profiled CPU time |\n|---|---|\n" + rows + "\n"
+        "The model's matrix products alone (the same shapes, strides and dtype, forward and "
+        "backward, replayed in the same process, the best of 3 passes interleaved with the "
+        f"fp32 matmul): {breakdown['gemm_over_matmul']:.2f} of the matmul rate; they take "
+        f"{100 * breakdown['gemm_share']:.0f} % of the steps' time (unprofiled). Were everything "
+        "else free, useful FLOP/s ÷ fp32 matmul rate would be "
+        f"{breakdown['gemm_ceiling']:.2f} (these steps now: "
+        f"{breakdown['useful_over_matmul']:.2f}).\n"
+    )
 
 
 def main() -> None:
@@ -438,7 +557,7 @@ def main() -> None:
             f"the bundled MiniLM encoder, the first {args.rows} training rows of each of the 4 "
             f"demo tasks, one epoch's worth of optimizer steps, batch {args.batch_size}, each "
             f"task's max_length, {THREADS} threads, each contender in a fresh process, the best "
-            f"of {args.repeats} interleaved runs (bf16 and the profile: one run); throughput "
+            f"of {args.repeats} interleaved runs (bf16 and the profiles: one run each); throughput "
             "over the training calls only (loading, tokenizing and evaluation left out for all).",
             markdown(results),
             f"python benchmarks/training_speed.py --rows {args.rows} --repeats {args.repeats} "
@@ -459,6 +578,7 @@ def _run_one(name: str, rest: list[str]) -> dict:
         "bare_loop": lambda: run_bare_loop(workload, "no"),
         "bare_loop_bf16": lambda: run_bare_loop(workload, "bf16"),
         "profile": lambda: run_profiled(workload),
+        "breakdown": lambda: run_breakdown(workload),
         "hf_trainer": lambda: run_hf_trainer(workload),
         "hf_trainer_bf16": lambda: run_hf_trainer(workload, "bf16"),
     }[name]()
@@ -494,8 +614,8 @@ def measure(workload: Path, device: str, precision: str, repeats: int, no_taskne
     for name in once:
         result = run_isolated(__file__, name, [str(workload)])
         print(json.dumps(result), flush=True)
-        if name == "profile":
-            timed["profile"] = result
+        if name in ("profile", "breakdown"):
+            timed[name] = result
         else:
             results[name] = result
     rates.append(run_isolated(__file__, "matmul", [device]))
