@@ -117,7 +117,15 @@ def _multitask_record(config, folder: Path) -> dict[str, Any]:
     read = _reader(folder)
     record["trivial"] = _scores(read("trivial_results.json"))
     record["primary"] = {t: m["primary"] for t, m in read("eval_results.json")["tasks"].items()}
-    record["steps"] = read("train_summary.json")["steps"]
+    summary = read("train_summary.json")
+    # Whether the budget or early stopping ended the run: a best step at the last validation
+    # says the model was still improving.
+    record.update(
+        steps=summary["steps"],
+        planned_steps=summary["planned_steps"],
+        best_step=summary["best_step"],
+        epochs=summary["epochs"],
+    )
     if (folder / "finetuned" / "eval_results.json").is_file():
         record["finetuned"] = _run_record(folder / "finetuned")
     return record

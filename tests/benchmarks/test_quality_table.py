@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -93,3 +94,40 @@ def test_the_table_lists_every_row_and_the_missing_records():
     assert "| two_stage | 1 |" in text and "| plan | 1 |" in text
     assert "single_task/seed-43" in text and "hard_temperature/seed-43" in text
     assert "single_task/seed-42" not in text
+
+
+def test_a_multitask_record_says_whether_the_budget_or_early_stopping_ended_the_run(
+    tmp_path, monkeypatch
+):
+    import methods_quality
+
+    import mtlm
+
+    results = {"tasks": {"a": {"primary": "accuracy", "accuracy": 0.8}}}
+    files = {
+        "validation_results.json": results,
+        "eval_results.json": results,
+        "trivial_results.json": results,
+        "train_summary.json": {
+            "steps": 133,
+            "planned_steps": 188,
+            "best_step": 95,
+            "epochs": 7.0,
+            "train_seconds": 9.0,
+            "model": {"total_parameters": 10},
+        },
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_text(json.dumps(content))
+
+    class Trained:
+        def __init__(self, config):
+            pass
+
+        def train(self):
+            pass
+
+    monkeypatch.setattr(mtlm, "Trainer", Trained)
+    record = methods_quality._multitask_record(None, tmp_path)
+    assert (record["steps"], record["planned_steps"], record["best_step"]) == (133, 188, 95)
+    assert record["epochs"] == 7.0 and record["test"] == {"a": 0.8}
