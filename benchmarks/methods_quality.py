@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quality_entries import ENTRIES
+from quality_entries import ENTRIES, SAME_AS
 from report import ROOT, write_section
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -206,7 +206,7 @@ def main() -> int:
             for suite in args.suites:
                 for entry in args.entries:
                     path = record_path(suite, entry, seed)
-                    if path.is_file() or not _claim(path):
+                    if (suite, entry) in SAME_AS or path.is_file() or not _claim(path):
                         continue
                     try:
                         print(f"training {suite} / {entry} / seed {seed}", flush=True)

@@ -48,5 +48,16 @@ FINE_TUNED = {"hard_temperature": "two_stage", "hard_temperature_long_finetune":
 #: Entries whose multi-task stage is another entry's (same config, same seed): only their
 #: two-stage row is rendered.
 FINE_TUNE_ONLY = ("hard_temperature_long_finetune",)
+#: Entries not trained on a suite because another entry's run is theirs: (suite, entry) ->
+#: (that entry, why). On the full suite every task has 300 training rows, so proportional
+#: sampling draws exactly the tasks that temperature sampling draws
+#: (tests/training/test_samplers.py).
+SAME_AS = {
+    ("suite", "hard_proportional"): (
+        "hard_temperature",
+        "every task has 300 training rows, so proportional sampling draws the tasks that "
+        "temperature sampling draws",
+    )
+}
 #: The row the others are tested against.
 REFERENCE = "static_joint"

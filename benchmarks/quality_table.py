@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quality_entries import ENTRIES, FINE_TUNE_ONLY, FINE_TUNED, REFERENCE
+from quality_entries import ENTRIES, FINE_TUNE_ONLY, FINE_TUNED, REFERENCE, SAME_AS
 
 from mtlm.analysis.selection import SINGLE_TASK, Candidate, choose_per_task, chosen_scores
 from mtlm.analysis.transfer import delta_m, delta_n, mean_std, relative_change, seed_test
@@ -126,9 +126,13 @@ def render(suite: str, records: Records, seeds: list[int]) -> str:
             "",
             f"Single-task test scores (mean of {len(single)} seeds): " + ", ".join(base) + ".",
         ]
+    for (alias_suite, entry), (same, why) in SAME_AS.items():
+        if alias_suite == suite:
+            lines += ["", f"{entry} is not trained here: {why}; its row is {same}'s."]
     missing = [
         f"{entry}/seed-{seed}"
         for entry in ENTRIES
+        if (suite, entry) not in SAME_AS
         for seed in seeds
         if seed not in records.get(entry, {})
     ]

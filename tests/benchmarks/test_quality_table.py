@@ -96,6 +96,14 @@ def test_the_table_lists_every_row_and_the_missing_records():
     assert "single_task/seed-42" not in text
 
 
+def test_an_entry_whose_run_is_another_entrys_is_not_missing_and_says_why():
+    text = render("suite", RECORDS, [42])
+    assert "hard_proportional/seed-42" not in text
+    assert "hard_proportional is not trained here" in text and "hard_temperature's" in text
+    # On the low-resource suite the task sizes differ, so it is trained and can be missing.
+    assert "hard_proportional/seed-42" in render("suite_low_resource", RECORDS, [42])
+
+
 def test_a_multitask_record_says_whether_the_budget_or_early_stopping_ended_the_run(
     tmp_path, monkeypatch
 ):

@@ -70,6 +70,20 @@ def test_temperature_one_equals_proportional() -> None:
     assert draws[0] == draws[1]
 
 
+def test_on_equal_sizes_every_size_sampler_draws_the_same_tasks() -> None:
+    # The methods-quality benchmark relies on this to skip hard_proportional on the suite
+    # whose tasks all have 300 training rows.
+    equal = {name: 300 for name in ("a", "b", "c", "d", "e", "f")}
+    samplers = [
+        make(equal, 42, kind="proportional"),
+        make(equal, 42, kind="temperature", temperature=2.0),
+        make(equal, 42, kind="uniform"),
+    ]
+    draws = [[sampler.sample() for _ in range(2000)] for sampler in samplers]
+    assert draws[0] == draws[1] == draws[2]
+    assert set(draws[0]) == set(equal)
+
+
 def test_temperature_two_takes_the_square_root_of_sizes() -> None:
     roots = {name: size**0.5 for name, size in SIZES.items()}
     expected = {name: root / sum(roots.values()) for name, root in roots.items()}
