@@ -57,6 +57,44 @@ def test_penalty_equals_the_formula_on_a_hand_made_case(tiny_model_dir):
     assert torch.allclose(parameter.grad, 2 * 0.5 * (values[0] - sum(values) / 3), atol=1e-6)
 
 
+def test_the_penalty_node_matches_autograd_of_the_formula_for_every_task(tiny_model_dir):
+    backbone = AutoModel.from_pretrained(tiny_model_dir)
+    tasks = ["a", "b", "c", "d"]
+    sharing = SoftSharing.from_one(SoftSharingSpec(kind="soft"), backbone, tasks)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for task in tasks:
+            for parameter in sharing.task_parameters(task):
+                parameter.add_(torch.randn_like(parameter) * 0.01)
+    frozen = "encoder.layer.0.attention.self.query.weight"
+    sharing.backbones["b"].get_parameter(frozen).requires_grad_(False)
+    names = [n for n, _ in sharing.backbones["a"].named_parameters()]
+    # The formula through plain autograd, on copies of the parameters.
+    copies = {
+        task: [
+            sharing.backbones[task].get_parameter(n).detach().clone().requires_grad_()
+            for n in names
+        ]
+        for task in tasks
+    }
+    total = 0.0
+    for index in range(len(names)):
+        values = [copies[task][index] for task in tasks]
+        mean = sum(values) / len(tasks)
+        total = total + sum(((value - mean) ** 2).sum() for value in values)
+    (0.3 * total).backward()
+    penalty, _ = sharing.penalty(0.3)
+    assert penalty.item() == pytest.approx(0.3 * total.item(), rel=1e-5)
+    penalty.backward()
+    for task in tasks:
+        for name, reference in zip(names, copies[task], strict=True):
+            parameter = sharing.backbones[task].get_parameter(name)
+            if task == "b" and name == frozen:
+                assert parameter.grad is None
+            else:
+                assert torch.allclose(parameter.grad, reference.grad, atol=1e-7), (task, name)
+
+
 def test_strength_zero_trains_tasks_apart_and_a_large_strength_keeps_them_together(
     make_config, tmp_path
 ):

@@ -57,8 +57,8 @@ class SoftSharingSpec(SharingSpec):
 
 class SoftSharing(Sharing):
     """One backbone per task. Modules named in `hard_modules` and the layers in `hard_layers`
-    are the same module objects in every task's backbone (hard-shared). The penalty is computed
-    with foreach kernels over all tensors at once, looping only over tasks."""
+    are the same module objects in every task's backbone (hard-shared). The penalty is one
+    autograd node over all tensors at once (`TiedDistance`), looping only over tasks."""
 
     name = "soft"
     options = SoftSharingSpec
@@ -119,21 +119,12 @@ class SoftSharing(Sharing):
 
     def penalty(self, strength: float) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(λ Σ_i ||θ_i − θ̄||², RMS distance of a task's parameters from the mean)."""
-        import torch
+        from mtlm.modeling.sharing.tied_distance import TiedDistance
 
         lists = list(self._soft.values())
         if not lists[0]:
             return None
-        total = list(lists[0])
-        for parameters in lists[1:]:
-            total = torch._foreach_add(total, parameters)
-        mean = torch._foreach_div(total, float(len(lists)))
-        squared = torch.stack(
-            [
-                torch.stack(torch._foreach_norm(torch._foreach_sub(parameters, mean))).pow(2).sum()
-                for parameters in lists
-            ]
-        ).sum()
+        squared = TiedDistance.apply(len(lists), *(p for parameters in lists for p in parameters))
         return strength * squared, (squared.detach() / len(lists)).sqrt()
 
     def _backbones(self) -> list[nn.Module]:
