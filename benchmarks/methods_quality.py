@@ -43,13 +43,16 @@ SUITES = ("suite", "suite_low_resource")
 
 # --- running ---------------------------------------------------------------------------------
 def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `changes` merged in, key by key (nested mappings merged, not replaced)."""
+    """`base` with `changes` merged in, key by key: nested mappings merged, except one that
+    names another `kind` (a sampler, a balancer), which replaces the base's with its options."""
     out = copy.deepcopy(base)
     for key, value in changes.items():
-        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
+        current = out.get(key)
+        if isinstance(value, dict) and value and isinstance(current, dict):
+            if value.get("kind", current.get("kind")) == current.get("kind"):
+                out[key] = merged(current, value)
+                continue
+        out[key] = copy.deepcopy(value)
     return out
 
 
@@ -58,16 +61,14 @@ def record_path(suite: str, entry: str, seed: int) -> Path:
     return RESULTS / suite / entry / f"seed-{seed}.json"
 
 
-def run_entry(suite: str, entry: str, seed: int) -> dict[str, Any]:
-    """Train one entry of one suite with one seed and return its record."""
+def entry_config(suite: str, entry: str, seed: int, folder: Path):
+    """The validated config of one entry of one suite, writing its run under `folder`."""
     import yaml
 
     from mtlm.config import config_from_dict
 
     config_file = ROOT / "examples" / f"{suite}.yaml"
-    raw = yaml.safe_load(config_file.read_text())
-    folder = SCRATCH / suite / entry / f"seed-{seed}"
-    raw = merged(raw, ENTRIES[entry])
+    raw = merged(yaml.safe_load(config_file.read_text()), ENTRIES[entry])
     raw["training"].update(
         seed=seed, output_dir=str(folder), overwrite_output_dir=True, progress_bar=False
     )
@@ -76,7 +77,13 @@ def run_entry(suite: str, entry: str, seed: int) -> dict[str, Any]:
         for split in ("train", "validation", "test", "path"):
             if data.get(split):
                 data[split] = str((config_file.parent / data[split]).resolve())
-    config = config_from_dict(raw, source=f"{suite}:{entry}")
+    return config_from_dict(raw, source=f"{suite}:{entry}")
+
+
+def run_entry(suite: str, entry: str, seed: int) -> dict[str, Any]:
+    """Train one entry of one suite with one seed and return its record."""
+    folder = SCRATCH / suite / entry / f"seed-{seed}"
+    config = entry_config(suite, entry, seed, folder)
     started = time.perf_counter()
     if entry == "single_task":
         record = _single_task_record(config, folder)

@@ -104,6 +104,26 @@ def test_an_entry_whose_run_is_another_entrys_is_not_missing_and_says_why():
     assert "hard_proportional/seed-42" in render("suite_low_resource", RECORDS, [42])
 
 
+@pytest.mark.parametrize("suite", ["suite", "suite_low_resource"])
+def test_every_entry_is_a_valid_config_of_every_suite(suite, tmp_path):
+    import methods_quality
+    from quality_entries import ENTRIES
+
+    for entry in ENTRIES:
+        config = methods_quality.entry_config(suite, entry, 7, tmp_path)
+        assert config.training.seed == 7
+
+
+def test_a_section_of_another_kind_replaces_the_base_section_instead_of_merging():
+    from methods_quality import merged
+
+    base = {"training": {"sampler": {"kind": "temperature", "temperature": 2.0}, "seed": 1}}
+    changed = merged(base, {"training": {"sampler": {"kind": "proportional"}}})
+    assert changed == {"training": {"sampler": {"kind": "proportional"}, "seed": 1}}
+    same_kind = merged(base, {"training": {"sampler": {"temperature": 3.0}}})
+    assert same_kind["training"]["sampler"] == {"kind": "temperature", "temperature": 3.0}
+
+
 def test_a_multitask_record_says_whether_the_budget_or_early_stopping_ended_the_run(
     tmp_path, monkeypatch
 ):
