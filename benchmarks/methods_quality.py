@@ -10,9 +10,10 @@ which entries are missing.
 Entries are the suite's config with a few keys changed. `single_task` is each task trained
 alone to its best validation score (the converged baselines of `mtlm compare`, from the same
 cache). The `hard_temperature` entry also fine-tunes every task alone afterwards, recorded as
-the `two_stage` row (`two_stage_long`: the same on the baselines' budget of 10 epochs); `plan`
-is no training of its own: each task takes, among single-task, hard_temperature and
-two_stage, the one with the best validation score (`mtlm plan`'s rule).
+the `two_stage` row (`two_stage_long`: the same on the baselines' budget of 10 epochs). The
+plan rows are no training of their own: each task takes, among single-task, hard_temperature,
+two_stage (and in `plan + lora`, `plan + soft` that entry's model), the one with the best
+validation score (`mtlm plan`'s rule).
 
     python benchmarks/methods_quality.py --run --seeds 3 --suites suite suite_low_resource
     python benchmarks/methods_quality.py --write      # render BENCHMARKS.md from the records

@@ -48,6 +48,10 @@ FINE_TUNED = {"hard_temperature": "two_stage", "hard_temperature_long_finetune":
 #: Entries whose multi-task stage is another entry's (same config, same seed): only their
 #: two-stage row is rendered.
 FINE_TUNE_ONLY = ("hard_temperature_long_finetune",)
+#: The plan rows: `mtlm plan`'s rule (per task, the candidate with the best validation score,
+#: the single-task model unless another beats it) over single-task, hard_temperature and its
+#: fine-tune, plus the entries named here (`mtlm plan --sharing soft` offers a soft model).
+PLANS: dict[str, tuple[str, ...]] = {"plan": (), "plan + lora": ("lora",), "plan + soft": ("soft",)}
 #: Entries not trained on a suite because another entry's run is theirs: (suite, entry) ->
 #: (that entry, why). On the full suite every task has 300 training rows, so proportional
 #: sampling draws exactly the tasks that temperature sampling draws

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quality_entries import ENTRIES, FINE_TUNE_ONLY, FINE_TUNED, REFERENCE, SAME_AS
+from quality_entries import ENTRIES, FINE_TUNE_ONLY, FINE_TUNED, PLANS, REFERENCE, SAME_AS
 
 from mtlm.analysis.selection import SINGLE_TASK, Candidate, choose_per_task, chosen_scores
 from mtlm.analysis.transfer import delta_m, delta_n, mean_std, relative_change, seed_test
@@ -16,11 +16,9 @@ Records = dict[str, dict[int, dict[str, Any]]]
 
 def derived_rows(records: Records) -> Records:
     """A two-stage row from the fine-tuned part of each entry that fine-tunes (`two_stage` from
-    `hard_temperature`, `two_stage_long` from `hard_temperature_long_finetune`), and `plan`, each
-    task served by whichever of single_task, hard_temperature and two_stage had its best
-    validation score."""
+    `hard_temperature`, `two_stage_long` from `hard_temperature_long_finetune`), and the plan
+    rows of `PLANS`, each task served by whichever candidate had its best validation score."""
     rows: Records = {row: {} for row in FINE_TUNED.values()}
-    rows["plan"] = {}
     for entry, row in FINE_TUNED.items():
         for seed, record in records.get(entry, {}).items():
             tuned = record.get("finetuned")
@@ -29,26 +27,36 @@ def derived_rows(records: Records) -> Records:
                     **tuned,
                     "train_seconds": record["train_seconds"] + tuned["train_seconds"],
                 }
+    for name, extra in PLANS.items():
+        rows[name] = _plan_row(records, extra)
+    return {name: seeds for name, seeds in rows.items() if seeds}
+
+
+def _plan_row(records: Records, extra: tuple[str, ...]) -> dict[int, dict[str, Any]]:
+    """The plan's choice per seed among single_task, hard_temperature, its fine-tune and the
+    `extra` entries; seeds missing any of them have none."""
+    row = {}
     for seed, record in records.get("hard_temperature", {}).items():
         tuned = record.get("finetuned")
         single = records.get("single_task", {}).get(seed)
-        if tuned is None or single is None:
+        others = [records.get(entry, {}).get(seed) for entry in extra]
+        if tuned is None or single is None or None in others:
             continue
         candidates = [
             Candidate(SINGLE_TASK, single["validation"], single["test"]),
             Candidate("all-in-one", record["validation"], record["test"]),
             Candidate("all-in-one + fine-tune", tuned["validation"], tuned["test"]),
+            *(Candidate(e, o["validation"], o["test"]) for e, o in zip(extra, others, strict=True)),
         ]
         directions = {task: _higher(record, task) for task in record["test"]}
         choices = chosen_scores(choose_per_task(candidates, directions), candidates)
-        rows["plan"][seed] = {
+        seconds = [single, record, tuned, *others]
+        row[seed] = {
             "test": {task: choice["test"] for task, choice in choices.items()},
             "chosen": {task: choice["candidate"] for task, choice in choices.items()},
-            "train_seconds": single["train_seconds"]
-            + record["train_seconds"]
-            + tuned["train_seconds"],
+            "train_seconds": sum(part["train_seconds"] for part in seconds),
         }
-    return {name: seeds for name, seeds in rows.items() if seeds}
+    return row
 
 
 def _higher(record: dict[str, Any], task: str) -> bool:

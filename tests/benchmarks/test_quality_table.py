@@ -69,6 +69,18 @@ def test_two_stage_and_plan_rows_come_from_the_records():
     assert rows["plan"][42]["train_seconds"] == 170.0
 
 
+def test_a_plan_with_a_further_candidate_serves_a_task_by_it_where_it_validates_best():
+    soft = {42: multitask({"a": 0.75, "b": 0.70}, {"a": 0.78, "b": 0.45})}
+    rows = derived_rows({**RECORDS, "soft": soft})
+    # a: soft validates best (0.75 > 0.72); b (lower is better): the fine-tune's 0.55 stays.
+    assert rows["plan + soft"][42]["chosen"] == {"a": "soft", "b": "all-in-one + fine-tune"}
+    assert rows["plan + soft"][42]["test"] == {"a": 0.78, "b": 0.30}
+    assert rows["plan + soft"][42]["train_seconds"] == 270.0
+    assert rows["plan"][42]["chosen"]["a"] == "all-in-one"
+    # Without a lora record for the seed there is no such plan.
+    assert "plan + lora" not in rows
+
+
 def test_the_long_fine_tune_gives_its_own_two_stage_row_and_not_a_second_joint_row():
     long = {
         42: multitask(
