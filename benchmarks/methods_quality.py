@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quality_entries import ENTRIES, SAME_AS
+from quality_entries import ENTRIES, SAME_AS, SUITE_ONLY
 from report import ROOT, write_section
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -214,7 +214,10 @@ def main() -> int:
             for suite in args.suites:
                 for entry in args.entries:
                     path = record_path(suite, entry, seed)
-                    if (suite, entry) in SAME_AS or path.is_file() or not _claim(path):
+                    elsewhere = SUITE_ONLY.get(entry, suite) != suite
+                    if (suite, entry) in SAME_AS or elsewhere:
+                        continue
+                    if path.is_file() or not _claim(path):
                         continue
                     try:
                         print(f"training {suite} / {entry} / seed {seed}", flush=True)

@@ -63,5 +63,7 @@ SAME_AS = {
         "temperature sampling draws",
     )
 }
+#: Diagnostics of one suite's results, not methods: run on that suite only.
+SUITE_ONLY = {"hard_temperature_long_finetune": "suite", "static_joint_unscaled_lr": "suite"}
 #: The row the others are tested against.
 REFERENCE = "static_joint"

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from quality_entries import ENTRIES, FINE_TUNE_ONLY, FINE_TUNED, PLANS, REFERENCE, SAME_AS
+from quality_entries import (
+    ENTRIES,
+    FINE_TUNE_ONLY,
+    FINE_TUNED,
+    PLANS,
+    REFERENCE,
+    SAME_AS,
+    SUITE_ONLY,
+)
 
 from mtlm.analysis.selection import SINGLE_TASK, Candidate, choose_per_task, chosen_scores
 from mtlm.analysis.transfer import delta_m, delta_n, mean_std, relative_change, seed_test
@@ -140,7 +148,7 @@ def render(suite: str, records: Records, seeds: list[int]) -> str:
     missing = [
         f"{entry}/seed-{seed}"
         for entry in ENTRIES
-        if (suite, entry) not in SAME_AS
+        if (suite, entry) not in SAME_AS and SUITE_ONLY.get(entry, suite) == suite
         for seed in seeds
         if seed not in records.get(entry, {})
     ]

@@ -113,7 +113,11 @@ def test_an_entry_whose_run_is_another_entrys_is_not_missing_and_says_why():
     assert "hard_proportional/seed-42" not in text
     assert "hard_proportional is not trained here" in text and "hard_temperature's" in text
     # On the low-resource suite the task sizes differ, so it is trained and can be missing.
-    assert "hard_proportional/seed-42" in render("suite_low_resource", RECORDS, [42])
+    low_resource = render("suite_low_resource", RECORDS, [42])
+    assert "hard_proportional/seed-42" in low_resource
+    # The full suite's diagnostics are not missing elsewhere.
+    assert "static_joint_unscaled_lr/seed-42" in text
+    assert "static_joint_unscaled_lr/seed-42" not in low_resource
 
 
 @pytest.mark.parametrize("suite", ["suite", "suite_low_resource"])
