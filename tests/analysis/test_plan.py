@@ -30,7 +30,12 @@ def plan(tiny_model_dir, tmp_path_factory):
         finetune={"num_epochs": 1, "r": 4, "alpha": 8},
     )
     return make_plan(
-        config, root / "plan", groups=2, affinity_steps=4, affinity_every=1, sharing=["lora"]
+        config,
+        root / "plan",
+        groups=2,
+        affinity_steps=4,
+        affinity_every=1,
+        sharing=["lora", "soft"],
     )
 
 
@@ -44,12 +49,15 @@ def test_every_task_is_served_by_a_candidate_no_worse_on_validation_than_its_own
         if choice["candidate"] != SINGLE_TASK:
             assert choice["validation"] > single.validation[task]
     names = [c.name for c in plan.candidates]
-    assert names[:4] == [
+    # Soft sharing gives every task a backbone of its own: it has no fine-tuning stage.
+    assert names[:5] == [
         "all-in-one",
         "all-in-one + fine-tune",
         "all-in-one (lora)",
         "all-in-one (lora) + fine-tune",
+        "all-in-one (soft)",
     ]
+    assert "all-in-one (soft) + fine-tune" not in names
     assert names[-1] == SINGLE_TASK
     # the LoRA candidate was trained with LoRA sharing, every task with an adapter of its own
     lora = MultiTaskModel.from_pretrained(plan.folder / "candidates" / "multitask-1" / "model")

@@ -10,7 +10,8 @@ training budget:
 - `group k`: one model of each group of the partition that affinity recommends (groups of one
   task are single-task models and are not trained twice);
 - each of those followed by per-task fine-tuning (`+ fine-tune`, MT-DNN's second stage, see
-  `mtlm.training.finetune`), with the config's `training.finetune` or its defaults;
+  `mtlm.training.finetune`), with the config's `training.finetune` or its defaults, except a
+  model with a backbone per task (soft sharing), whose tasks already have weights of their own;
 - `single-task`: every task alone to its best validation score (compare's converged baseline).
 
 Each task is then served by the candidate with its best *validation* score
@@ -115,9 +116,11 @@ def make_plan(
     for index, (name, (tasks, kind)) in enumerate(models.items()):
         run = candidates_dir / f"multitask-{index}"
         _say(f"{name}: training {len(tasks)} tasks into {run}")
-        _train(_subset(config, tasks, run, finetune, kind))
+        candidate_config = _subset(config, tasks, run, finetune, kind)
+        _train(candidate_config)
         candidates.append(_candidate(name, run))
-        candidates.append(_candidate(name + FINE_TUNED, run / "finetuned"))
+        if candidate_config.training.finetune is not None:
+            candidates.append(_candidate(name + FINE_TUNED, run / "finetuned"))
     candidates.append(_single_task_candidate(config, candidates_dir / "single-task"))
     # A kind's primary metric can depend on what it learned from its rows (tags in BIO form
     # or not), so it is read from the scores of the model of all tasks.
@@ -143,18 +146,22 @@ def _subset(
     sharing: str | None = None,
 ) -> ExperimentConfig:
     """The config of a candidate: `tasks` only, into `run`, shared as the config says or as
-    `sharing` (a kind, with its defaults)."""
+    `sharing` (a kind, with its defaults), fine-tuned per task unless it has a backbone per
+    task."""
+    from mtlm.modeling.sharing import SHARING
+
     raw = config.model_dump(mode="json")
     raw["tasks"] = [spec for spec in raw["tasks"] if spec["name"] in tasks]
     if sharing is not None:
         raw["sharing"] = {"kind": sharing}
+    per_task = SHARING[raw["sharing"]["kind"]].options.backbone_per_task
     training = raw["training"]
     training["sampler"] = config.training.sampler.for_tasks(tasks).model_dump(mode="json")
     training.update(
         output_dir=str(run),
         overwrite_output_dir=True,
         joint_groups=None,
-        finetune=finetune.model_dump(mode="json"),
+        finetune=None if per_task else finetune.model_dump(mode="json"),
     )
     return config_from_dict(raw, source=f"the plan's model of {', '.join(tasks)}")
 
