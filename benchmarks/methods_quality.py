@@ -32,10 +32,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quality_entries import ENTRIES, SAME_AS, SUITE_ONLY
 from report import ROOT, write_section
+
+if TYPE_CHECKING:
+    from mtlm.config import ExperimentConfig
 
 RESULTS = ROOT / "benchmarks" / "results"
 SCRATCH = RESULTS / ".runs"
@@ -62,7 +65,7 @@ def record_path(suite: str, entry: str, seed: int) -> Path:
     return RESULTS / suite / entry / f"seed-{seed}.json"
 
 
-def entry_config(suite: str, entry: str, seed: int, folder: Path):
+def entry_config(suite: str, entry: str, seed: int, folder: Path) -> ExperimentConfig:
     """The validated config of one entry of one suite, writing its run under `folder`."""
     import yaml
 
