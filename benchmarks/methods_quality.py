@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quality_entries import ENTRIES, SAME_AS, SUITE_ONLY
+from quality_entries import ENTRIES, runs_on
 from report import ROOT, write_section
 
 if TYPE_CHECKING:
@@ -217,10 +217,7 @@ def main() -> int:
             for suite in args.suites:
                 for entry in args.entries:
                     path = record_path(suite, entry, seed)
-                    elsewhere = SUITE_ONLY.get(entry, suite) != suite
-                    if (suite, entry) in SAME_AS or elsewhere:
-                        continue
-                    if path.is_file() or not _claim(path):
+                    if not runs_on(suite, entry) or path.is_file() or not _claim(path):
                         continue
                     try:
                         print(f"training {suite} / {entry} / seed {seed}", flush=True)

@@ -65,5 +65,13 @@ SAME_AS = {
 }
 #: Diagnostics of one suite's results, not methods: run on that suite only.
 SUITE_ONLY = {"hard_temperature_long_finetune": "suite", "static_joint_unscaled_lr": "suite"}
+
+
+def runs_on(suite: str, entry: str) -> bool:
+    """Whether `entry` is trained on `suite` (not another entry's run, nor another suite's
+    diagnostic)."""
+    return (suite, entry) not in SAME_AS and SUITE_ONLY.get(entry, suite) == suite
+
+
 #: The row the others are tested against.
 REFERENCE = "static_joint"

@@ -13,7 +13,7 @@ from quality_entries import (
     PLANS,
     REFERENCE,
     SAME_AS,
-    SUITE_ONLY,
+    runs_on,
 )
 
 from mtlm.analysis.selection import SINGLE_TASK, Candidate, choose_per_task, chosen_scores
@@ -148,7 +148,7 @@ def render(suite: str, records: Records, seeds: list[int]) -> str:
     missing = [
         f"{entry}/seed-{seed}"
         for entry in ENTRIES
-        if (suite, entry) not in SAME_AS and SUITE_ONLY.get(entry, suite) == suite
+        if runs_on(suite, entry)
         for seed in seeds
         if seed not in records.get(entry, {})
     ]
