@@ -122,6 +122,7 @@ def _run_record(folder: Path) -> dict[str, Any]:
 
 def _multitask_record(config, folder: Path) -> dict[str, Any]:
     from mtlm import Trainer
+    from mtlm.evaluation.run_report import read_log_rows
 
     Trainer(config).train()
     record = _run_record(folder)
@@ -137,6 +138,11 @@ def _multitask_record(config, folder: Path) -> dict[str, Any]:
         best_step=summary["best_step"],
         epochs=summary["epochs"],
     )
+    # How far apart a soft model's tied parameters ended (the root mean square distance of
+    # each task's from their mean), so that entries of different strengths can be compared.
+    tied = [row["sharing"] for row in read_log_rows(folder / "metrics.jsonl") if "sharing" in row]
+    if tied:
+        record["tie_distance"] = tied[-1]["distance"]
     if (folder / "finetuned" / "eval_results.json").is_file():
         record["finetuned"] = _run_record(folder / "finetuned")
     return record

@@ -163,6 +163,12 @@ def test_a_multitask_record_says_whether_the_budget_or_early_stopping_ended_the_
     }
     for name, content in files.items():
         (tmp_path / name).write_text(json.dumps(content))
+    logged = [
+        {"step": 20, "losses": {"a": 0.9}, "sharing": {"penalty": 0.1, "distance": 0.002}},
+        {"step": 40, "losses": {"a": 0.7}, "sharing": {"penalty": 0.2, "distance": 0.003}},
+        {"step": 95, "eval": {"a": 0.8}},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in logged))
 
     class Trained:
         def __init__(self, config):
@@ -175,3 +181,8 @@ def test_a_multitask_record_says_whether_the_budget_or_early_stopping_ended_the_
     record = methods_quality._multitask_record(None, tmp_path)
     assert (record["steps"], record["planned_steps"], record["best_step"]) == (133, 188, 95)
     assert record["epochs"] == 7.0 and record["test"] == {"a": 0.8}
+    assert record["tie_distance"] == 0.003
+
+    # A model without a soft tie logs no distance, and its record has none.
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(logged[-1]) + "\n")
+    assert "tie_distance" not in methods_quality._multitask_record(None, tmp_path)

@@ -27,7 +27,7 @@ def write_report(run_dir: str | Path) -> Path:
     log = run / "metrics.jsonl"
     if not log.is_file():
         raise ConfigError(f"{run}: no metrics.jsonl, so not a training run folder (or not begun)")
-    rows = _read_rows(log)
+    rows = read_log_rows(log)
     train = [row for row in rows if "losses" in row]
     validation = [row for row in rows if "eval" in row]
     summary = _read_json(run / "train_summary.json")
@@ -63,7 +63,7 @@ def write_report(run_dir: str | Path) -> Path:
 
 
 # --- reading the run folder -------------------------------------------------------------------
-def _read_rows(path: Path) -> list[dict[str, Any]]:
+def read_log_rows(path: Path) -> list[dict[str, Any]]:
     """The log's rows; a torn last line (a run writing or killed mid-row) is skipped."""
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
