@@ -138,8 +138,8 @@ def _multitask_record(config, folder: Path) -> dict[str, Any]:
         best_step=summary["best_step"],
         epochs=summary["epochs"],
     )
-    # How far apart a soft model's tied parameters ended (the root mean square distance of
-    # each task's from their mean), so that entries of different strengths can be compared.
+    # How far apart a soft model's tied parameters ended (as logged: the RMS over tasks of the
+    # L2 distance of a task's parameters from their mean), to compare entries' strengths.
     tied = [row["sharing"] for row in read_log_rows(folder / "metrics.jsonl") if "sharing" in row]
     if tied:
         record["tie_distance"] = tied[-1]["distance"]
