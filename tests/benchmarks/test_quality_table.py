@@ -140,7 +140,7 @@ def test_a_section_of_another_kind_replaces_the_base_section_instead_of_merging(
     assert same_kind["training"]["sampler"] == {"kind": "temperature", "temperature": 3.0}
 
 
-def test_a_multitask_record_says_whether_the_budget_or_early_stopping_ended_the_run(
+def test_a_multitask_record_says_what_ended_the_run_and_how_far_apart_soft_tasks_ended(
     tmp_path, monkeypatch
 ):
     import methods_quality
