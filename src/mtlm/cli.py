@@ -149,7 +149,14 @@ def _parser() -> argparse.ArgumentParser:
         "--baseline-epochs",
         type=_whole_number(1),
         default=10,
-        help="converged baselines: at most this many epochs (10)",
+        help="converged baselines: the first run's epochs (10)",
+    )
+    compare.add_argument(
+        "--baseline-max-epochs",
+        type=_whole_number(1),
+        default=30,
+        help="converged baselines: while the epoch cap, not early stopping, ends a run, train "
+        "again with 3 times the epochs, up to this many, and keep the best on validation (30)",
     )
     compare.add_argument(
         "--baseline-patience",
@@ -423,7 +430,9 @@ def _compare(args: argparse.Namespace) -> int:
     from mtlm.analysis.compare_report import format_comparison
     from mtlm.analysis.comparison import BaselinePlan
 
-    plan = BaselinePlan(args.baseline, args.baseline_epochs, args.baseline_patience)
+    plan = BaselinePlan(
+        args.baseline, args.baseline_epochs, args.baseline_patience, args.baseline_max_epochs
+    )
     plan.check()  # before reading data or training anything
     # Beside the training folder, not in it: overwrite_output_dir would delete it.
     output = Path(args.output_dir or f"{config.training.output_dir}-compare")

@@ -9,18 +9,12 @@ from typing import Any
 
 import pytest
 
-from mtlm.analysis.compare import (
-    baseline_config,
-    baseline_key,
-    compare,
-    converged_baseline_config,
-    data_fingerprint,
-)
+from mtlm.analysis.baselines import baseline_config, converged_baseline_config
+from mtlm.analysis.compare import baseline_key, compare, data_fingerprint
 from mtlm.analysis.compare_report import format_comparison, write_comparison
 from mtlm.analysis.comparison import BaselinePlan, BaselineRun, SeedRuns, summarise
 from mtlm.config import ExperimentConfig, config_from_dict
 from mtlm.errors import ConfigError
-from mtlm.modeling.sharing.hard import HardSharingSpec
 from mtlm.training.trainer import Trainer
 
 
@@ -66,87 +60,6 @@ def _fake_runs(
     return [SeedRuns(1, multitask, {"converged": baselines})]
 
 
-def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
-    config = make_config(
-        seed=7,
-        max_steps=30,
-        eval_steps=15,
-        save_steps=10,
-        gradient_accumulation_steps=2,
-        step_mode="joint",
-        balancer={"kind": "upgrad"},
-    )
-    tasks = config.model_dump(mode="json")["tasks"]
-    tasks[1]["loss_weight"] = 3.0
-    config = _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
-
-    baseline = baseline_config(config, "score", examples=100, multitask_steps=30)
-
-    steps = math.ceil(100 / (config.training.batch_size * 2))
-    assert [task.name for task in baseline.tasks] == ["score"]
-    assert baseline.tasks[0].loss_weight == 1.0
-    assert baseline.tasks[0].label_column == config.tasks[1].label_column
-    assert baseline.sharing == HardSharingSpec(kind="hard")
-    training = baseline.training
-    assert training.max_steps == steps
-    assert training.eval_steps == max(1, round(15 * steps / 30))
-    assert training.save_steps is None
-    assert training.step_mode == "sampled" and training.balancer.kind == "static"
-    # The multi-task trainer seeds the stream of the task at position i with seed + i.
-    assert training.seed == 7 + 1
-    for key in ("learning_rate", "warmup_ratio", "batch_size", "gradient_accumulation_steps"):
-        assert getattr(training, key) == getattr(config.training, key)
-
-
-def test_a_converged_baseline_trains_one_task_alone_until_validation_stops_improving(
-    make_config,
-):
-    config = make_config(
-        seed=7,
-        max_steps=30,
-        eval_steps=15,
-        save_steps=10,
-        early_stopping_threshold=0.05,
-        step_mode="joint",
-        balancer={"kind": "upgrad"},
-    )
-    tasks = config.model_dump(mode="json")["tasks"]
-    tasks[1]["loss_weight"] = 3.0
-    tasks[1]["max_length"] = 24
-    config = _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
-
-    baseline = converged_baseline_config(config, "score", epochs=6, patience=3)
-
-    assert [task.name for task in baseline.tasks] == ["score"]
-    assert baseline.tasks[0].loss_weight == 1.0 and baseline.tasks[0].max_length == 24
-    assert baseline.sharing == HardSharingSpec(kind="hard")
-    training = baseline.training
-    assert training.num_epochs == 6 and training.max_steps is None
-    assert training.eval_strategy == "epoch" and training.eval_steps is None
-    assert training.early_stopping_patience == 3
-    assert training.early_stopping_threshold == 0.0  # any improvement counts
-    assert training.load_best_model_at_end and training.save_steps is None
-    assert training.step_mode == "sampled" and training.balancer.kind == "static"
-    assert training.seed == 7 + 1
-    for key in ("learning_rate", "warmup_ratio", "batch_size", "gradient_accumulation_steps"):
-        assert getattr(training, key) == getattr(config.training, key)
-    defaults = converged_baseline_config(config, "score").training
-    assert defaults.num_epochs == 10 and defaults.early_stopping_patience == 2
-
-
-def test_a_lora_baseline_keeps_its_adapter(make_config):
-    config = _variant(make_config(), sharing={"kind": "lora", "r": 4})
-    baseline = baseline_config(config, "tagging", examples=40, multitask_steps=30)
-    assert baseline.sharing == config.sharing
-    assert converged_baseline_config(config, "tagging").sharing == config.sharing
-
-
-def test_a_baseline_of_a_two_stage_config_has_no_fine_tuning_stage(make_config):
-    config = make_config(finetune={"num_epochs": 1})
-    assert converged_baseline_config(config, "score").training.finetune is None
-    assert baseline_config(config, "score", 40, multitask_steps=30).training.finetune is None
-
-
 def test_the_two_kinds_of_baseline_never_share_a_cache_entry(make_config, task_files):
     config = make_config()
     data = data_fingerprint(config.tasks[0])
@@ -186,6 +99,7 @@ def test_seeds_and_baseline_limits_below_one_are_refused(make_config, tmp_path):
     for plan, flag in (
         (BaselinePlan(epochs=0), "--baseline-epochs"),
         (BaselinePlan(patience=0), "--baseline-patience"),
+        (BaselinePlan(epochs=10, max_epochs=5), "--baseline-max-epochs"),
         (BaselinePlan("longest"), "--baseline"),
     ):
         with pytest.raises(ConfigError, match=flag):
@@ -299,7 +213,7 @@ def test_converged_baselines_stop_by_their_epochs_and_do_not_depend_on_the_multi
     monkeypatch.setattr(Trainer, "train", counting_train)
     cache = tmp_path / "baselines"
     names = [task.name for task in make_config().tasks]
-    plan = BaselinePlan(epochs=4, patience=1)
+    plan = BaselinePlan(epochs=4, patience=1, max_epochs=4)
 
     comparison = compare(
         make_config(max_steps=12, eval_steps=None),
@@ -320,7 +234,7 @@ def test_converged_baselines_stop_by_their_epochs_and_do_not_depend_on_the_multi
         # Early stopping ends a run at an epoch's end.
         assert baseline.steps % summary["steps_per_epoch"] == 0 or not baseline.stopped_early
     table = format_comparison(comparison)
-    assert "single-task models trained to their best validation score (≤ 4 epochs, patience 1)" in (
+    assert "single-task models trained to their best validation score (4 epochs, patience 1;" in (
         table
     )
     header = next(line for line in table.splitlines() if line.startswith("task "))
@@ -334,6 +248,42 @@ def test_converged_baselines_stop_by_their_epochs_and_do_not_depend_on_the_multi
         plan=plan,
     )
     assert trained == [names]  # a longer multi-task run, the same converged baselines
+
+
+def test_a_baseline_its_cap_ended_trains_again_longer_and_keeps_the_better_validating_run(
+    make_config, tmp_path, monkeypatch
+):
+    caps: list[tuple[str, float]] = []
+    original = Trainer.train
+
+    def recording_train(self: Trainer, resume: bool = False):
+        if len(self.config.tasks) == 1:
+            caps.append((self.config.tasks[0].name, self.config.training.num_epochs))
+        return original(self, resume)
+
+    monkeypatch.setattr(Trainer, "train", recording_train)
+    # One epoch, one validation: patience cannot end it, so only its cap can.
+    plan = BaselinePlan(epochs=1, patience=1, max_epochs=3)
+
+    comparison = compare(make_config(max_steps=6, eval_steps=None), tmp_path / "c", plan=plan)
+
+    names = [task.name for task in make_config().tasks]
+    assert caps == [(name, epochs) for name in names for epochs in (1.0, 3.0)]
+    saved = _read(tmp_path / "c" / "comparison.json")
+    for name, baseline in comparison.runs[0].baselines["converged"].items():
+        short, long = baseline.budgets
+        assert (short.epochs, long.epochs) == (1, 3) and not short.stopped_early
+        kept = long if long.best_validation > short.best_validation else short
+        assert baseline.folder == kept.folder
+        assert baseline.epochs <= kept.epochs
+        assert baseline.capped == (not long.stopped_early)
+        said = any(
+            note.startswith(f"{name}: its converged baseline was still improving")
+            for note in comparison.notes
+        )
+        assert said == baseline.capped
+        stored = saved["runs"][0]["baselines"]["converged"][name]["budgets"]
+        assert [budget["epochs"] for budget in stored] == [1, 3]
 
 
 def test_baselines_are_reused_while_the_budget_per_task_is_the_same(

@@ -8,7 +8,10 @@ both kinds (`--baseline`):
 - `converged` (the default): the task trained alone to its best validation score: up to
   `--baseline-epochs` epochs (10), validated at each epoch's end, stopped after
   `--baseline-patience` (2) validations without improvement, with the best validated weights
-  kept. It cannot flatter multi-task training by stopping a baseline before it has learned.
+  kept; when the cap rather than early stopping ended it, trained again with three times the
+  epochs (up to `--baseline-max-epochs`, 30) and the better-validating run kept
+  (`mtlm.analysis.baselines`). It cannot flatter multi-task training by stopping a baseline
+  before it has learned.
 - `equal_examples`: the task trained alone on as many of its examples as the multi-task run
   gave it: `max_steps = ⌈examples / (batch_size × accumulation)⌉` from the multi-task run's
   `train_summary.json` (a short last batch may add or drop one batch), with as many
@@ -49,15 +52,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mtlm.analysis.baselines import baseline_config, train_converged
 from mtlm.analysis.compare_report import write_comparison
 from mtlm.analysis.comparison import BaselinePlan, BaselineRun, Comparison, SeedRuns, summarise
 from mtlm.cache import cache_dir
-from mtlm.config import ExperimentConfig, TaskSpec, config_from_dict, task_alone
+from mtlm.config import ExperimentConfig, TaskSpec, config_from_dict
 from mtlm.data.sources import check_split_present, read_task_splits
 from mtlm.errors import ConfigError
 from mtlm.files import read_json, staged_directory
@@ -130,63 +134,19 @@ def compare(
             for kind in plan.kinds:
                 if kind == "converged":
                     patience = plan.patience if validated[spec.name] else None
-                    baseline = converged_baseline_config(
-                        run_config, spec.name, plan.epochs, patience
+                    baselines[kind][spec.name] = _train_converged_baseline(
+                        run_config, spec.name, plan, patience, fingerprints[spec.name], cache
                     )
                 else:
                     baseline = baseline_config(run_config, spec.name, examples, summary["steps"])
-                baselines[kind][spec.name] = _train_baseline(
-                    baseline, kind, fingerprints[spec.name], cache
-                )
+                    baselines[kind][spec.name] = _train_baseline(
+                        baseline, kind, fingerprints[spec.name], cache
+                    )
         runs.append(SeedRuns(seed, folder, baselines))
     comparison = summarise(config, runs, plan)
     comparison.notes += notes
     write_comparison(comparison, output_dir)
     return comparison
-
-
-def baseline_config(
-    config: ExperimentConfig, task: str, examples: int, multitask_steps: int
-) -> ExperimentConfig:
-    """The equal-examples baseline: the single-task config of `task` that sees `examples` of
-    its training examples, as the multi-task run of `config` (`multitask_steps` steps) did."""
-    raw = _single_task(config, task)
-    training = raw["training"]
-    steps = math.ceil(examples / (training["batch_size"] * training["gradient_accumulation_steps"]))
-    eval_steps = training["eval_steps"]
-    if eval_steps is not None:
-        eval_steps = max(1, round(eval_steps * steps / multitask_steps))
-    training.update(max_steps=steps, num_epochs=None, eval_steps=eval_steps)
-    return config_from_dict(raw, source=f"the single-task baseline of {task}")
-
-
-def converged_baseline_config(
-    config: ExperimentConfig, task: str, epochs: int = 10, patience: int | None = 2
-) -> ExperimentConfig:
-    """The converged baseline: the single-task config of `task` trained up to `epochs` epochs,
-    validated at each epoch's end and stopped after `patience` validations without any
-    improvement (None: never), keeping its best validated weights."""
-    raw = _single_task(config, task)
-    raw["training"].update(
-        max_steps=None,
-        num_epochs=float(epochs),
-        eval_strategy="epoch",
-        eval_steps=None,
-        early_stopping_patience=patience,
-        early_stopping_threshold=0.0,
-        load_best_model_at_end=True,
-    )
-    return config_from_dict(raw, source=f"the converged single-task baseline of {task}")
-
-
-def _single_task(config: ExperimentConfig, task: str) -> dict[str, Any]:
-    """The dumped config of `task` trained alone with the settings of the multi-task `config`
-    (see the module's docstring); the caller sets its budget."""
-    raw = task_alone(config, task)
-    if not config.sharing.baseline_keeps_sharing:
-        raw["sharing"] = {}
-    raw["training"]["overwrite_output_dir"] = False
-    return raw
 
 
 def baseline_key(config: ExperimentConfig, data_fingerprint: str) -> str:
@@ -255,6 +215,29 @@ def _train_multitask(config: ExperimentConfig) -> Path:
     _say(f"{label}: {'resuming' if resume else 'training'} in {folder}")
     Trainer(config, folder).train(resume=resume)
     return folder
+
+
+def _train_converged_baseline(
+    config: ExperimentConfig,
+    task: str,
+    plan: BaselinePlan,
+    patience: int | None,
+    data_hash: str,
+    cache: Path,
+) -> BaselineRun:
+    """The converged baseline of `task` (`mtlm.analysis.baselines.train_converged`), each of
+    its runs cached as any baseline is."""
+    trained: dict[Path, BaselineRun] = {}
+
+    def train(baseline: ExperimentConfig) -> Path:
+        run = _train_baseline(baseline, "converged", data_hash, cache)
+        trained[run.folder] = run
+        return run.folder
+
+    converged = train_converged(config, task, train, plan.epochs, patience, plan.max_epochs)
+    # Without a validation split there was one run and no choice (a note says so).
+    budgets = converged.tried if patience is not None else ()
+    return replace(trained[converged.kept.folder], budgets=budgets)
 
 
 def _train_baseline(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mtlm.analysis.baselines import GROWTH, BudgetTried
 from mtlm.analysis.transfer import (
     LEARNED_RULE,
     SEED_TEST,
@@ -59,6 +60,7 @@ class BaselinePlan:
     mode: str = "converged"
     epochs: int = 10
     patience: int = 2
+    max_epochs: int = 30
 
     @property
     def kinds(self) -> list[str]:
@@ -69,8 +71,9 @@ class BaselinePlan:
         """What the single-task models of `kind` were given, for report headers."""
         if kind == "converged":
             return (
-                f"trained to their best validation score (≤ {self.epochs} epochs, "
-                f"patience {self.patience})"
+                f"trained to their best validation score ({self.epochs} epochs, patience "
+                f"{self.patience}; {GROWTH} times the epochs, up to {self.max_epochs}, while "
+                "the cap rather than early stopping ended a run; the best-validating run kept)"
             )
         return "given the same training examples per task as the multi-task run"
 
@@ -85,6 +88,11 @@ class BaselinePlan:
         if self.patience < 1:
             raise ConfigError(
                 f"--baseline-patience: give at least 1 validation (got {self.patience})"
+            )
+        if self.max_epochs < self.epochs:
+            raise ConfigError(
+                f"--baseline-max-epochs: give at least --baseline-epochs ({self.epochs}) "
+                f"(got {self.max_epochs})"
             )
 
 
@@ -101,6 +109,8 @@ class BaselineRun:
     train_seconds: float | None
     cached: bool
     parameters: int | None = None
+    #: A converged baseline's runs, one per epoch cap tried; this one is the best-validating.
+    budgets: tuple[BudgetTried, ...] = ()
 
     @classmethod
     def read(cls, folder: Path, kind: str, task: str, cached: bool) -> BaselineRun:
@@ -123,6 +133,12 @@ class BaselineRun:
         """Whether early stopping ended it before its planned steps."""
         return self.steps < self.planned_steps
 
+    @property
+    def capped(self) -> bool:
+        """Whether a converged baseline's longest run was ended by its cap, not early
+        stopping: it may still be under-trained."""
+        return bool(self.budgets) and not self.budgets[-1].stopped_early
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
         return {
@@ -135,6 +151,7 @@ class BaselineRun:
             "train_seconds": self.train_seconds,
             "parameters": self.parameters,
             "cached": self.cached,
+            "budgets": [budget.to_dict() for budget in self.budgets],
         }
 
 
@@ -373,6 +390,7 @@ class Comparison:
                 "mode": self.plan.mode,
                 "epochs": self.plan.epochs if "converged" in self.plan.kinds else None,
                 "patience": self.plan.patience if "converged" in self.plan.kinds else None,
+                "max_epochs": self.plan.max_epochs if "converged" in self.plan.kinds else None,
             },
             "headline": {"model": self.headline.model, "baseline": self.headline.baseline},
             **self.headline.to_dict(),
@@ -486,6 +504,18 @@ def summarise(
             notes.append(
                 f"{task.task}: its converged baseline stopped early (after {epochs} epochs) "
                 "without beating the trivial score; a larger --baseline-patience may let it learn"
+            )
+    for task in tasks:
+        capped = [
+            run.seed
+            for run in runs
+            if "converged" in run.baselines and run.baselines["converged"][task.task].capped
+        ]
+        if capped:
+            notes.append(
+                f"{task.task}: its converged baseline was still improving at the "
+                f"{plan.max_epochs}-epoch cap (seed {', '.join(map(str, capped))}), so it may "
+                "be under-trained; a larger --baseline-max-epochs trains it further"
             )
     left_out = {name for view in views for name in view.delta_n.left_out}
     for task in tasks:

@@ -12,7 +12,8 @@ training budget:
 - each of those followed by per-task fine-tuning (`+ fine-tune`, MT-DNN's second stage, see
   `mtlm.training.finetune`), with the config's `training.finetune` or its defaults, except a
   model with a backbone per task (soft sharing), whose tasks already have weights of their own;
-- `single-task`: every task alone to its best validation score (compare's converged baseline).
+- `single-task`: every task alone to its best validation score (compare's converged baseline,
+  `mtlm.analysis.baselines`).
 
 Each task is then served by the candidate with its best *validation* score
 (`mtlm.analysis.selection`; the test split takes no part), falling back to its single-task
@@ -27,6 +28,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,22 +175,28 @@ def _train(config: ExperimentConfig) -> None:
 
 
 def _single_task_candidate(config: ExperimentConfig, folder: Path) -> Candidate:
-    """Every task alone, to its best validation score, with compare's converged settings."""
-    from mtlm.analysis.compare import converged_baseline_config
+    """Every task alone, to its best validation score, as compare's converged baseline."""
+    from mtlm.analysis.baselines import train_converged
 
     candidate = Candidate(SINGLE_TASK, {})
     for spec in config.tasks:
-        run = folder / spec.name
-        single = converged_baseline_config(config, spec.name)
-        single.training.output_dir = str(run)
-        single.training.overwrite_output_dir = True
-        _say(f"single-task {spec.name}: training into {run}")
-        _train(single)
-        one = _candidate(SINGLE_TASK, run)
+        kept = train_converged(config, spec.name, partial(_train_single, folder=folder)).kept
+        one = _candidate(SINGLE_TASK, kept.folder)
         candidate.validation.update(one.validation)
         candidate.test.update(one.test)
         candidate.models.update(one.models)
     return candidate
+
+
+def _train_single(single: ExperimentConfig, folder: Path) -> Path:
+    """Train one run of a single-task config into `folder/<task>/epochs-<cap>`."""
+    task, epochs = single.tasks[0].name, single.training.num_epochs
+    run = folder / task / f"epochs-{epochs:g}"
+    single.training.output_dir = str(run)
+    single.training.overwrite_output_dir = True
+    _say(f"single-task {task}: training up to {epochs:g} epochs into {run}")
+    _train(single)
+    return run
 
 
 def _candidate(name: str, run: Path) -> Candidate:

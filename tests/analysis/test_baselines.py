@@ -1,0 +1,169 @@
+"""The single-task baselines: what each trains, and how validation chooses a converged one's
+epoch cap."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mtlm.analysis.baselines import (
+    baseline_config,
+    converged_baseline_config,
+    converged_budgets,
+    train_converged,
+)
+from mtlm.config import ExperimentConfig, config_from_dict
+from mtlm.modeling.sharing.hard import HardSharingSpec
+
+
+def _variant(config: ExperimentConfig, **top: Any) -> ExperimentConfig:
+    """The config with top-level keys (sharing, tasks) replaced."""
+    return config_from_dict({**config.model_dump(mode="json"), **top})
+
+
+def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
+    config = make_config(
+        seed=7,
+        max_steps=30,
+        eval_steps=15,
+        save_steps=10,
+        gradient_accumulation_steps=2,
+        step_mode="joint",
+        balancer={"kind": "upgrad"},
+    )
+    tasks = config.model_dump(mode="json")["tasks"]
+    tasks[1]["loss_weight"] = 3.0
+    config = _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
+
+    baseline = baseline_config(config, "score", examples=100, multitask_steps=30)
+
+    steps = math.ceil(100 / (config.training.batch_size * 2))
+    assert [task.name for task in baseline.tasks] == ["score"]
+    assert baseline.tasks[0].loss_weight == 1.0
+    assert baseline.tasks[0].label_column == config.tasks[1].label_column
+    assert baseline.sharing == HardSharingSpec(kind="hard")
+    training = baseline.training
+    assert training.max_steps == steps
+    assert training.eval_steps == max(1, round(15 * steps / 30))
+    assert training.save_steps is None
+    assert training.step_mode == "sampled" and training.balancer.kind == "static"
+    # The multi-task trainer seeds the stream of the task at position i with seed + i.
+    assert training.seed == 7 + 1
+    for key in ("learning_rate", "warmup_ratio", "batch_size", "gradient_accumulation_steps"):
+        assert getattr(training, key) == getattr(config.training, key)
+
+
+def test_a_converged_baseline_trains_one_task_alone_until_validation_stops_improving(
+    make_config,
+):
+    config = make_config(
+        seed=7,
+        max_steps=30,
+        eval_steps=15,
+        save_steps=10,
+        early_stopping_threshold=0.05,
+        step_mode="joint",
+        balancer={"kind": "upgrad"},
+    )
+    tasks = config.model_dump(mode="json")["tasks"]
+    tasks[1]["loss_weight"] = 3.0
+    tasks[1]["max_length"] = 24
+    config = _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
+
+    baseline = converged_baseline_config(config, "score", epochs=6, patience=3)
+
+    assert [task.name for task in baseline.tasks] == ["score"]
+    assert baseline.tasks[0].loss_weight == 1.0 and baseline.tasks[0].max_length == 24
+    assert baseline.sharing == HardSharingSpec(kind="hard")
+    training = baseline.training
+    assert training.num_epochs == 6 and training.max_steps is None
+    assert training.eval_strategy == "epoch" and training.eval_steps is None
+    assert training.early_stopping_patience == 3
+    assert training.early_stopping_threshold == 0.0  # any improvement counts
+    assert training.load_best_model_at_end and training.save_steps is None
+    assert training.step_mode == "sampled" and training.balancer.kind == "static"
+    assert training.seed == 7 + 1
+    for key in ("learning_rate", "warmup_ratio", "batch_size", "gradient_accumulation_steps"):
+        assert getattr(training, key) == getattr(config.training, key)
+    defaults = converged_baseline_config(config, "score").training
+    assert defaults.num_epochs == 10 and defaults.early_stopping_patience == 2
+
+
+def test_a_lora_baseline_keeps_its_adapter(make_config):
+    config = _variant(make_config(), sharing={"kind": "lora", "r": 4})
+    baseline = baseline_config(config, "tagging", examples=40, multitask_steps=30)
+    assert baseline.sharing == config.sharing
+    assert converged_baseline_config(config, "tagging").sharing == config.sharing
+
+
+def test_a_baseline_of_a_two_stage_config_has_no_fine_tuning_stage(make_config):
+    config = make_config(finetune={"num_epochs": 1})
+    assert converged_baseline_config(config, "score").training.finetune is None
+    assert baseline_config(config, "score", 40, multitask_steps=30).training.finetune is None
+
+
+@pytest.mark.parametrize(
+    ("epochs", "max_epochs", "budgets"),
+    [(10, 10, [10]), (10, 30, [10, 30]), (10, 100, [10, 30, 90, 100]), (4, 5, [4, 5])],
+)
+def test_each_budget_is_three_times_the_last_up_to_the_maximum(epochs, max_epochs, budgets):
+    assert converged_budgets(epochs, max_epochs) == budgets
+
+
+class _ScriptedRuns:
+    """A `train` for `train_converged` that trains nothing: each epoch cap's run ends with the
+    given best validation score, by early stopping or by its cap."""
+
+    def __init__(self, root: Path, outcomes: dict[int, tuple[float | None, bool]]):
+        self.root, self.outcomes, self.caps = root, outcomes, []
+
+    def __call__(self, config: ExperimentConfig) -> Path:
+        cap = int(config.training.num_epochs)
+        self.caps.append(cap)
+        best, stopped_early = self.outcomes[cap]
+        folder = self.root / f"epochs-{cap}"
+        folder.mkdir(parents=True)
+        summary = {
+            "steps": 7 * cap - (7 if stopped_early else 0),
+            "planned_steps": 7 * cap,
+            "best_validation_aggregate": best,
+        }
+        (folder / "train_summary.json").write_text(json.dumps(summary))
+        return folder
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "caps", "kept"),
+    [
+        # Ended by early stopping: converged, nothing more to try.
+        ({10: (0.5, True)}, [10], 10),
+        # Still improving at the cap; the longer run validates better.
+        ({10: (0.5, False), 30: (0.6, True)}, [10, 30], 30),
+        # The longer run stops on noise below the shorter one: the shorter is kept.
+        ({10: (0.6, False), 30: (0.55, True)}, [10, 30], 10),
+        # A tie keeps the cheaper run.
+        ({10: (0.6, False), 30: (0.6, True)}, [10, 30], 10),
+        # Capped up to the maximum: every cap is tried.
+        ({10: (0.5, False), 30: (0.7, False), 90: (0.65, False)}, [10, 30, 90], 30),
+        # A run without a score never beats one with a score.
+        ({10: (0.5, False), 30: (None, True)}, [10, 30], 10),
+    ],
+)
+def test_validation_chooses_the_epoch_cap(make_config, tmp_path, outcomes, caps, kept):
+    runs = _ScriptedRuns(tmp_path, outcomes)
+    converged = train_converged(make_config(), "score", runs, 10, 2, max(outcomes))
+    assert runs.caps == caps
+    assert [run.epochs for run in converged.tried] == caps
+    assert converged.kept.epochs == kept
+    assert converged.kept.folder == tmp_path / f"epochs-{kept}"
+    assert converged.tried[-1].stopped_early == outcomes[caps[-1]][1]
+
+
+def test_without_patience_a_converged_baseline_is_one_run(make_config, tmp_path):
+    runs = _ScriptedRuns(tmp_path, {10: (0.5, False), 30: (0.9, True)})
+    converged = train_converged(make_config(), "score", runs, 10, None, 30)
+    assert runs.caps == [10] and converged.kept.epochs == 10
