@@ -29,6 +29,9 @@ ENTRIES: dict[str, dict[str, Any]] = {
     "hard_temperature_long_finetune": {
         "training": {"finetune": {"num_epochs": 10, "early_stopping_patience": 2}}
     },
+    # The joint model under the single-task baselines' rule: where the cap ended the 10-epoch
+    # run, 30 epochs, and the better-validating run kept (`BUDGET_CHOICES`).
+    "hard_temperature_30_epochs": {"training": {"num_epochs": 30, "finetune": {}}},
     "hard_proportional": {"training": {"sampler": {"kind": "proportional"}}},
     "static_joint": _joint("static"),
     # The same on the sampled entries' learning rates: the joint model stops far from trained.

@@ -564,6 +564,11 @@ CATALOGUE = [
         ("compare", "{config}", "--baseline-patience", "0"),
         ("--baseline-patience",),
     ),
+    BadInput(
+        "a baseline epoch maximum below its first cap",
+        ("compare", "{config}", "--baseline-epochs", "5", "--baseline-max-epochs", "3"),
+        ("--baseline-max-epochs", "--baseline-epochs (5)"),
+    ),
     BadInput("negative groups to plan", ("plan", "{config}", "--groups", "-1"), ("--groups",)),
     BadInput(
         "unknown sharing kind to plan",

@@ -421,6 +421,36 @@ def test_a_run_without_trivial_results_has_no_trivial_column_values_or_delta_n(
     assert "Δn = n/a" in format_comparison(comparison)
 
 
+@pytest.mark.parametrize(
+    ("validations", "noted"),
+    [([0.5, 0.6], True), ([0.6, 0.5], False), ([0.6, 0.6], False), ([0.6], False)],
+)
+def test_a_multi_task_model_still_improving_at_its_last_validation_is_noted(
+    make_config, tmp_path, validations, noted
+):
+    scores = {"sentiment": ("accuracy", 0.8), "score": ("pearson", 0.5)}
+    runs = _fake_runs(tmp_path, scores, scores, trivial=None)
+    rows = [{"step": 10, "loss": 1.0}, {"step": 10, "eval": {"aggregate": 0.9, "split": "test"}}]
+    rows += [
+        {"step": 10 * (i + 1), "eval": {"aggregate": score, "split": "validation"}}
+        for i, score in enumerate(validations)
+    ]
+    log = "".join(json.dumps(row) + "\n" for row in rows)
+    (runs[0].multitask / "metrics.jsonl").write_text(log, encoding="utf-8")
+
+    comparison = summarise(make_config(), runs, BaselinePlan())
+
+    said = [note for note in comparison.notes if "last validation was its best" in note]
+    assert said == (
+        [
+            "the multi-task model's last validation was its best (seed 1): its budget, "
+            "not early stopping, ended it, and a longer one may change the answer"
+        ]
+        if noted
+        else []
+    )
+
+
 def test_a_fine_tuned_model_is_a_column_of_its_own_with_its_cost(make_config, tmp_path):
     trivial = {
         "sentiment": ("accuracy", 0.5),

@@ -40,6 +40,7 @@ from mtlm.analysis.transfer import (
 )
 from mtlm.config import ExperimentConfig
 from mtlm.errors import ConfigError
+from mtlm.evaluation.run_report import read_log_rows
 from mtlm.files import read_json
 from mtlm.tasks import KINDS
 from mtlm.training.run_folder import FINETUNED, FINISHED_MARKER
@@ -517,6 +518,13 @@ def summarise(
                 f"{plan.max_epochs}-epoch cap (seed {', '.join(map(str, capped))}), so it may "
                 "be under-trained; a larger --baseline-max-epochs trains it further"
             )
+    improving = [run.seed for run in runs if _still_improving(run.multitask, config)]
+    if improving:
+        notes.append(
+            "the multi-task model's last validation was its best (seed "
+            f"{', '.join(map(str, improving))}): its budget, not early stopping, ended it, and "
+            "a longer one may change the answer"
+        )
     left_out = {name for view in views for name in view.delta_n.left_out}
     for task in tasks:
         if task.task in left_out:
@@ -537,6 +545,24 @@ def _finetuned_results(runs: list[SeedRuns], notes: list[str]) -> list[dict[str,
             notes.append(f"fine-tuned results for seed {seeds} only: no fine-tuned column")
         return None
     return [read_json(run.finetuned / "eval_results.json") for run in runs]
+
+
+def _still_improving(folder: Path, config: ExperimentConfig) -> bool:
+    """Whether a run validated more than once and its last validation beat every earlier one."""
+    log = folder / "metrics.jsonl"
+    if not log.is_file():
+        return False
+    split = config.training.eval_split
+    scores = [
+        row["eval"]["aggregate"]
+        for row in read_log_rows(log)
+        if "eval" in row and row["eval"].get("split") == split
+    ]
+    return (
+        len(scores) > 1
+        and scores[-1] is not None
+        and all(score is None or scores[-1] > score for score in scores[:-1])
+    )
 
 
 def _costs(runs: list[SeedRuns], plan: BaselinePlan, finetuned: bool) -> dict[str, Cost]:
