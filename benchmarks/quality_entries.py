@@ -50,7 +50,16 @@ ENTRIES: dict[str, dict[str, Any]] = {
     "lora": {"sharing": {"kind": "lora", "r": 16, "alpha": 32, "train_base": True}},
 }
 #: The two-stage row each fine-tuning entry's records give.
-FINE_TUNED = {"hard_temperature": "two_stage", "hard_temperature_long_finetune": "two_stage_long"}
+FINE_TUNED = {
+    "hard_temperature": "two_stage",
+    "hard_temperature_long_finetune": "two_stage_long",
+    "hard_temperature_30_epochs": "two_stage_30_epochs",
+}
+#: Entries given the single-task baselines' budget rule (`mtlm.analysis.baselines`): where the
+#: cap rather than early stopping ended an entry's run, the better-validating of it and the
+#: longer entry's run is the `EPOCHS_BY_VALIDATION` row of it, its fine-tune and the plan.
+BUDGET_CHOICES = {"hard_temperature": "hard_temperature_30_epochs"}
+EPOCHS_BY_VALIDATION = " (epochs by validation)"
 #: Entries whose multi-task stage is another entry's (same config, same seed): only their
 #: two-stage row is rendered.
 FINE_TUNE_ONLY = ("hard_temperature_long_finetune",)

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from quality_entries import (
+    BUDGET_CHOICES,
     ENTRIES,
+    EPOCHS_BY_VALIDATION,
     FINE_TUNE_ONLY,
     FINE_TUNED,
     PLANS,
@@ -24,20 +26,56 @@ Records = dict[str, dict[int, dict[str, Any]]]
 
 def derived_rows(records: Records) -> Records:
     """A two-stage row from the fine-tuned part of each entry that fine-tunes (`two_stage` from
-    `hard_temperature`, `two_stage_long` from `hard_temperature_long_finetune`), and the plan
-    rows of `PLANS`, each task served by whichever candidate had its best validation score."""
-    rows: Records = {row: {} for row in FINE_TUNED.values()}
-    for entry, row in FINE_TUNED.items():
-        for seed, record in records.get(entry, {}).items():
-            tuned = record.get("finetuned")
-            if tuned is not None:
-                rows[row][seed] = {
-                    **tuned,
-                    "train_seconds": record["train_seconds"] + tuned["train_seconds"],
-                }
+    `hard_temperature`, ...), the plan rows of `PLANS`, each task served by whichever candidate
+    had its best validation score, and for each entry of `BUDGET_CHOICES` the run its budget
+    rule keeps, that run's fine-tune and the plan over them."""
+    rows: Records = {
+        row: _fine_tuned_row(records.get(entry, {})) for entry, row in FINE_TUNED.items()
+    }
     for name, extra in PLANS.items():
         rows[name] = _plan_row(records, extra)
+    for entry, longer in BUDGET_CHOICES.items():
+        chosen = _budget_chosen(records.get(entry, {}), records.get(longer, {}))
+        rows[entry + EPOCHS_BY_VALIDATION] = chosen
+        rows[FINE_TUNED[entry] + EPOCHS_BY_VALIDATION] = _fine_tuned_row(chosen)
+        rows["plan" + EPOCHS_BY_VALIDATION] = _plan_row({**records, entry: chosen}, ())
     return {name: seeds for name, seeds in rows.items() if seeds}
+
+
+def _fine_tuned_row(records: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The fine-tuned part of each seed's record, timed with the run it started from."""
+    return {
+        seed: {**tuned, "train_seconds": record["train_seconds"] + tuned["train_seconds"]}
+        for seed, record in records.items()
+        if (tuned := record.get("finetuned")) is not None
+    }
+
+
+def _budget_chosen(
+    short: dict[int, dict[str, Any]], longer: dict[int, dict[str, Any]]
+) -> dict[int, dict[str, Any]]:
+    """Per seed, the run kept by the single-task baselines' rule: `short` where early stopping
+    ended it, else the better-validating of it and `longer` (the shorter on a tie); none for a
+    seed whose longer run is needed but missing."""
+    chosen = {}
+    for seed, record in short.items():
+        if record["steps"] < record["planned_steps"]:
+            chosen[seed] = record
+        elif seed in longer:
+            other = longer[seed]
+            better = _validation_aggregate(other) > _validation_aggregate(record)
+            chosen[seed] = {
+                **(other if better else record),
+                # What the rule costs: both runs.
+                "train_seconds": record["train_seconds"] + other["train_seconds"],
+            }
+    return chosen
+
+
+def _validation_aggregate(record: dict[str, Any]) -> float:
+    """The trainer's validation aggregate: the mean primary score, lower-is-better negated."""
+    signed = [v if _higher(record, task) else -v for task, v in record["validation"].items()]
+    return sum(signed) / len(signed)
 
 
 def _plan_row(records: Records, extra: tuple[str, ...]) -> dict[int, dict[str, Any]]:

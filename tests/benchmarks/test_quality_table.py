@@ -16,13 +16,15 @@ PRIMARY = {"a": "accuracy", "b": "mse"}
 TRIVIAL = {"a": 0.5, "b": 1.0}
 
 
-def multitask(validation, test, finetuned=None):
+def multitask(validation, test, finetuned=None, stopped_early=False):
     record = {
         "validation": validation,
         "test": test,
         "trivial": TRIVIAL,
         "primary": PRIMARY,
         "train_seconds": 100.0,
+        "steps": 80 if stopped_early else 100,
+        "planned_steps": 100,
     }
     if finetuned:
         record["finetuned"] = {**finetuned, "train_seconds": 20.0}
@@ -98,6 +100,40 @@ def test_the_long_fine_tune_gives_its_own_two_stage_row_and_not_a_second_joint_r
     # a: (0.88 - 0.80) / 0.80 = +10 %; b: (0.50 - 0.35) / 0.50 = +30 %
     assert "| two_stage_long | 1 | +20.00 |" in text
     assert "| hard_temperature_long_finetune |" not in text
+
+
+def test_the_joint_model_gets_the_single_task_baselines_budget_rule():
+    tuned = {"validation": {"a": 0.74, "b": 0.50}, "test": {"a": 0.86, "b": 0.35}}
+    short = {
+        # The cap ended it; the 30-epoch run validates better: (0.80 - 0.60) / 2 > (0.72 - 0.65) / 2
+        42: multitask({"a": 0.72, "b": 0.65}, {"a": 0.84, "b": 0.40}),
+        # Early stopping ended it: kept, though the longer run validates better.
+        43: multitask({"a": 0.72, "b": 0.65}, {"a": 0.81, "b": 0.40}, stopped_early=True),
+        # The cap ended it and its longer run is missing: no row for the seed.
+        44: multitask({"a": 0.72, "b": 0.65}, {"a": 0.84, "b": 0.40}),
+    }
+    longer = {
+        seed: multitask({"a": 0.80, "b": 0.60}, {"a": 0.70, "b": 0.45}, finetuned=tuned)
+        for seed in (42, 43)
+    }
+    single = {seed: RECORDS["single_task"][42] for seed in (42, 43, 44)}
+    rows = derived_rows(
+        {"single_task": single, "hard_temperature": short, "hard_temperature_30_epochs": longer}
+    )
+    chosen = rows["hard_temperature (epochs by validation)"]
+    assert sorted(chosen) == [42, 43]
+    assert chosen[42]["test"] == {"a": 0.70, "b": 0.45}
+    assert chosen[42]["train_seconds"] == 200.0  # both runs
+    assert chosen[43]["test"] == {"a": 0.81, "b": 0.40}
+    assert chosen[43]["train_seconds"] == 100.0
+    # Only seed 42's kept run was fine-tuned.
+    assert rows["two_stage (epochs by validation)"] == {42: {**tuned, "train_seconds": 220.0}}
+    plan = rows["plan (epochs by validation)"]
+    # a: the 30-epoch joint model validates best (0.80, against 0.74 fine-tuned and 0.70
+    # alone); b (lower is better): the fine-tune's 0.50, against 0.60 for both others.
+    assert plan[42]["chosen"] == {"a": "all-in-one", "b": "all-in-one + fine-tune"}
+    assert plan[42]["test"] == {"a": 0.70, "b": 0.35}
+    assert 43 not in plan  # its kept run has no fine-tune
 
 
 def test_the_table_lists_every_row_and_the_missing_records():
