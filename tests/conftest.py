@@ -448,3 +448,25 @@ def counting(model, tasks, features, batch_size):
 
 shards.predict_features = counting
 """
+
+
+class ScriptedRuns:
+    """A `train` for `mtlm.training.epoch_budget.choose_epochs` that trains nothing: each epoch
+    cap's run ends with the given best validation score, by early stopping or by its cap."""
+
+    def __init__(self, root: Path, outcomes: dict[int, tuple[float | None, bool]]):
+        self.root, self.outcomes, self.caps = root, outcomes, []
+
+    def __call__(self, config: ExperimentConfig) -> Path:
+        cap = int(config.training.num_epochs)
+        self.caps.append(cap)
+        best, stopped_early = self.outcomes[cap]
+        folder = self.root / f"epochs-{cap}"
+        folder.mkdir(parents=True)
+        summary = {
+            "steps": 7 * cap - (7 if stopped_early else 0),
+            "planned_steps": 7 * cap,
+            "best_validation_aggregate": best,
+        }
+        (folder / "train_summary.json").write_text(json.dumps(summary))
+        return folder

@@ -3,19 +3,13 @@ epoch cap."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-import pytest
+from conftest import ScriptedRuns
 
-from mtlm.analysis.baselines import (
-    baseline_config,
-    converged_baseline_config,
-    converged_budgets,
-    train_converged,
-)
+from mtlm.analysis.baselines import baseline_config, converged_baseline_config, train_converged
 from mtlm.config import ExperimentConfig, config_from_dict
 from mtlm.modeling.sharing.hard import HardSharingSpec
 
@@ -106,64 +100,20 @@ def test_a_baseline_of_a_two_stage_config_has_no_fine_tuning_stage(make_config):
     assert baseline_config(config, "score", 40, multitask_steps=30).training.finetune is None
 
 
-@pytest.mark.parametrize(
-    ("epochs", "max_epochs", "budgets"),
-    [(10, 10, [10]), (10, 30, [10, 30]), (10, 100, [10, 30, 90, 100]), (4, 5, [4, 5])],
-)
-def test_each_budget_is_three_times_the_last_up_to_the_maximum(epochs, max_epochs, budgets):
-    assert converged_budgets(epochs, max_epochs) == budgets
+def test_a_converged_baseline_tries_converged_configs_of_each_cap(make_config, tmp_path):
+    tried = []
 
+    def train(config: ExperimentConfig) -> Path:
+        tried.append(config)
+        return ScriptedRuns(tmp_path / str(len(tried)), {10: (0.5, False), 30: (0.6, True)})(config)
 
-class _ScriptedRuns:
-    """A `train` for `train_converged` that trains nothing: each epoch cap's run ends with the
-    given best validation score, by early stopping or by its cap."""
-
-    def __init__(self, root: Path, outcomes: dict[int, tuple[float | None, bool]]):
-        self.root, self.outcomes, self.caps = root, outcomes, []
-
-    def __call__(self, config: ExperimentConfig) -> Path:
-        cap = int(config.training.num_epochs)
-        self.caps.append(cap)
-        best, stopped_early = self.outcomes[cap]
-        folder = self.root / f"epochs-{cap}"
-        folder.mkdir(parents=True)
-        summary = {
-            "steps": 7 * cap - (7 if stopped_early else 0),
-            "planned_steps": 7 * cap,
-            "best_validation_aggregate": best,
-        }
-        (folder / "train_summary.json").write_text(json.dumps(summary))
-        return folder
-
-
-@pytest.mark.parametrize(
-    ("outcomes", "caps", "kept"),
-    [
-        # Ended by early stopping: converged, nothing more to try.
-        ({10: (0.5, True)}, [10], 10),
-        # Still improving at the cap; the longer run validates better.
-        ({10: (0.5, False), 30: (0.6, True)}, [10, 30], 30),
-        # The longer run stops on noise below the shorter one: the shorter is kept.
-        ({10: (0.6, False), 30: (0.55, True)}, [10, 30], 10),
-        # A tie keeps the cheaper run.
-        ({10: (0.6, False), 30: (0.6, True)}, [10, 30], 10),
-        # Capped up to the maximum: every cap is tried.
-        ({10: (0.5, False), 30: (0.7, False), 90: (0.65, False)}, [10, 30, 90], 30),
-        # A run without a score never beats one with a score.
-        ({10: (0.5, False), 30: (None, True)}, [10, 30], 10),
-    ],
-)
-def test_validation_chooses_the_epoch_cap(make_config, tmp_path, outcomes, caps, kept):
-    runs = _ScriptedRuns(tmp_path, outcomes)
-    converged = train_converged(make_config(), "score", runs, 10, 2, max(outcomes))
-    assert runs.caps == caps
-    assert [run.epochs for run in converged.tried] == caps
-    assert converged.kept.epochs == kept
-    assert converged.kept.folder == tmp_path / f"epochs-{kept}"
-    assert converged.tried[-1].stopped_early == outcomes[caps[-1]][1]
+    config = make_config()
+    converged = train_converged(config, "score", train, 10, 3, 30)
+    assert tried == [converged_baseline_config(config, "score", cap, 3) for cap in (10, 30)]
+    assert converged.kept.epochs == 30
 
 
 def test_without_patience_a_converged_baseline_is_one_run(make_config, tmp_path):
-    runs = _ScriptedRuns(tmp_path, {10: (0.5, False), 30: (0.9, True)})
+    runs = ScriptedRuns(tmp_path, {10: (0.5, False), 30: (0.9, True)})
     converged = train_converged(make_config(), "score", runs, 10, None, 30)
     assert runs.caps == [10] and converged.kept.epochs == 10

@@ -4,6 +4,7 @@ model and its report."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,45 @@ def test_the_report_names_each_choice_and_the_cli_serves_the_plan(plan, tmp_path
     )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 3 and set(lines[0]) == {"sentiment", "score"}
+
+
+@pytest.mark.parametrize(
+    ("patience", "outcomes", "trained", "kept"),
+    [
+        # The cap ended the 2-epoch run: 6 epochs too, and the better-validating kept.
+        (2, {2.0: (0.5, False), 6.0: (0.6, True)}, ["run", "run-epochs-6"], "run-epochs-6"),
+        (2, {2.0: (0.6, False), 6.0: (0.5, True)}, ["run", "run-epochs-6"], "run"),
+        # Early stopping ended it: nothing more to try.
+        (2, {2.0: (0.5, True)}, ["run"], "run"),
+        # Without early stopping the budget is the user's: one run.
+        (None, {2.0: (0.5, False)}, ["run"], "run"),
+    ],
+)
+def test_a_candidate_its_cap_ended_trains_again_longer(
+    make_config, tmp_path, monkeypatch, patience, outcomes, trained, kept
+):
+    from mtlm.analysis import plan as planning
+
+    folders = []
+
+    def fake_train(config):
+        folder = Path(config.training.output_dir)
+        folders.append(folder.name)
+        best, stopped_early = outcomes[config.training.num_epochs]
+        folder.mkdir(parents=True)
+        summary = {"steps": 8 if stopped_early else 10, "planned_steps": 10}
+        summary["best_validation_aggregate"] = best
+        (folder / "train_summary.json").write_text(json.dumps(summary))
+
+    monkeypatch.setattr(planning, "_train", fake_train)
+    config = make_config(
+        max_steps=None,
+        num_epochs=2,
+        eval_steps=None,
+        eval_strategy="epoch",
+        early_stopping_patience=patience,
+        output_dir=str(tmp_path / "run"),
+    )
+
+    assert planning._train_candidate(config) == tmp_path / kept
+    assert folders == trained

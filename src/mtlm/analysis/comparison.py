@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtlm.analysis.baselines import GROWTH, BudgetTried
 from mtlm.analysis.transfer import (
     LEARNED_RULE,
     SEED_TEST,
@@ -43,6 +42,7 @@ from mtlm.errors import ConfigError
 from mtlm.evaluation.run_report import read_log_rows
 from mtlm.files import read_json
 from mtlm.tasks import KINDS
+from mtlm.training.epoch_budget import GROWTH, BudgetTried
 from mtlm.training.run_folder import FINETUNED, FINISHED_MARKER
 
 #: The kinds of single-task baseline, in the order of their columns.

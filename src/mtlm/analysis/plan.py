@@ -15,6 +15,10 @@ training budget:
 - `single-task`: every task alone to its best validation score (compare's converged baseline,
   `mtlm.analysis.baselines`).
 
+A candidate's budget in epochs with early stopping is chosen on validation, as a single-task
+baseline's is: where the cap rather than early stopping ended its run, it trains again with
+three times the epochs and the better-validating run is the candidate.
+
 Each task is then served by the candidate with its best *validation* score
 (`mtlm.analysis.selection`; the test split takes no part), falling back to its single-task
 model unless another candidate beats it. The plan writes `plan.md` (the choice for each task,
@@ -119,10 +123,10 @@ def make_plan(
         run = candidates_dir / f"multitask-{index}"
         _say(f"{name}: training {len(tasks)} tasks into {run}")
         candidate_config = _subset(config, tasks, run, finetune, kind)
-        _train(candidate_config)
-        candidates.append(_candidate(name, run))
+        kept = _train_candidate(candidate_config)
+        candidates.append(_candidate(name, kept))
         if candidate_config.training.finetune is not None:
-            candidates.append(_candidate(name + FINE_TUNED, run / "finetuned"))
+            candidates.append(_candidate(name + FINE_TUNED, kept / "finetuned"))
     candidates.append(_single_task_candidate(config, candidates_dir / "single-task"))
     # A kind's primary metric can depend on what it learned from its rows (tags in BIO form
     # or not), so it is read from the scores of the model of all tasks.
@@ -166,6 +170,34 @@ def _subset(
         finetune=None if per_task else finetune.model_dump(mode="json"),
     )
     return config_from_dict(raw, source=f"the plan's model of {', '.join(tasks)}")
+
+
+def _train_candidate(config: ExperimentConfig) -> Path:
+    """Train a multi-task candidate and return the run kept. A budget in epochs with early
+    stopping is chosen on validation, as the single-task candidates' is
+    (`mtlm.training.epoch_budget`): where the cap ended the run, it is trained again with
+    three times the epochs into `<run>-epochs-<cap>`."""
+    from mtlm.training.epoch_budget import GROWTH, choose_epochs
+
+    training, run = config.training, Path(config.training.output_dir)
+    if training.max_steps is not None or training.early_stopping_patience is None:
+        _train(config)
+        return run
+
+    def configure(epochs: float) -> ExperimentConfig:
+        longer = config.model_copy(deep=True)
+        longer.training.num_epochs = epochs
+        if epochs != training.num_epochs:
+            longer.training.output_dir = f"{run}-epochs-{epochs:g}"
+            _say(f"{run.name}: its cap ended it; training {epochs:g} epochs")
+        return longer
+
+    def train(candidate: ExperimentConfig) -> Path:
+        _train(candidate)
+        return Path(candidate.training.output_dir)
+
+    epochs = training.num_epochs
+    return choose_epochs(configure, train, epochs, GROWTH * epochs).kept.folder
 
 
 def _train(config: ExperimentConfig) -> None:
