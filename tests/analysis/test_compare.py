@@ -113,14 +113,14 @@ def test_both_kinds_of_baseline_are_reported_side_by_side(make_config, tmp_path)
     tasks[1]["primary_metric"] = "mse"  # a lower-is-better metric, end to end
     config = _variant(config, tasks=tasks)
     output = tmp_path / "compare"
-    plan = BaselinePlan("both", epochs=2, patience=1)
+    plan = BaselinePlan("both", epochs=2, patience=1, max_epochs=2)
 
     comparison = compare(config, output, seeds=2, baseline_cache=tmp_path / "baselines", plan=plan)
 
     names = [task.name for task in config.tasks]
     saved = _read(output / "comparison.json")
     assert list(saved["tasks"]) == names
-    assert saved["baseline"] == {"mode": "both", "epochs": 2, "patience": 1}
+    assert saved["baseline"] == {"mode": "both", "epochs": 2, "patience": 1, "max_epochs": 2}
     assert (output / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (output / "comparison.md").read_text()
     table = format_comparison(comparison)
@@ -234,7 +234,7 @@ def test_converged_baselines_stop_by_their_epochs_and_do_not_depend_on_the_multi
         # Early stopping ends a run at an epoch's end.
         assert baseline.steps % summary["steps_per_epoch"] == 0 or not baseline.stopped_early
     table = format_comparison(comparison)
-    assert "single-task models trained to their best validation score (4 epochs, patience 1;" in (
+    assert "single-task models trained to their best validation score (≤ 4 epochs, patience 1)" in (
         table
     )
     header = next(line for line in table.splitlines() if line.startswith("task "))
@@ -270,6 +270,10 @@ def test_a_baseline_its_cap_ended_trains_again_longer_and_keeps_the_better_valid
     names = [task.name for task in make_config().tasks]
     assert caps == [(name, epochs) for name in names for epochs in (1.0, 3.0)]
     saved = _read(tmp_path / "c" / "comparison.json")
+    assert saved["baseline"]["max_epochs"] == 3
+    assert "(≤ 1 epochs, patience 1; 3 times the epochs, up to 3, while the cap" in (
+        format_comparison(comparison)
+    )
     for name, baseline in comparison.runs[0].baselines["converged"].items():
         short, long = baseline.budgets
         assert (short.epochs, long.epochs) == (1, 3) and not short.stopped_early
@@ -516,7 +520,7 @@ def test_a_fine_tuned_model_is_a_column_of_its_own_with_its_cost(make_config, tm
 
 def test_a_two_stage_run_gets_its_fine_tuned_column_end_to_end(make_config, tmp_path):
     config = make_config(max_steps=12, eval_steps=None, finetune={"num_epochs": 1})
-    plan = BaselinePlan(epochs=2, patience=1)
+    plan = BaselinePlan(epochs=2, patience=1, max_epochs=2)
 
     comparison = compare(config, tmp_path / "compare", baseline_cache=tmp_path / "cache", plan=plan)
 

@@ -71,11 +71,13 @@ class BaselinePlan:
     def describe(self, kind: str) -> str:
         """What the single-task models of `kind` were given, for report headers."""
         if kind == "converged":
-            return (
-                f"trained to their best validation score ({self.epochs} epochs, patience "
-                f"{self.patience}; {GROWTH} times the epochs, up to {self.max_epochs}, while "
-                "the cap rather than early stopping ended a run; the best-validating run kept)"
-            )
+            limits = f"≤ {self.epochs} epochs, patience {self.patience}"
+            if self.max_epochs > self.epochs:
+                limits += (
+                    f"; {GROWTH} times the epochs, up to {self.max_epochs}, while the cap rather "
+                    "than early stopping ended a run; the best-validating run kept"
+                )
+            return f"trained to their best validation score ({limits})"
         return "given the same training examples per task as the multi-task run"
 
     def check(self) -> None:
