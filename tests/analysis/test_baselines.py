@@ -19,19 +19,25 @@ def _variant(config: ExperimentConfig, **top: Any) -> ExperimentConfig:
     return config_from_dict({**config.model_dump(mode="json"), **top})
 
 
-def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
+def _weighted_joint_config(make_config, score: dict[str, Any], **training: Any) -> ExperimentConfig:
+    """A soft-shared joint config (seed 7, 30 steps) whose task `score` weighs 3 and has the
+    keys `score`; `training` adds training keys."""
     config = make_config(
         seed=7,
         max_steps=30,
         eval_steps=15,
         save_steps=10,
-        gradient_accumulation_steps=2,
         step_mode="joint",
         balancer={"kind": "upgrad"},
+        **training,
     )
     tasks = config.model_dump(mode="json")["tasks"]
-    tasks[1]["loss_weight"] = 3.0
-    config = _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
+    tasks[1].update(loss_weight=3.0, **score)
+    return _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
+
+
+def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
+    config = _weighted_joint_config(make_config, {}, gradient_accumulation_steps=2)
 
     baseline = baseline_config(config, "score", examples=100, multitask_steps=30)
 
@@ -54,19 +60,7 @@ def test_a_baseline_trains_one_task_alone_on_the_same_budget(make_config):
 def test_a_converged_baseline_trains_one_task_alone_until_validation_stops_improving(
     make_config,
 ):
-    config = make_config(
-        seed=7,
-        max_steps=30,
-        eval_steps=15,
-        save_steps=10,
-        early_stopping_threshold=0.05,
-        step_mode="joint",
-        balancer={"kind": "upgrad"},
-    )
-    tasks = config.model_dump(mode="json")["tasks"]
-    tasks[1]["loss_weight"] = 3.0
-    tasks[1]["max_length"] = 24
-    config = _variant(config, tasks=tasks, sharing={"kind": "soft", "strength": 0.01})
+    config = _weighted_joint_config(make_config, {"max_length": 24}, early_stopping_threshold=0.05)
 
     baseline = converged_baseline_config(config, "score", epochs=6, patience=3)
 
