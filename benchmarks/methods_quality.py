@@ -261,7 +261,10 @@ def main() -> int:
             "Multi-task methods: what they score against converged single-task baselines",
             "test scores of the model each run kept on validation; single-task baselines "
             "trained alone to their best validation score (10 epochs, patience 2; 30 where the "
-            "cap, not early stopping, ended the 10-epoch run; the better-validating run kept).",
+            "cap, not early stopping, ended the 10-epoch run; the better-validating run kept). "
+            "Rows marked (epochs by validation) give the joint model (hard_temperature, whose "
+            "30-epoch run is hard_temperature_30_epochs) the same rule; the other multi-task "
+            "rows are 10-epoch runs.",
             text,
             "python benchmarks/methods_quality.py --run --write",
         )

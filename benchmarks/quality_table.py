@@ -28,7 +28,7 @@ def derived_rows(records: Records) -> Records:
     """A two-stage row from the fine-tuned part of each entry that fine-tunes (`two_stage` from
     `hard_temperature`, ...), the plan rows of `PLANS`, each task served by whichever candidate
     had its best validation score, and for each entry of `BUDGET_CHOICES` the run its budget
-    rule keeps, that run's fine-tune and the plan over them."""
+    rule keeps, that run's fine-tune and each plan row over them."""
     rows: Records = {
         row: _fine_tuned_row(records.get(entry, {})) for entry, row in FINE_TUNED.items()
     }
@@ -38,7 +38,8 @@ def derived_rows(records: Records) -> Records:
         chosen = _budget_chosen(records.get(entry, {}), records.get(longer, {}))
         rows[entry + EPOCHS_BY_VALIDATION] = chosen
         rows[FINE_TUNED[entry] + EPOCHS_BY_VALIDATION] = _fine_tuned_row(chosen)
-        rows["plan" + EPOCHS_BY_VALIDATION] = _plan_row({**records, entry: chosen}, ())
+        for name, extra in PLANS.items():
+            rows[name + EPOCHS_BY_VALIDATION] = _plan_row({**records, entry: chosen}, extra)
     return {name: seeds for name, seeds in rows.items() if seeds}
 
 

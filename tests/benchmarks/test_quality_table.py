@@ -134,6 +134,8 @@ def test_the_joint_model_gets_the_single_task_baselines_budget_rule():
     assert plan[42]["chosen"] == {"a": "all-in-one", "b": "all-in-one + fine-tune"}
     assert plan[42]["test"] == {"a": 0.70, "b": 0.35}
     assert 43 not in plan  # its kept run has no fine-tune
+    # Every plan row has its version over the kept run, where its candidates are recorded.
+    assert "plan + soft (epochs by validation)" not in rows
 
 
 def test_the_table_lists_every_row_and_the_missing_records():
