@@ -171,7 +171,7 @@ def _single_task_record(config, folder: Path) -> dict[str, Any]:
         task = spec.name
         converged = train_converged(config, task, train)
         runs = [_run_record(budget.folder) for budget in converged.tried]
-        kept = _run_record(converged.kept.folder)
+        kept = runs[converged.tried.index(converged.kept)]
         record["validation"][task] = kept["validation"][task]
         record["test"][task] = kept["test"][task]
         # What a user pays to find the baseline: every run it tried.
