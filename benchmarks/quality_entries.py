@@ -44,6 +44,8 @@ ENTRIES: dict[str, dict[str, Any]] = {
     "upgrad": _joint("upgrad"),
     "nash_mtl": _joint("nash_mtl"),
     "soft": {"sharing": {"kind": "soft"}},
+    # Soft sharing under the same rule (`BUDGET_CHOICES`).
+    "soft_30_epochs": {"sharing": {"kind": "soft"}, "training": {"num_epochs": 30}},
     # Ten times the default tie: whether a tighter pull toward the tasks' mean keeps soft
     # sharing's ner gain without its lee_similarity loss.
     "soft_strength_1e-2": {"sharing": {"kind": "soft", "strength": 1e-2}},
