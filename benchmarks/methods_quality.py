@@ -263,8 +263,9 @@ def main() -> int:
             "trained alone to their best validation score (10 epochs, patience 2; 30 where the "
             "cap, not early stopping, ended the 10-epoch run; the better-validating run kept). "
             "Rows marked (epochs by validation) give the joint model (hard_temperature, whose "
-            "30-epoch run is hard_temperature_30_epochs) the same rule; the other multi-task "
-            "rows are 10-epoch runs.",
+            "30-epoch run is hard_temperature_30_epochs) and soft sharing (soft, soft_30_epochs) "
+            "the same rule, as `mtlm plan` gives its candidates; the other multi-task rows are "
+            "10-epoch runs.",
             text,
             "python benchmarks/methods_quality.py --run --write",
         )

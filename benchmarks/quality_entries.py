@@ -57,10 +57,14 @@ FINE_TUNED = {
     "hard_temperature_long_finetune": "two_stage_long",
     "hard_temperature_30_epochs": "two_stage_30_epochs",
 }
-#: Entries given the single-task baselines' budget rule (`mtlm.analysis.baselines`): where the
-#: cap rather than early stopping ended an entry's run, the better-validating of it and the
-#: longer entry's run is the `EPOCHS_BY_VALIDATION` row of it, its fine-tune and the plan.
-BUDGET_CHOICES = {"hard_temperature": "hard_temperature_30_epochs"}
+#: Entries given the single-task baselines' budget rule (`mtlm.analysis.baselines`), as
+#: `mtlm plan` gives its candidates: where the cap rather than early stopping ended an entry's
+#: run, the better-validating of it and the longer entry's run is kept. The kept runs give the
+#: `EPOCHS_BY_VALIDATION` rows: each entry's, its fine-tune's and each plan's.
+BUDGET_CHOICES = {
+    "hard_temperature": "hard_temperature_30_epochs",
+    "soft": "soft_30_epochs",
+}
 EPOCHS_BY_VALIDATION = " (epochs by validation)"
 #: Entries whose multi-task stage is another entry's (same config, same seed): only their
 #: two-stage row is rendered.

@@ -27,19 +27,24 @@ Records = dict[str, dict[int, dict[str, Any]]]
 def derived_rows(records: Records) -> Records:
     """A two-stage row from the fine-tuned part of each entry that fine-tunes (`two_stage` from
     `hard_temperature`, ...), the plan rows of `PLANS`, each task served by whichever candidate
-    had its best validation score, and for each entry of `BUDGET_CHOICES` the run its budget
-    rule keeps, that run's fine-tune and each plan row over them."""
+    had its best validation score, and, under the single-task baselines' budget rule, the run
+    the rule keeps of each entry of `BUDGET_CHOICES`, that run's fine-tune and each plan row
+    over the kept runs (an entry outside `BUDGET_CHOICES` enters as its recorded run)."""
     rows: Records = {
         row: _fine_tuned_row(records.get(entry, {})) for entry, row in FINE_TUNED.items()
     }
     for name, extra in PLANS.items():
         rows[name] = _plan_row(records, extra)
-    for entry, longer in BUDGET_CHOICES.items():
-        chosen = _budget_chosen(records.get(entry, {}), records.get(longer, {}))
-        rows[entry + EPOCHS_BY_VALIDATION] = chosen
-        rows[FINE_TUNED[entry] + EPOCHS_BY_VALIDATION] = _fine_tuned_row(chosen)
-        for name, extra in PLANS.items():
-            rows[name + EPOCHS_BY_VALIDATION] = _plan_row({**records, entry: chosen}, extra)
+    kept = {
+        entry: _budget_chosen(records.get(entry, {}), records.get(longer, {}))
+        for entry, longer in BUDGET_CHOICES.items()
+    }
+    for entry, by_seed in kept.items():
+        rows[entry + EPOCHS_BY_VALIDATION] = by_seed
+        if entry in FINE_TUNED:
+            rows[FINE_TUNED[entry] + EPOCHS_BY_VALIDATION] = _fine_tuned_row(by_seed)
+    for name, extra in PLANS.items():
+        rows[name + EPOCHS_BY_VALIDATION] = _plan_row({**records, **kept}, extra)
     return {name: seeds for name, seeds in rows.items() if seeds}
 
 
@@ -189,11 +194,21 @@ def render(suite: str, records: Records, seeds: list[int]) -> str:
         for entry in ENTRIES
         if runs_on(suite, entry)
         for seed in seeds
-        if seed not in records.get(entry, {})
+        if seed not in records.get(entry, {}) and _needed(records, entry, seed)
     ]
     if missing:
         lines += ["", f"Missing records ({len(missing)}): " + ", ".join(missing) + "."]
     return "\n".join(lines)
+
+
+def _needed(records: Records, entry: str, seed: int) -> bool:
+    """Whether a seed's record of `entry` is needed: a longer run of `BUDGET_CHOICES` is not
+    where early stopping ended the shorter one."""
+    shorter = next((short for short, longer in BUDGET_CHOICES.items() if longer == entry), None)
+    if shorter is None or seed not in records.get(shorter, {}):
+        return True
+    record = records[shorter][seed]
+    return record["steps"] >= record["planned_steps"]
 
 
 def _mean_cell(values: list[float | None]) -> str:

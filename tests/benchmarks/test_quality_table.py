@@ -138,6 +138,43 @@ def test_the_joint_model_gets_the_single_task_baselines_budget_rule():
     assert "plan + soft (epochs by validation)" not in rows
 
 
+def test_soft_sharing_gets_the_rule_too_and_the_plan_weighs_both_kept_runs():
+    tuned = {"validation": {"a": 0.71, "b": 0.55}, "test": {"a": 0.90, "b": 0.30}}
+    joint = {42: multitask({"a": 0.72, "b": 0.65}, {"a": 0.84, "b": 0.40}, stopped_early=True)}
+    joint[42]["finetuned"] = {**tuned, "train_seconds": 20.0}
+    # The cap ended the 10-epoch soft run; its 30-epoch run validates better on a (0.78 > 0.74)
+    # and so is kept: (0.78 - 0.62) / 2 > (0.74 - 0.62) / 2.
+    soft = {42: multitask({"a": 0.74, "b": 0.62}, {"a": 0.79, "b": 0.45})}
+    soft_longer = {42: multitask({"a": 0.78, "b": 0.62}, {"a": 0.83, "b": 0.45})}
+    records = {
+        **RECORDS,
+        "hard_temperature": joint,
+        "soft": soft,
+        "soft_30_epochs": soft_longer,
+    }
+    rows = derived_rows(records)
+    assert rows["soft (epochs by validation)"][42]["test"] == {"a": 0.83, "b": 0.45}
+    assert "two_stage (epochs by validation)" in rows
+    # a: the kept soft run validates best (0.78 > 0.72 joint, 0.71 fine-tuned, 0.70 alone).
+    plan = rows["plan + soft (epochs by validation)"][42]
+    assert plan["chosen"] == {"a": "soft", "b": "all-in-one + fine-tune"}
+    assert plan["test"] == {"a": 0.83, "b": 0.30}
+    # The plan over the 10-epoch soft run serves a by it too, at its lower test score.
+    assert rows["plan + soft"][42]["test"] == {"a": 0.79, "b": 0.30}
+
+
+def test_a_longer_run_is_missing_only_where_the_cap_ended_the_shorter_one():
+    soft = {
+        42: multitask({"a": 0.74, "b": 0.62}, {"a": 0.79, "b": 0.45}),
+        43: multitask({"a": 0.74, "b": 0.62}, {"a": 0.79, "b": 0.45}, stopped_early=True),
+    }
+    text = render("suite", {**RECORDS, "soft": soft}, [42, 43, 44])
+    assert "soft_30_epochs/seed-42" in text
+    assert "soft_30_epochs/seed-43" not in text
+    # Without the shorter run's record the longer one may be needed.
+    assert "soft_30_epochs/seed-44" in text
+
+
 def test_the_table_lists_every_row_and_the_missing_records():
     text = render("suite", RECORDS, [42, 43])
     assert "| hard_temperature | 1 | +12.50 | +9.00 |" in text
