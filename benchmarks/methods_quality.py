@@ -177,10 +177,7 @@ def _single_task_record(config, folder: Path) -> dict[str, Any]:
         # What a user pays to find the baseline: every run it tried.
         record["train_seconds"] += sum(run["train_seconds"] for run in runs)
         record["parameters"] += kept["parameters"]
-        record["budgets"][task] = {
-            "tried": [budget.to_dict() for budget in converged.tried],
-            "kept_epochs": converged.kept.epochs,
-        }
+        record["budgets"][task] = converged.to_dict()
     return record
 
 

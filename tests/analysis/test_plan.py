@@ -81,6 +81,12 @@ def test_the_report_names_each_choice_and_the_cli_serves_the_plan(plan, tmp_path
     report = (plan.folder / "plan.md").read_text()
     for task, choice in plan.choices.items():
         assert f"| {task} | {choice.candidate} |" in report
+    # The candidates' budgets are steps, the user's; the single-task models' were chosen.
+    budgets = json.loads((plan.folder / "plan.json").read_text())["budgets"]
+    assert sorted(budgets) == [
+        f"{SINGLE_TASK} {task}" for task in ("score", "sentiment", "tagging")
+    ]
+    assert f"| {SINGLE_TASK} sentiment | " in report
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
     assert (
@@ -139,5 +145,42 @@ def test_a_candidate_its_cap_ended_trains_again_longer(
         output_dir=str(tmp_path / "run"),
     )
 
-    assert planning._train_candidate(config) == tmp_path / kept
+    folder, budget = planning._train_candidate(config)
+    assert folder == tmp_path / kept
     assert folders == trained
+    if patience is None:
+        assert budget is None
+    else:
+        assert [run.epochs for run in budget.tried] == [float(e) for e in outcomes]
+        assert budget.kept.folder == folder
+
+
+def test_the_report_says_which_epoch_budget_each_model_kept(tmp_path):
+    from mtlm.analysis.plan import Plan, plan_dict, plan_markdown
+    from mtlm.analysis.selection import Candidate, choose_per_task
+    from mtlm.training.epoch_budget import BudgetChoice, BudgetTried
+
+    short = BudgetTried(10, 0.5, False, tmp_path / "run")
+    longer = BudgetTried(30, 0.6, True, tmp_path / "run-epochs-30")
+    alone = BudgetTried(10, 0.7, True, tmp_path / "alone")
+    candidates = [Candidate("all-in-one", {"a": 0.6}), Candidate(SINGLE_TASK, {"a": 0.7})]
+    plan = Plan(
+        candidates,
+        choose_per_task(candidates, {"a": True}),
+        [],
+        tmp_path,
+        {
+            "all-in-one": BudgetChoice((short, longer), longer),
+            f"{SINGLE_TASK} a": BudgetChoice((alone,), alone),
+        },
+    )
+    report = plan_markdown(plan)
+    assert "| all-in-one | 10 (cap), 30 (early stopping) | 30 |" in report
+    assert "| single-task a | 10 (early stopping) | 10 |" in report
+    assert plan_dict(plan)["budgets"]["all-in-one"] == {
+        "tried": [
+            {"epochs": 10, "best_validation": 0.5, "stopped_early": False},
+            {"epochs": 30, "best_validation": 0.6, "stopped_early": True},
+        ],
+        "kept_epochs": 30,
+    }

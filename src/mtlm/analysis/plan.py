@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,18 +48,22 @@ from mtlm.errors import ConfigError
 from mtlm.files import staged_directory, write_json, write_text
 from mtlm.modeling.routed_model import ROUTING_FILE
 from mtlm.tasks import KINDS
+from mtlm.training.epoch_budget import GROWTH, BudgetChoice, choose_epochs
 
 FINE_TUNED = " + fine-tune"
 
 
 @dataclass
 class Plan:
-    """The candidates trained, the choice for each task, and where the plan was written."""
+    """The candidates trained, the choice for each task, where the plan was written, and the
+    epoch budgets validation chose (by candidate, and `single-task <task>` for each task's
+    own model)."""
 
     candidates: list[Candidate]
     choices: dict[str, Choice]
     groups: list[list[str]]
     folder: Path
+    budgets: dict[str, BudgetChoice] = field(default_factory=dict)
 
     def outcome(self) -> dict[str, dict[str, Any]]:
         """Per task: the chosen candidate, its validation and test scores, the single-task
@@ -119,15 +123,20 @@ def make_plan(
         if 1 < len(group) < len(names)
     }
     candidates: list[Candidate] = []
+    budgets: dict[str, BudgetChoice] = {}
     for index, (name, (tasks, kind)) in enumerate(models.items()):
         run = candidates_dir / f"multitask-{index}"
         _say(f"{name}: training {len(tasks)} tasks into {run}")
         candidate_config = _subset(config, tasks, run, finetune, kind)
-        kept = _train_candidate(candidate_config)
+        kept, budget = _train_candidate(candidate_config)
+        if budget is not None:
+            budgets[name] = budget
         candidates.append(_candidate(name, kept))
         if candidate_config.training.finetune is not None:
             candidates.append(_candidate(name + FINE_TUNED, kept / "finetuned"))
-    candidates.append(_single_task_candidate(config, candidates_dir / "single-task"))
+    single, single_budgets = _single_task_candidate(config, candidates_dir / "single-task")
+    candidates.append(single)
+    budgets |= {f"{SINGLE_TASK} {task}": budget for task, budget in single_budgets.items()}
     # A kind's primary metric can depend on what it learned from its rows (tags in BIO form
     # or not), so it is read from the scores of the model of all tasks.
     scored = json.loads((candidates_dir / "multitask-0" / "eval_results.json").read_text())
@@ -137,7 +146,7 @@ def make_plan(
         if spec.name in scored["tasks"]
     }
     choices = choose_per_task(candidates, directions)
-    plan = Plan(candidates, choices, partition, folder)
+    plan = Plan(candidates, choices, partition, folder, budgets)
     _write_model(plan)
     write_json(folder / "plan.json", plan_dict(plan))
     write_text(folder / "plan.md", plan_markdown(plan))
@@ -172,17 +181,16 @@ def _subset(
     return config_from_dict(raw, source=f"the plan's model of {', '.join(tasks)}")
 
 
-def _train_candidate(config: ExperimentConfig) -> Path:
-    """Train a multi-task candidate and return the run kept. A budget in epochs with early
-    stopping is chosen on validation, as the single-task candidates' is
+def _train_candidate(config: ExperimentConfig) -> tuple[Path, BudgetChoice | None]:
+    """Train a multi-task candidate and return the run kept, with the budgets tried. A budget
+    in epochs with early stopping is chosen on validation, as the single-task candidates' is
     (`mtlm.training.epoch_budget`): where the cap ended the run, it is trained again with
-    three times the epochs into `<run>-epochs-<cap>`."""
-    from mtlm.training.epoch_budget import GROWTH, choose_epochs
-
+    three times the epochs into `<run>-epochs-<cap>`. Any other budget is the user's: one run,
+    no choice."""
     training, run = config.training, Path(config.training.output_dir)
     if training.max_steps is not None or training.early_stopping_patience is None:
         _train(config)
-        return run
+        return run, None
 
     def configure(epochs: float) -> ExperimentConfig:
         longer = config.model_copy(deep=True)
@@ -197,7 +205,8 @@ def _train_candidate(config: ExperimentConfig) -> Path:
         return Path(candidate.training.output_dir)
 
     epochs = training.num_epochs
-    return choose_epochs(configure, train, epochs, GROWTH * epochs).kept.folder
+    choice = choose_epochs(configure, train, epochs, GROWTH * epochs)
+    return choice.kept.folder, choice
 
 
 def _train(config: ExperimentConfig) -> None:
@@ -206,18 +215,24 @@ def _train(config: ExperimentConfig) -> None:
     Trainer(config).train()
 
 
-def _single_task_candidate(config: ExperimentConfig, folder: Path) -> Candidate:
-    """Every task alone, to its best validation score, as compare's converged baseline."""
+def _single_task_candidate(
+    config: ExperimentConfig, folder: Path
+) -> tuple[Candidate, dict[str, BudgetChoice]]:
+    """Every task alone, to its best validation score, as compare's converged baseline; with
+    the budgets each task tried."""
     from mtlm.analysis.baselines import train_converged
 
     candidate = Candidate(SINGLE_TASK, {})
+    budgets = {}
     for spec in config.tasks:
-        kept = train_converged(config, spec.name, partial(_train_single, folder=folder)).kept
-        one = _candidate(SINGLE_TASK, kept.folder)
+        budgets[spec.name] = train_converged(
+            config, spec.name, partial(_train_single, folder=folder)
+        )
+        one = _candidate(SINGLE_TASK, budgets[spec.name].kept.folder)
         candidate.validation.update(one.validation)
         candidate.test.update(one.test)
         candidate.models.update(one.models)
-    return candidate
+    return candidate, budgets
 
 
 def _train_single(single: ExperimentConfig, folder: Path) -> Path:
@@ -268,6 +283,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             c.name: {"validation": c.validation, "test": c.test} for c in plan.candidates
         },
         "choices": plan.outcome(),
+        "budgets": {name: budget.to_dict() for name, budget in plan.budgets.items()},
     }
 
 
@@ -316,6 +332,21 @@ def plan_markdown(plan: Plan) -> str:
             "",
         ]
     lines += ["## Validation scores of every candidate", "", *grid, ""]
+    if plan.budgets:
+        lines += [
+            "## Epoch budgets",
+            "",
+            f"Where its epoch cap rather than early stopping ended a run, it was trained again "
+            f"with {GROWTH} times the epochs, and the run with the better validation score kept.",
+            "",
+            "| model | epochs tried (what ended the run) | epochs kept |",
+            "|---|---|---|",
+            *(
+                f"| {name} | {budget.describe()} | {budget.kept.epochs:g} |"
+                for name, budget in plan.budgets.items()
+            ),
+            "",
+        ]
     lines += [
         "Serve it: `mtlm predict --model "
         f"{plan.folder / 'model'} --task all --input rows.jsonl`, or "

@@ -50,6 +50,17 @@ class BudgetChoice:
     tried: tuple[BudgetTried, ...]
     kept: BudgetTried
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the runs tried and the epoch cap of the one kept."""
+        return {"tried": [run.to_dict() for run in self.tried], "kept_epochs": self.kept.epochs}
+
+    def describe(self) -> str:
+        """The caps tried, each with what ended its run, e.g. "10 (cap), 30 (early stopping)"."""
+        return ", ".join(
+            f"{run.epochs:g} ({'early stopping' if run.stopped_early else 'cap'})"
+            for run in self.tried
+        )
+
 
 def epoch_budgets(epochs: float, max_epochs: float) -> list[float]:
     """The epoch caps to try, in order: `epochs`, then `GROWTH` times the last, up to
