@@ -11,9 +11,11 @@ Entries are the suite's config with a few keys changed. `single_task` is each ta
 alone to its best validation score (the converged baselines of `mtlm compare`, from the same
 cache). The `hard_temperature` entry also fine-tunes every task alone afterwards, recorded as
 the `two_stage` row (`two_stage_long`: the same on the baselines' budget of 10 epochs). The
-plan rows are no training of their own: each task takes, among single-task, hard_temperature,
-two_stage (and in `plan + lora`, `plan + soft` that entry's model), the one with the best
-validation score (`mtlm plan`'s rule).
+`*_30_epochs` entries give hard_temperature and soft the baselines' epoch rule, as `mtlm plan`
+gives its candidates; `groups` holds `mtlm plan`'s group models. The plan rows are no training
+of their own: each task takes, among single-task, hard_temperature, two_stage (and in
+`plan + lora`, `plan + soft`, `plan + groups` those entries' models and fine-tunes), the one
+with the best validation score (`mtlm plan`'s rule).
 
     python benchmarks/methods_quality.py --run --seeds 3 --suites suite suite_low_resource
     python benchmarks/methods_quality.py --write      # render BENCHMARKS.md from the records
@@ -91,6 +93,8 @@ def run_entry(suite: str, entry: str, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     if entry == "single_task":
         record = _single_task_record(config, folder)
+    elif entry == "groups":
+        record = _groups_record(config, folder)
     else:
         record = _multitask_record(config, folder)
     record.update(
@@ -145,6 +149,46 @@ def _multitask_record(config, folder: Path) -> dict[str, Any]:
         record["tie_distance"] = tied[-1]["distance"]
     if (folder / "finetuned" / "eval_results.json").is_file():
         record["finetuned"] = _run_record(folder / "finetuned")
+    return record
+
+
+def _groups_record(config, folder: Path) -> dict[str, Any]:
+    """`mtlm plan`'s group models: the 2-group partition lookahead affinity recommends (60
+    joint steps, as the plan measures it), a model of each group of several tasks, fine-tuned
+    per task, each with its epochs chosen on validation as the plan chooses them. Holds the
+    scores of the tasks in those groups only; the time counts the affinity measurement and
+    every run tried."""
+    from mtlm.analysis.plan import (
+        candidate_config,
+        group_models,
+        recommended_partition,
+        train_candidate,
+    )
+
+    started = time.perf_counter()
+    partition = recommended_partition(config, 2, folder / "affinity")
+    record: dict[str, Any] = {
+        "groups": partition,
+        "validation": {},
+        "test": {},
+        "train_seconds": time.perf_counter() - started,
+        "parameters": 0,
+        "budgets": {},
+    }
+    tuned: dict[str, Any] = {"validation": {}, "test": {}, "train_seconds": 0.0, "parameters": 0}
+    for index, group in group_models(partition, len(config.tasks)):
+        one = candidate_config(config, group, folder / f"group-{index}", config.training.finetune)
+        kept, budget = train_candidate(one)
+        tried = [run.folder for run in budget.tried] if budget else [kept]
+        for part, subfolder in ((record, "."), (tuned, "finetuned")):
+            runs = {run: _run_record(run / subfolder) for run in tried}
+            part["validation"] |= runs[kept]["validation"]
+            part["test"] |= runs[kept]["test"]
+            part["train_seconds"] += sum(run["train_seconds"] for run in runs.values())
+            part["parameters"] += runs[kept]["parameters"]
+        if budget is not None:
+            record["budgets"][", ".join(group)] = budget.to_dict()
+    record["finetuned"] = tuned
     return record
 
 

@@ -50,6 +50,9 @@ ENTRIES: dict[str, dict[str, Any]] = {
     # sharing's ner gain without its lee_similarity loss.
     "soft_strength_1e-2": {"sharing": {"kind": "soft", "strength": 1e-2}},
     "lora": {"sharing": {"kind": "lora", "r": 16, "alpha": 32, "train_base": True}},
+    # `mtlm plan`'s group models (methods_quality._groups_record), fine-tuned like the joint
+    # model, their epochs chosen on validation.
+    "groups": {"training": {"finetune": {}}},
 }
 #: The two-stage row each fine-tuning entry's records give.
 FINE_TUNED = {
@@ -66,17 +69,25 @@ BUDGET_CHOICES = {
     "soft": "soft_30_epochs",
 }
 EPOCHS_BY_VALIDATION = " (epochs by validation)"
-#: Entries whose multi-task stage is another entry's (same config, same seed): only their
-#: two-stage row is rendered.
-FINE_TUNE_ONLY = ("hard_temperature_long_finetune",)
+#: Entries with no row of their own: one whose multi-task stage is another entry's (same
+#: config, same seed) gives only its two-stage row; the group models score only the tasks of
+#: their groups and enter the plan rows only.
+WITHOUT_A_ROW = ("hard_temperature_long_finetune", "groups")
 #: The plan rows: `mtlm plan`'s rule (per task, the candidate with the best validation score,
 #: the single-task model unless another beats it) over single-task, hard_temperature and its
-#: fine-tune, plus the entries named here (`mtlm plan --sharing soft` offers a soft model).
+#: fine-tune, plus the entries named here and their fine-tunes (`mtlm plan --sharing soft`
+#: offers a soft model).
 PLANS: dict[str, tuple[str, ...]] = {
     "plan": (),
     "plan + lora": ("lora",),
     "plan + soft": ("soft",),
     "plan + soft λ=1e-2": ("soft_strength_1e-2",),
+}
+#: Plan rows rendered under the epoch-budget rule only, because their group models are chosen
+#: by it (`mtlm plan`'s default, which adds the group models of 2 groups).
+RULED_PLANS: dict[str, tuple[str, ...]] = {
+    "plan + groups": ("groups",),
+    "plan + groups + soft": ("groups", "soft"),
 }
 #: Entries not trained on a suite because another entry's run is theirs: (suite, entry) ->
 #: (that entry, why). On the full suite every task has 300 training rows, so proportional

@@ -10,11 +10,12 @@ from quality_entries import (
     BUDGET_CHOICES,
     ENTRIES,
     EPOCHS_BY_VALIDATION,
-    FINE_TUNE_ONLY,
     FINE_TUNED,
     PLANS,
     REFERENCE,
+    RULED_PLANS,
     SAME_AS,
+    WITHOUT_A_ROW,
     runs_on,
 )
 
@@ -29,7 +30,8 @@ def derived_rows(records: Records) -> Records:
     `hard_temperature`, ...), the plan rows of `PLANS`, each task served by whichever candidate
     had its best validation score, and, under the single-task baselines' budget rule, the run
     the rule keeps of each entry of `BUDGET_CHOICES`, that run's fine-tune and each plan row
-    over the kept runs (an entry outside `BUDGET_CHOICES` enters as its recorded run)."""
+    over the kept runs, `RULED_PLANS` included (an entry outside `BUDGET_CHOICES` enters as its
+    recorded run)."""
     rows: Records = {
         row: _fine_tuned_row(records.get(entry, {})) for entry, row in FINE_TUNED.items()
     }
@@ -43,7 +45,7 @@ def derived_rows(records: Records) -> Records:
         rows[entry + EPOCHS_BY_VALIDATION] = by_seed
         if entry in FINE_TUNED:
             rows[FINE_TUNED[entry] + EPOCHS_BY_VALIDATION] = _fine_tuned_row(by_seed)
-    for name, extra in PLANS.items():
+    for name, extra in {**PLANS, **RULED_PLANS}.items():
         rows[name + EPOCHS_BY_VALIDATION] = _plan_row({**records, **kept}, extra)
     return {name: seeds for name, seeds in rows.items() if seeds}
 
@@ -86,7 +88,7 @@ def _validation_aggregate(record: dict[str, Any]) -> float:
 
 def _plan_row(records: Records, extra: tuple[str, ...]) -> dict[int, dict[str, Any]]:
     """The plan's choice per seed among single_task, hard_temperature, its fine-tune and the
-    `extra` entries; seeds missing any of them have none."""
+    `extra` entries with their fine-tunes; seeds missing any of them have none."""
     row = {}
     for seed, record in records.get("hard_temperature", {}).items():
         tuned = record.get("finetuned")
@@ -98,11 +100,17 @@ def _plan_row(records: Records, extra: tuple[str, ...]) -> dict[int, dict[str, A
             Candidate(SINGLE_TASK, single["validation"], single["test"]),
             Candidate("all-in-one", record["validation"], record["test"]),
             Candidate("all-in-one + fine-tune", tuned["validation"], tuned["test"]),
-            *(Candidate(e, o["validation"], o["test"]) for e, o in zip(extra, others, strict=True)),
         ]
+        for name, other in zip(extra, others, strict=True):
+            candidates.append(Candidate(name, other["validation"], other["test"]))
+            if (other_tuned := other.get("finetuned")) is not None:
+                candidates.append(
+                    Candidate(name + " + fine-tune", other_tuned["validation"], other_tuned["test"])
+                )
         directions = {task: _higher(record, task) for task in record["test"]}
         choices = chosen_scores(choose_per_task(candidates, directions), candidates)
         seconds = [single, record, tuned, *others]
+        seconds += [o["finetuned"] for o in others if "finetuned" in o]
         row[seed] = {
             "test": {task: choice["test"] for task, choice in choices.items()},
             "chosen": {task: choice["candidate"] for task, choice in choices.items()},
@@ -147,14 +155,9 @@ def _ideals(record: dict[str, Any]) -> dict[str, float]:
 def render(suite: str, records: Records, seeds: list[int]) -> str:
     """The markdown table of one suite, with the missing records listed under it."""
     single = records.get("single_task", {})
-    # Any multi-task record knows each task's primary metric and trivial score.
-    reference = {
-        seed: record
-        for entry, by_seed in records.items()
-        if entry != "single_task"
-        for seed, record in by_seed.items()
-    }
-    trained = {k: v for k, v in records.items() if k != "single_task" and k not in FINE_TUNE_ONLY}
+    trained = {k: v for k, v in records.items() if k != "single_task" and k not in WITHOUT_A_ROW}
+    # Any multi-task record of every task knows each task's primary metric and trivial score.
+    reference = {seed: record for by_seed in trained.values() for seed, record in by_seed.items()}
     rows = {**trained, **derived_rows(records)}
     figures = {name: entry_figures(by_seed, single, reference) for name, by_seed in rows.items()}
     tasks = sorted({task for record in single.values() for task in record["test"]})

@@ -145,7 +145,7 @@ def test_a_candidate_its_cap_ended_trains_again_longer(
         output_dir=str(tmp_path / "run"),
     )
 
-    folder, budget = planning._train_candidate(config)
+    folder, budget = planning.train_candidate(config)
     assert folder == tmp_path / kept
     assert folders == trained
     if patience is None:

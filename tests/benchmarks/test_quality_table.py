@@ -261,3 +261,55 @@ def test_a_multitask_record_says_what_ended_the_run_and_how_far_apart_soft_tasks
     # A model without a soft tie logs no distance, and its record has none.
     (tmp_path / "metrics.jsonl").write_text(json.dumps(logged[-1]) + "\n")
     assert "tie_distance" not in methods_quality._multitask_record(None, tmp_path)
+
+
+def test_group_models_enter_the_plan_with_their_fine_tunes_and_have_no_row_of_their_own():
+    # One group model of task a only (b's group was a single task): its fine-tune validates
+    # best on a (0.76 > 0.72 joint, 0.71 joint fine-tuned, 0.70 alone).
+    groups = {
+        42: {
+            "groups": [["a", "c"], ["b"]],
+            "validation": {"a": 0.74},
+            "test": {"a": 0.81},
+            "train_seconds": 30.0,
+            "finetuned": {"validation": {"a": 0.76}, "test": {"a": 0.86}, "train_seconds": 5.0},
+        }
+    }
+    # Early stopping ended the joint run: the rule keeps it.
+    joint = {42: {**RECORDS["hard_temperature"][42], "steps": 80}}
+    records = {**RECORDS, "hard_temperature": joint, "groups": groups}
+    rows = derived_rows(records)
+    plan = rows["plan + groups (epochs by validation)"][42]
+    assert plan["chosen"] == {"a": "groups + fine-tune", "b": "all-in-one + fine-tune"}
+    assert plan["test"] == {"a": 0.86, "b": 0.30}
+    assert plan["train_seconds"] == 170.0 + 30.0 + 5.0
+    # Group models are chosen by the epoch rule: no plan row over 10-epoch runs has them.
+    assert "plan + groups" not in rows
+    text = render("suite", records, [42])
+    assert "| groups |" not in text
+    assert "| plan + groups (epochs by validation) | 1 |" in text
+
+
+def test_a_groups_record_holds_the_group_models_scores_and_their_fine_tunes(make_config):
+    import methods_quality
+
+    config = make_config(max_steps=4, eval_steps=None, finetune={"max_steps": 2})
+    folder = Path(config.training.output_dir)
+    record = methods_quality._groups_record(config, folder)
+
+    partition = record["groups"]
+    assert sorted(task for group in partition for task in group) == [
+        "score",
+        "sentiment",
+        "tagging",
+    ]
+    # Three tasks in two groups: one group of two gets a model, the other is a single task.
+    grouped = next(group for group in partition if len(group) == 2)
+    assert sorted(record["validation"]) == sorted(grouped) == sorted(record["test"])
+    assert sorted(record["finetuned"]["validation"]) == sorted(grouped)
+    # Groups are numbered from 1 in the partition's order, as `mtlm plan` numbers them.
+    assert (folder / f"group-{partition.index(grouped) + 1}" / "finetuned").is_dir()
+    assert (folder / "affinity" / "affinity.json").is_file()
+    # A step budget is the user's: no epochs chosen.
+    assert record["budgets"] == {}
+    assert record["train_seconds"] > record["finetuned"]["train_seconds"] > 0

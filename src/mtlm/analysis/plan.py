@@ -92,7 +92,6 @@ def make_plan(
     plan and its servable model to `output_dir`. `groups=0` trains no group models; each kind
     in `sharing` other than the config's adds a model of all tasks shared that way (with its
     defaults)."""
-    from mtlm.analysis.affinity import measure_affinity, write_affinity
     from mtlm.analysis.grouping import check_group_count
     from mtlm.modeling.sharing import SHARING
 
@@ -109,30 +108,28 @@ def make_plan(
     candidates_dir = folder / "candidates"
     partition: list[list[str]] = []
     if groups > 1:
-        _say(f"measuring task affinity ({affinity_steps} joint steps)")
-        measured = measure_affinity(config, affinity_steps, affinity_every)
-        report = write_affinity(measured, folder / "affinity", [groups])
-        partition = report["grouping"]["recommended"][0]["tasks"]
+        partition = recommended_partition(
+            config, groups, folder / "affinity", affinity_steps, affinity_every
+        )
     own = config.sharing.kind
     models: dict[str, tuple[list[str], str | None]] = {"all-in-one": (names, None)}
     others = [kind for kind in dict.fromkeys(sharing) if kind != own]
     models |= {f"all-in-one ({kind})": (names, kind) for kind in others}
     models |= {
         f"group {index} ({', '.join(group)})": (group, None)
-        for index, group in enumerate(partition, start=1)
-        if 1 < len(group) < len(names)
+        for index, group in group_models(partition, len(names))
     }
     candidates: list[Candidate] = []
     budgets: dict[str, BudgetChoice] = {}
     for index, (name, (tasks, kind)) in enumerate(models.items()):
         run = candidates_dir / f"multitask-{index}"
         _say(f"{name}: training {len(tasks)} tasks into {run}")
-        candidate_config = _subset(config, tasks, run, finetune, kind)
-        kept, budget = _train_candidate(candidate_config)
+        one_config = candidate_config(config, tasks, run, finetune, kind)
+        kept, budget = train_candidate(one_config)
         if budget is not None:
             budgets[name] = budget
         candidates.append(_candidate(name, kept))
-        if candidate_config.training.finetune is not None:
+        if one_config.training.finetune is not None:
             candidates.append(_candidate(name + FINE_TUNED, kept / "finetuned"))
     single, single_budgets = _single_task_candidate(config, candidates_dir / "single-task")
     candidates.append(single)
@@ -153,7 +150,34 @@ def make_plan(
     return plan
 
 
-def _subset(
+def recommended_partition(
+    config: ExperimentConfig,
+    groups: int,
+    output_dir: str | Path,
+    steps: int = 60,
+    every: int = 2,
+) -> list[list[str]]:
+    """The partition of the config's tasks into `groups` groups that lookahead affinity,
+    measured over `steps` joint steps, recommends; the affinity report is written to
+    `output_dir`."""
+    from mtlm.analysis.affinity import measure_affinity, write_affinity
+
+    _say(f"measuring task affinity ({steps} joint steps)")
+    report = write_affinity(measure_affinity(config, steps, every), output_dir, [groups])
+    return report["grouping"]["recommended"][0]["tasks"]
+
+
+def group_models(partition: list[list[str]], task_count: int) -> list[tuple[int, list[str]]]:
+    """The groups of `partition` that get a model of their own, numbered from 1: not a group of
+    one task (its single-task model) nor of every task (the model of all tasks)."""
+    return [
+        (index, group)
+        for index, group in enumerate(partition, start=1)
+        if 1 < len(group) < task_count
+    ]
+
+
+def candidate_config(
     config: ExperimentConfig,
     tasks: list[str],
     run: Path,
@@ -181,7 +205,7 @@ def _subset(
     return config_from_dict(raw, source=f"the plan's model of {', '.join(tasks)}")
 
 
-def _train_candidate(config: ExperimentConfig) -> tuple[Path, BudgetChoice | None]:
+def train_candidate(config: ExperimentConfig) -> tuple[Path, BudgetChoice | None]:
     """Train a multi-task candidate and return the run kept, with the budgets tried. A budget
     in epochs with early stopping is chosen on validation, as the single-task candidates' is
     (`mtlm.training.epoch_budget`): where the cap ended the run, it is trained again with
