@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     BertConfig,
     BertModel,
-    BertTokenizer,
+    BertTokenizerFast,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
@@ -76,6 +77,8 @@ def tiny_decoder_tokenizer() -> PreTrainedTokenizerFast:
         eos_token="</s>",
         bos_token="<s>",
         unk_token="<unk>",
+        # As decoders' tokenizers say: no token_type_ids, which their generate() refuses.
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 
@@ -122,9 +125,12 @@ def tiny_seq2seq_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def tiny_tokenizer() -> BertTokenizer:
-    """A WordPiece tokenizer over the few words the test data uses."""
-    return BertTokenizer(vocab={word: index for index, word in enumerate(VOCAB)})
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A WordPiece tokenizer over the few words the test data uses. Read from a `vocab.txt`,
+    which every supported transformers release loads alike (their constructors differ)."""
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+        return BertTokenizerFast.from_pretrained(directory)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -317,6 +317,13 @@ CATALOGUE = [
         ),
     ),
     BadInput(
+        "model folder without a tokenizer",
+        TRAIN,
+        ("model.name_or_path", "no tokenizer at", "{dir}/bare"),
+        files={"bare/config.json": json.dumps({"model_type": "bert", "vocab_size": 10})},
+        edit=_set("model.name_or_path", "{dir}/bare"),
+    ),
+    BadInput(
         "weights dtype that transformers does not take",
         TRAIN,
         ("model.dtype", "bfloat16"),

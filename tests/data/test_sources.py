@@ -446,10 +446,11 @@ def test_class_ids_are_read_as_their_names(tmp_path: Path) -> None:
 
 
 def test_lists_of_class_ids_are_read_as_names(tmp_path: Path) -> None:
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
+    # Sequence: datasets 3's list feature, and a List in 4 and later.
     features = Features(
-        {"tokens": List(Value("string")), "tags": List(ClassLabel(names=["O", "X"]))}
+        {"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=["O", "X"]))}
     )
     rows = {"tokens": [["a", "b"], ["c"]], "tags": [[0, 1], [1]]}
     DatasetDict({"train": Dataset.from_dict(rows, features=features)}).save_to_disk(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_tokenizer
 
 from mtlm.modeling.multitask_model import MultiTaskModel
 from mtlm.training.trainer import Trainer
@@ -66,6 +67,7 @@ def test_auto_keeps_the_checkpoints_dtype_and_float32_is_the_default(
     AutoModel.from_pretrained(tiny_model_dir, dtype=torch.float16).save_pretrained(
         tmp_path / "half"
     )
+    tiny_tokenizer().save_pretrained(tmp_path / "half")
     from mtlm.tasks import KINDS
 
     spec = make_config().tasks[0]
@@ -92,7 +94,8 @@ def test_a_bfloat16_task_exports_in_bfloat16_and_predicts_what_mtlm_predicts(
     torch.manual_seed(0)
     model = MultiTaskModel.from_backbone(str(tiny_model_dir), tasks, dtype="bfloat16").eval()
     folder = export_task(model, "sentiment", tmp_path / "exported")
-    classify = pipeline("text-classification", model=str(folder), dtype="auto")
+    # The checkpoint's dtype: transformers 5 loads it by default, 4.x where asked this way.
+    classify = pipeline("text-classification", model=str(folder), model_kwargs={"dtype": "auto"})
     assert classify.model.dtype == torch.bfloat16
     texts = ["the movie was great", "a very dull plot"]
     assert [row["label"] for row in classify(texts)] == [

@@ -148,9 +148,10 @@ def replace_text(path: Path, old: str, new: str) -> None:
 @pytest.mark.parametrize(
     ("damage", "file", "reason"),
     [
-        (cut_short, HEADS_FILE, "incomplete metadata, file not fully covered"),
-        (lambda path: path.write_text("{}"), HEADS_FILE, "header too small"),
-        (cut_short, "model.safetensors", "incomplete metadata, file not fully covered"),
+        # safetensors' own wording after this prefix differs between its releases.
+        (cut_short, HEADS_FILE, "Error while deserializing header"),
+        (lambda path: path.write_text("{}"), HEADS_FILE, "Error while deserializing header"),
+        (cut_short, "model.safetensors", "Error while deserializing header"),
         (lambda path: path.write_text('{"tasks": ['), MTLM_CONFIG, "Expecting value"),
         (lambda path: path.write_text("[]"), MTLM_CONFIG, "not a JSON object"),
         (

@@ -421,8 +421,23 @@ def read_heads(file: Path, heads: nn.ModuleDict) -> dict[str, torch.Tensor]:
     return weights
 
 
+#: The files a saved tokenizer has at least one of: its config, a fast tokenizer, a WordPiece,
+#: BPE or SentencePiece vocabulary.
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.txt", "vocab.json", "*.model")
+
+
 def load_tokenizer(location: str, revision: str | None = None) -> PreTrainedTokenizerBase:
-    """The tokenizer saved with a model; a ConfigError names the location if there is none."""
+    """The tokenizer saved with a model; a ConfigError names the location if there is none.
+
+    A local folder without any tokenizer file is refused before transformers sees it: release 5
+    then builds a tokenizer of five special tokens, which reads every word as unknown, and 4.x
+    fails with a TypeError."""
+    folder = Path(location)
+    if folder.is_dir() and not any(any(folder.glob(name)) for name in TOKENIZER_FILES):
+        raise ConfigError(
+            f"model.name_or_path: no tokenizer at {location!r} (none of "
+            f"{', '.join(TOKENIZER_FILES)} in the folder)"
+        )
     try:
         return AutoTokenizer.from_pretrained(location, revision=revision)
     except (OSError, ValueError) as error:
