@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.mtlm-installed
 DOCS_STAMP := $(VENV)/.mtlm-docs-installed
 
-.PHONY: demo test lint docs install bench bench-methods
+.PHONY: demo test test-lowest lint docs install bench bench-methods
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,8 +31,8 @@ docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks .ci
+	$(VENV)/bin/ruff format --check src tests benchmarks .ci
 
 # Speed and memory figures for BENCHMARKS.md (not part of the tests; about 18 minutes on 2
 # cores). The first run also builds tasknet's own virtualenv (about 3 minutes more).
@@ -49,3 +49,20 @@ bench-methods: $(STAMP)
 
 test: lint docs
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The tests again on the lowest releases pyproject.toml allows, in a virtualenv of their own:
+# .ci/lowest_requirements.py pins every lower bound, torch excepted (the pinned build above).
+# CI runs it after `test`.
+LOWEST_VENV ?= .venv-lowest
+LOWEST_STAMP := $(LOWEST_VENV)/.mtlm-installed
+
+$(LOWEST_STAMP): pyproject.toml .ci/lowest_requirements.py
+	test -x $(LOWEST_VENV)/bin/python || python3 -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install -q --upgrade pip "tomli; python_version < '3.11'"
+	$(LOWEST_VENV)/bin/python .ci/lowest_requirements.py pyproject.toml > $(LOWEST_VENV)/requirements.txt
+	$(LOWEST_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)" -r $(LOWEST_VENV)/requirements.txt
+	$(LOWEST_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $(LOWEST_STAMP)
+
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider
