@@ -449,7 +449,7 @@ CATALOGUE = [
     BadInput(
         "truncated backbone to predict with",
         PREDICT,
-        ("{model}/model.safetensors is damaged", "not fully covered"),
+        ("{model}/model.safetensors is damaged", "Error while deserializing header"),
         files={"run/model/model.safetensors": _truncated_safetensors()},
     ),
     BadInput(

