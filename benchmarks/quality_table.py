@@ -21,6 +21,7 @@ from quality_entries import (
 
 from mtlm.analysis.selection import SINGLE_TASK, Candidate, choose_per_task, chosen_scores
 from mtlm.analysis.transfer import delta_m, delta_n, mean_std, relative_change, seed_test
+from mtlm.training.epoch_budget import stopped_early
 
 Records = dict[str, dict[int, dict[str, Any]]]
 
@@ -67,7 +68,7 @@ def _budget_chosen(
     seed whose longer run is needed but missing."""
     chosen = {}
     for seed, record in short.items():
-        if record["steps"] < record["planned_steps"]:
+        if stopped_early(record):
             chosen[seed] = record
         elif seed in longer:
             other = longer[seed]
@@ -210,8 +211,7 @@ def _needed(records: Records, entry: str, seed: int) -> bool:
     shorter = next((short for short, longer in BUDGET_CHOICES.items() if longer == entry), None)
     if shorter is None or seed not in records.get(shorter, {}):
         return True
-    record = records[shorter][seed]
-    return record["steps"] >= record["planned_steps"]
+    return not stopped_early(records[shorter][seed])
 
 
 def _mean_cell(values: list[float | None]) -> str:

@@ -11,7 +11,7 @@ one on a tie).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,12 @@ class BudgetChoice:
         )
 
 
+def stopped_early(summary: Mapping[str, Any]) -> bool:
+    """Whether early stopping, not the budget, ended a run: a train summary (or a record with
+    its `steps` and `planned_steps`) that stopped short of its planned steps."""
+    return summary["steps"] < summary["planned_steps"]
+
+
 def epoch_budgets(epochs: float, max_epochs: float) -> list[float]:
     """The epoch caps to try, in order: `epochs`, then `GROWTH` times the last, up to
     `max_epochs`."""
@@ -87,7 +93,7 @@ def choose_epochs(
             BudgetTried(
                 budget,
                 summary["best_validation_aggregate"],
-                summary["steps"] < summary["planned_steps"],
+                stopped_early(summary),
                 folder,
             )
         )
